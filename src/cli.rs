@@ -1,0 +1,48 @@
+//! Command line: one subcommand per job. Each subcommand's arguments and its `run` live in
+//! `src/cmd/<name>.rs`; this file only lists them.
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+
+/// kubesigner: Kubernetes node certificates signed by a CA key that never leaves a PKCS#11 token.
+#[derive(Debug, Parser)]
+#[command(name = "kubesigner", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines on stderr.
+    Text,
+    /// One JSON object per line on stderr.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Token maintenance: generate a CA key in the token.
+    #[command(subcommand)]
+    Hsm(cmd::hsm::HsmCommand),
+    /// CA certificate: self-signed init, CSR for an offline root, import.
+    #[command(subcommand)]
+    Ca(cmd::ca::CaCommand),
+}
+
+impl Command {
+    /// Runs the subcommand; returns the process exit code.
+    pub fn run(self) -> i32 {
+        match self {
+            Command::Hsm(c) => c.run(),
+            Command::Ca(c) => c.run(),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Issuance: CSR parsing and proof of possession, one profile per signer name, the certificate builder.

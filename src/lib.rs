@@ -1,0 +1,12 @@
+//! kubesigner: a hardened signing appliance for Kubernetes node certificates.
+//!
+//! The CA private key lives in a PKCS#11 token and never leaves it. Modules follow the request
+//! path: `tls → authn → authz → api → policy → issue → signer → store`.
+
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod exit;
+pub mod issue;
+pub mod policy;
+pub mod signer;

@@ -1,0 +1,18 @@
+//! kubesigner command line entry point: parse, init tracing, run.
+
+use clap::Parser;
+use kubesigner::cli::{Cli, LogFormat};
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KUBESIGNER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    std::process::exit(cli.command.run());
+}

@@ -1,0 +1,1 @@
+//! Approval policy: small named validators run in fixed phases, and the auto-approval rules.
