@@ -14,6 +14,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Directory for durable state: the SQLite store (CSRs, bootstrap-token hashes, node states,
+    /// the audit chain). Relative paths are relative to the config file's directory.
+    pub data_dir: PathBuf,
     /// The PKCS#11 token holding the CA key.
     pub signer: SignerConfig,
     /// The CA certificate(s) that go with the token key.
