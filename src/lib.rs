@@ -8,5 +8,6 @@ pub mod cmd;
 pub mod config;
 pub mod exit;
 pub mod issue;
+pub mod kubeconfig;
 pub mod policy;
 pub mod signer;
