@@ -30,7 +30,6 @@ fn write_config(dir: &Path, extra: &str) -> String {
         ),
     )
     .unwrap();
-    std::fs::create_dir_all(dir.join("data")).unwrap();
     path.to_str().unwrap().to_owned()
 }
 
@@ -78,6 +77,13 @@ fn create_list_authenticate_delete() {
     let token = printed.strip_suffix('\n').unwrap();
     assert_eq!(printed.lines().count(), 1, "only the token on stdout");
     let (id, secret) = token.split_once('.').unwrap();
+    let mode = std::fs::metadata(dir.path().join("data"))
+        .unwrap()
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o700
+    );
     assert_eq!((id.len(), secret.len()), (6, 16));
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains(secret),
@@ -88,6 +94,7 @@ fn create_list_authenticate_delete() {
     assert!(list.status.success());
     let listed = stdout(&list);
     let row = listed.lines().find(|l| l.starts_with(id)).unwrap();
+    assert!(!row.contains("expired"), "{row}");
     assert!(
         row.contains("system:bootstrappers:kubeadm:default-node-token"),
         "{row}"
@@ -162,6 +169,7 @@ fn auth_section_parses_and_loads_the_seed_token_file() {
             csv.to_str().unwrap()
         ),
     );
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
     let cfg = Config::load(Path::new(&config)).unwrap();
     assert_eq!(cfg.auth.admin_groups, ["system:masters"]);
     assert_eq!(cfg.auth.admin_users, ["root-admin"]);
