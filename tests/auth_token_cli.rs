@@ -149,7 +149,8 @@ fn bad_input_is_a_usage_error() {
     }
     let bad_id = kubesigner(&["token", "delete", "--config", &config, "ABC"]);
     assert_eq!(bad_id.status.code(), Some(64));
-    let missing = kubesigner(&["token", "list", "--config", "/nonexistent/kubesigner.toml"]);
+    let absent = dir.path().join("absent.toml");
+    let missing = kubesigner(&["token", "list", "--config", absent.to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(66));
 }
 

@@ -201,7 +201,7 @@ impl TokenCommand {
                 let now = SystemTime::now();
                 let (id, token) =
                     tokens.create(ttl, groups, description, node_name_patterns, now)?;
-                tracing::info!(%id, expires = %rfc3339(now + ttl), "bootstrap token created");
+                tracing::info!(%id, ttl = %humantime::format_duration(ttl), "bootstrap token created");
                 writeln!(out, "{}", token.expose_secret()).map_err(TokenCmdError::Output)
             }
             TokenCommand::List { config } => {
