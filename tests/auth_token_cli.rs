@@ -54,6 +54,11 @@ fn generate_static_prints_a_128_bit_hex_token() {
 fn create_list_authenticate_delete() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
+    // A running server's authenticator, opened before the token exists, must see it.
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let cfg = Config::load(Path::new(&config)).unwrap();
+    assert_eq!(cfg.auth, AuthConfig::default());
+    let authn = Authenticator::new(&cfg.auth, &dir.path().join("data")).unwrap();
     let out = kubesigner(&[
         "token",
         "create",
@@ -77,13 +82,6 @@ fn create_list_authenticate_delete() {
     let token = printed.strip_suffix('\n').unwrap();
     assert_eq!(printed.lines().count(), 1, "only the token on stdout");
     let (id, secret) = token.split_once('.').unwrap();
-    let mode = std::fs::metadata(dir.path().join("data"))
-        .unwrap()
-        .permissions();
-    assert_eq!(
-        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
-        0o700
-    );
     assert_eq!((id.len(), secret.len()), (6, 16));
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains(secret),
@@ -102,10 +100,7 @@ fn create_list_authenticate_delete() {
     assert!(row.contains("rack7-*") && row.contains("rack 7"), "{row}");
     assert!(!listed.contains(secret));
 
-    // The token authenticates through the same database the server would open.
-    let cfg = Config::load(Path::new(&config)).unwrap();
-    assert_eq!(cfg.auth, AuthConfig::default());
-    let authn = Authenticator::new(&cfg.auth, &dir.path().join("data")).unwrap();
+    // The token authenticates through the database the server has open.
     let header = format!("Bearer {token}");
     let AuthnOutcome::Authenticated(ident) =
         authn.authenticate(None, Some(header.as_bytes()), SystemTime::now())
@@ -184,4 +179,24 @@ fn auth_section_parses_and_loads_the_seed_token_file() {
     // Unknown keys in [auth] are refused.
     let bad = write_config(dir.path(), "[auth]\ntoken_file = \"x\"\n");
     assert!(Config::load(Path::new(&bad)).is_err());
+}
+
+#[test]
+fn missing_data_dir_is_created_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let out = kubesigner(&["token", "list", "--config", &config]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(dir.path().join("data"))
+        .unwrap()
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o700
+    );
+    assert!(dir.path().join("data/kubesigner.db").exists());
 }
