@@ -3,6 +3,8 @@
 //! The CA private key lives in a PKCS#11 token and never leaves it. Modules follow the request
 //! path: `tls → authn → authz → api → policy → issue → signer → store`.
 
+pub mod authn;
+pub mod authz;
 pub mod cli;
 pub mod cmd;
 pub mod config;
@@ -11,3 +13,4 @@ pub mod issue;
 pub mod kubeconfig;
 pub mod policy;
 pub mod signer;
+pub mod tls;
