@@ -10,3 +10,4 @@ pub mod exit;
 pub mod issue;
 pub mod policy;
 pub mod signer;
+pub mod store;
