@@ -3,6 +3,7 @@
 //! The CA private key lives in a PKCS#11 token and never leaves it. Modules follow the request
 //! path: `tls → authn → authz → api → policy → issue → signer → store`.
 
+pub mod api;
 pub mod cli;
 pub mod cmd;
 pub mod config;
