@@ -35,6 +35,9 @@ pub enum Command {
     /// CA certificate: self-signed init, CSR for an offline root, import.
     #[command(subcommand)]
     Ca(cmd::ca::CaCommand),
+    /// Tokens: generate a static token; create, list, delete bootstrap tokens.
+    #[command(subcommand)]
+    Token(cmd::token::TokenCommand),
 }
 
 impl Command {
@@ -43,6 +46,7 @@ impl Command {
         match self {
             Command::Hsm(c) => c.run(),
             Command::Ca(c) => c.run(),
+            Command::Token(c) => c.run(),
         }
     }
 }

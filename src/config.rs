@@ -21,6 +21,9 @@ pub struct Config {
     pub signer: SignerConfig,
     /// The CA certificate(s) that go with the token key.
     pub ca: CaConfig,
+    /// Who may authenticate and who is an administrator.
+    #[serde(default)]
+    pub auth: AuthConfig,
 }
 
 /// `[signer]`: where the CA key lives.
@@ -46,6 +49,40 @@ pub struct CaConfig {
     /// PEM CA certificate (the seeds' `--cluster-signing-cert-file`), optionally followed by
     /// the intermediates up to, not including, the root.
     pub cert_file: PathBuf,
+}
+
+/// `[auth]`: authentication inputs (the seeds' `--token-auth-file`, `--client-ca-file`) and the
+/// groups and users the authorizer treats specially. Every key is optional.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Static token file, CSV `token,user,uid,"group1,group2"` (the seeds' `--token-auth-file`).
+    pub token_auth_file: Option<PathBuf>,
+    /// Extra client CA bundles (the seeds' `--client-ca-file`); the appliance CA is always trusted.
+    pub client_ca_files: Vec<PathBuf>,
+    /// Groups whose members are administrators (read all, approve, deny, delete).
+    pub admin_groups: Vec<String>,
+    /// Users who are administrators.
+    pub admin_users: Vec<String>,
+    /// Groups whose members may create kubelet client CSRs. An entry ending in `*` matches every
+    /// group with that prefix.
+    pub bootstrap_groups: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            token_auth_file: None,
+            client_ca_files: Vec::new(),
+            admin_groups: vec!["system:masters".to_owned()],
+            admin_users: Vec::new(),
+            bootstrap_groups: vec![
+                "system:bootstrappers".to_owned(),
+                "system:bootstrappers:*".to_owned(),
+                "system:kubelet-bootstrap".to_owned(),
+            ],
+        }
+    }
 }
 
 fn default_sign_timeout() -> Duration {

@@ -4,6 +4,8 @@
 //! path: `tls → authn → authz → api → policy → issue → signer → store`.
 
 pub mod api;
+pub mod authn;
+pub mod authz;
 pub mod cli;
 pub mod cmd;
 pub mod config;
@@ -12,3 +14,4 @@ pub mod issue;
 pub mod policy;
 pub mod signer;
 pub mod store;
+pub mod tls;

@@ -1,0 +1,210 @@
+//! Authorization: who may do what with `certificatesigningrequests` (design.md
+//! "Authorization", issue 5 item 3). Pure functions, no I/O.
+//!
+//! - Discovery, `/version` and the OpenAPI documents: every authenticated caller.
+//! - Admins (configured users and groups, default group `system:masters`): create any CSR,
+//!   read all, approve, deny, delete, update metadata.
+//! - Bootstrap groups: create `kubernetes.io/kube-apiserver-client-kubelet` CSRs only.
+//! - Nodes (`system:node:<n>` in `system:nodes`): create client (renewal) and
+//!   `kubernetes.io/kubelet-serving` CSRs whose subject CN is their own user name.
+//! - Get/list/watch: a caller's own CSRs only (admins all); lists are filtered with [`owns`].
+//! - Nobody writes `status` through the API: only the appliance's own signer does, on an
+//!   internal path that is not a [`Verb`].
+
+use crate::authn::Identity;
+use crate::config::AuthConfig;
+
+/// Signer name of kubelet client certificates (bootstrap and renewal).
+pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+/// Signer name of kubelet serving certificates.
+pub const KUBELET_SERVING_SIGNER: &str = "kubernetes.io/kubelet-serving";
+/// The group every node is in.
+pub const NODES_GROUP: &str = "system:nodes";
+/// The user-name prefix of nodes.
+pub const NODE_USER_PREFIX: &str = "system:node:";
+/// The resource every message talks about.
+const RESOURCE: &str = "certificatesigningrequests";
+
+/// What the caller wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verb {
+    /// Read one CSR.
+    Get,
+    /// List CSRs (the result is filtered with [`owns`] for non-admins).
+    List,
+    /// Watch CSRs (events filtered with [`owns`] for non-admins).
+    Watch,
+    /// Create a CSR.
+    Create,
+    /// Delete a CSR.
+    Delete,
+    /// `PUT …/approval`: approve or deny.
+    UpdateApproval,
+    /// `PUT …/status`: never allowed through the API.
+    UpdateStatus,
+    /// `PUT` of the CSR itself (metadata; the spec is immutable).
+    Update,
+    /// Discovery, `/version`, OpenAPI documents.
+    Discovery,
+}
+
+impl Verb {
+    /// The verb as Kubernetes names it in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Delete => "delete",
+            Verb::UpdateApproval | Verb::UpdateStatus | Verb::Update => "update",
+            Verb::Discovery => "get",
+        }
+    }
+
+    fn target(self) -> &'static str {
+        match self {
+            Verb::UpdateApproval => "certificatesigningrequests/approval",
+            Verb::UpdateStatus => "certificatesigningrequests/status",
+            Verb::Discovery => "discovery",
+            _ => RESOURCE,
+        }
+    }
+}
+
+/// The facts about one CSR that authorization needs (taken from the stored or submitted CSR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsrFacts<'a> {
+    /// `spec.username`: who created it (for a create: the caller).
+    pub requester_username: &'a str,
+    /// The subject CN of the PKCS#10 request, when it parses.
+    pub subject_cn: Option<&'a str>,
+    /// `spec.signerName`.
+    pub signer_name: &'a str,
+}
+
+/// Who counts as an administrator or a bootstrapper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthzConfig {
+    /// Groups whose members are administrators.
+    pub admin_groups: Vec<String>,
+    /// Users who are administrators.
+    pub admin_users: Vec<String>,
+    /// Groups whose members may create kubelet client CSRs; an entry ending in `*` is a prefix.
+    pub bootstrap_groups: Vec<String>,
+}
+
+impl From<&AuthConfig> for AuthzConfig {
+    fn from(c: &AuthConfig) -> Self {
+        AuthzConfig {
+            admin_groups: c.admin_groups.clone(),
+            admin_users: c.admin_users.clone(),
+            bootstrap_groups: c.bootstrap_groups.clone(),
+        }
+    }
+}
+
+impl Default for AuthzConfig {
+    fn default() -> Self {
+        AuthzConfig::from(&AuthConfig::default())
+    }
+}
+
+/// The caller may not do this. The message is safe to show the client (a 403 `Status`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Forbidden {
+    /// E.g. `user "x" cannot create certificatesigningrequests with signerName "y"`.
+    pub message: String,
+}
+
+fn group_matches(pattern: &str, group: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => group.starts_with(prefix),
+        None => pattern == group,
+    }
+}
+
+/// True when the caller is an administrator.
+pub fn is_admin(id: &Identity, cfg: &AuthzConfig) -> bool {
+    cfg.admin_users.contains(&id.user) || id.groups.iter().any(|g| cfg.admin_groups.contains(g))
+}
+
+/// True when the caller is in a bootstrap group.
+pub fn is_bootstrapper(id: &Identity, cfg: &AuthzConfig) -> bool {
+    id.groups
+        .iter()
+        .any(|g| cfg.bootstrap_groups.iter().any(|p| group_matches(p, g)))
+}
+
+/// The node name when the caller is a node (`system:node:<n>` in `system:nodes`).
+pub fn node_name(id: &Identity) -> Option<&str> {
+    let name = id.user.strip_prefix(NODE_USER_PREFIX)?;
+    (!name.is_empty() && id.in_group(NODES_GROUP)).then_some(name)
+}
+
+/// True when the CSR is the caller's own: it requested it, or (for a node) its subject CN is
+/// the node's user name. Used to filter lists and watches.
+pub fn owns(id: &Identity, csr: &CsrFacts<'_>) -> bool {
+    csr.requester_username == id.user
+        || (node_name(id).is_some() && csr.subject_cn == Some(id.user.as_str()))
+}
+
+fn may_create(id: &Identity, csr: &CsrFacts<'_>, cfg: &AuthzConfig) -> bool {
+    if is_admin(id, cfg) {
+        return true;
+    }
+    if csr.signer_name == KUBELET_CLIENT_SIGNER && is_bootstrapper(id, cfg) {
+        return true;
+    }
+    node_name(id).is_some()
+        && (csr.signer_name == KUBELET_CLIENT_SIGNER || csr.signer_name == KUBELET_SERVING_SIGNER)
+        && csr.subject_cn == Some(id.user.as_str())
+}
+
+/// May the caller read CSRs at all (list/watch the collection, get a missing one)?
+fn may_read_collection(id: &Identity, cfg: &AuthzConfig) -> bool {
+    is_admin(id, cfg) || is_bootstrapper(id, cfg) || node_name(id).is_some()
+}
+
+fn forbidden(id: &Identity, verb: Verb, csr: Option<&CsrFacts<'_>>) -> Forbidden {
+    let mut message = format!(
+        "user {:?} cannot {} {}",
+        id.user,
+        verb.as_str(),
+        verb.target()
+    );
+    if let (Verb::Create, Some(c)) = (verb, csr) {
+        message.push_str(&format!(" with signerName {:?}", c.signer_name));
+    }
+    if verb == Verb::UpdateStatus {
+        message.push_str(": only the appliance's signer writes status");
+    }
+    Forbidden { message }
+}
+
+/// Decides one request. `csr` is the CSR concerned (the submitted one for `Create`, the stored
+/// one for the others) or `None` for a collection (`List`/`Watch`), `Discovery`, or a CSR that
+/// does not exist (then the verb-level permission decides, so the caller gets 404 or 403).
+pub fn authorize(
+    id: &Identity,
+    verb: Verb,
+    csr: Option<&CsrFacts<'_>>,
+    cfg: &AuthzConfig,
+) -> Result<(), Forbidden> {
+    let allowed = match verb {
+        Verb::Discovery => true,
+        Verb::UpdateStatus => false,
+        Verb::Create => csr.is_some_and(|c| may_create(id, c, cfg)),
+        Verb::Get | Verb::List | Verb::Watch => match csr {
+            Some(c) => is_admin(id, cfg) || owns(id, c),
+            None => may_read_collection(id, cfg),
+        },
+        Verb::Delete | Verb::UpdateApproval | Verb::Update => is_admin(id, cfg),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(forbidden(id, verb, csr))
+    }
+}
