@@ -1,9 +1,6 @@
 //! The narrow interfaces the API calls for the parts other layers own: authentication
-//! (`authn`), authorization (`authz`), and CSR validation, approval and signing (`issue`,
-//! `policy`, `signer`). `serve` plugs the real implementations in; tests plug in real parts
-//! too, never mocks of the HTTP layer.
-
-use std::collections::BTreeMap;
+//! (`authn`) and CSR validation, approval and signing (`issue`, `policy`, `signer`).
+//! Authorization is `authz`'s pure functions, called directly.
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use rustls_pki_types::CertificateDer;
@@ -11,33 +8,12 @@ use rustls_pki_types::CertificateDer;
 use super::error::Cause;
 use crate::store::{IssuedRecord, NodeState};
 
-/// The authenticated caller, as the API sees it (the shape of `authn::Identity`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Caller {
-    /// User name (`system:node:node1`, `system:bootstrap:abcdef`, `kubesigner-admin`).
-    pub user: String,
-    /// UID; empty when the method has none.
-    pub uid: String,
-    /// Groups, including `system:authenticated`.
-    pub groups: Vec<String>,
-    /// Extra attributes.
-    pub extra: BTreeMap<String, Vec<String>>,
-    /// Node-name patterns a bootstrap token is bound to (empty = unbound or not a token).
-    pub node_name_patterns: Vec<String>,
-}
+/// The authenticated caller (`authn::Identity`).
+pub use crate::authn::Identity as Caller;
+pub use crate::authn::AuthnOutcome as AuthnResult;
+pub use crate::authz::{CsrFacts, Verb};
 
-/// The result of authenticating one request.
-#[derive(Debug, Clone)]
-pub enum AuthnResult {
-    /// A known caller.
-    Authenticated(Caller),
-    /// No credentials at all.
-    Anonymous,
-    /// Bad or expired credentials (one 401, never a hint which).
-    Rejected,
-}
-
-/// Authentication (implemented over `authn::Authenticator`).
+/// Authentication: implemented by `authn::Authenticator`; tests may plug in a fixed caller.
 pub trait Authenticate: Send + Sync + 'static {
     /// Authenticates from the verified client chain and the `Authorization` header.
     fn authenticate(
@@ -47,51 +23,19 @@ pub trait Authenticate: Send + Sync + 'static {
     ) -> AuthnResult;
 }
 
-/// What the API asks the authorizer about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
-    /// GET one CSR.
-    Get,
-    /// LIST CSRs.
-    List,
-    /// WATCH CSRs.
-    Watch,
-    /// POST a CSR.
-    Create,
-    /// DELETE a CSR.
-    Delete,
-    /// PUT `/approval`.
-    UpdateApproval,
-    /// PUT `/status`.
-    UpdateStatus,
-    /// PUT the main resource (metadata only).
-    Update,
-    /// Discovery, `/version`, OpenAPI.
-    Discovery,
-}
-
-/// The facts of one CSR the authorizer looks at.
-#[derive(Debug, Clone, Copy)]
-pub struct CsrFacts<'a> {
-    /// `spec.username` of the stored object (or the caller's, on create).
-    pub requester_username: &'a str,
-    /// Subject CN of the request, when it parsed.
-    pub subject_cn: Option<&'a str>,
-    /// `spec.signerName`.
-    pub signer_name: &'a str,
-}
-
-/// Authorization (implemented over `authz::authorize`).
-pub trait Authorize: Send + Sync + 'static {
-    /// `Err(message)` = 403 with that client-safe message.
-    fn authorize(
+impl Authenticate for crate::authn::Authenticator {
+    fn authenticate(
         &self,
-        caller: &Caller,
-        verb: Verb,
-        csr: Option<&CsrFacts<'_>>,
-    ) -> Result<(), String>;
-    /// Whether the CSR is the caller's own (for filtering lists and watches).
-    fn may_see(&self, caller: &Caller, csr: &CsrFacts<'_>) -> bool;
+        client_chain: Option<&[CertificateDer<'static>]>,
+        authorization: Option<&[u8]>,
+    ) -> AuthnResult {
+        crate::authn::Authenticator::authenticate(
+            self,
+            client_chain,
+            authorization,
+            std::time::SystemTime::now(),
+        )
+    }
 }
 
 /// The outcome of checking a new CSR's request against its signer's rules.

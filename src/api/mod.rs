@@ -34,7 +34,8 @@ use crate::store::Store;
 use body::{ResponseBody, full};
 use decode::Query;
 use error::ApiError;
-use hooks::{Authenticate, AuthnResult, Authorize, Caller, Issuance, Verb};
+use crate::authz::AuthzConfig;
+use hooks::{Authenticate, AuthnResult, Caller, Issuance, Verb};
 
 /// Default request-body limit: 1 MiB. The apiserver allows ≈ 3 MiB (reference §6.5); a CSR
 /// object is a few KiB, so a third of that is ample and keeps a flood cheap.
@@ -74,7 +75,7 @@ impl Default for Limits {
 struct Inner {
     store: Store,
     authn: Arc<dyn Authenticate>,
-    authz: Arc<dyn Authorize>,
+    authz: AuthzConfig,
     issuance: Arc<dyn Issuance>,
     limits: Limits,
     watches: Arc<Semaphore>,
@@ -147,7 +148,7 @@ impl Api {
     pub fn new(
         store: Store,
         authn: Arc<dyn Authenticate>,
-        authz: Arc<dyn Authorize>,
+        authz: AuthzConfig,
         issuance: Arc<dyn Issuance>,
         limits: Limits,
     ) -> Api {
@@ -223,7 +224,11 @@ impl Api {
         }
         let caller = match auth {
             AuthnResult::Authenticated(c) => c,
-            AuthnResult::Anonymous | AuthnResult::Rejected => return Err(ApiError::Unauthorized),
+            AuthnResult::Anonymous => return Err(ApiError::Unauthorized),
+            AuthnResult::Rejected(why) => {
+                tracing::info!(reason = %why, "authentication rejected");
+                return Err(ApiError::Unauthorized);
+            }
         };
         if let Some(doc) = discovery_doc(&path) {
             if method != Method::GET {
@@ -278,10 +283,8 @@ impl Api {
         verb: Verb,
         facts: Option<&hooks::CsrFacts<'_>>,
     ) -> Result<(), ApiError> {
-        self.inner
-            .authz
-            .authorize(caller, verb, facts)
-            .map_err(|message| ApiError::Forbidden { message })
+        crate::authz::authorize(caller, verb, facts, &self.inner.authz)
+            .map_err(|f| ApiError::Forbidden { message: f.message })
     }
 }
 
