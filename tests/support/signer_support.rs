@@ -138,6 +138,7 @@ impl TokenEnv {
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
+        eprint!("{stderr}");
         assert!(
             out.status.success(),
             "child failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
