@@ -13,6 +13,7 @@ mod pool;
 mod pubkey;
 mod token;
 mod uri;
+mod x509;
 
 pub use ckr::ErrorClass;
 pub use env::{EnvError, REEXEC_MARKER, apply_module_environment, parse_env_args};
@@ -23,3 +24,4 @@ pub use pin::{DEFAULT_CREDENTIAL, Pin, PinError};
 pub use pubkey::{Algorithm, PublicKey, ecdsa_der};
 pub use token::{Settings, SignerStatus, TokenSigner};
 pub use uri::{MAX_SESSIONS_LIMIT, Pkcs11Uri, TokenSelector, UriError, UriOrigin};
+pub use x509::{KeyRef, KeySignature, KeySpki};
