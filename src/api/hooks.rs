@@ -8,9 +8,9 @@ use rustls_pki_types::CertificateDer;
 use super::error::Cause;
 use crate::store::{IssuedRecord, NodeState};
 
+pub use crate::authn::AuthnOutcome as AuthnResult;
 /// The authenticated caller (`authn::Identity`).
 pub use crate::authn::Identity as Caller;
-pub use crate::authn::AuthnOutcome as AuthnResult;
 pub use crate::authz::{CsrFacts, Verb};
 
 /// Authentication: implemented by `authn::Authenticator`; tests may plug in a fixed caller.

@@ -10,6 +10,7 @@ pub mod body;
 mod csr;
 pub mod decode;
 pub mod discovery;
+pub mod engine;
 pub mod error;
 pub mod hooks;
 mod list;
@@ -30,11 +31,11 @@ use http_body::Body;
 use rustls_pki_types::CertificateDer;
 use tokio::sync::{Notify, Semaphore};
 
+use crate::authz::AuthzConfig;
 use crate::store::Store;
 use body::{ResponseBody, full};
 use decode::Query;
 use error::ApiError;
-use crate::authz::AuthzConfig;
 use hooks::{Authenticate, AuthnResult, Caller, Issuance, Verb};
 
 /// Default request-body limit: 1 MiB. The apiserver allows ≈ 3 MiB (reference §6.5); a CSR
