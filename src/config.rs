@@ -24,6 +24,9 @@ pub struct Config {
     /// Who may authenticate and who is an administrator.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// What is issued and auto-approved.
+    #[serde(default)]
+    pub issuance: IssuanceConfig,
 }
 
 /// `[signer]`: where the CA key lives.
@@ -81,6 +84,52 @@ impl Default for AuthConfig {
                 "system:bootstrappers:*".to_owned(),
                 "system:kubelet-bootstrap".to_owned(),
             ],
+        }
+    }
+}
+
+/// `[issuance]`: which signer names are served, certificate lifetime, and the groups the
+/// approval rules use. Every key has a default, so the section may be left out.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IssuanceConfig {
+    /// Longest certificate lifetime (the seeds' `--cluster-signing-duration`; default 8760h).
+    #[serde(with = "humantime_serde_compat")]
+    pub max_ttl: Duration,
+    /// Signer names served. Default: the two kubelet signers; add
+    /// `kubernetes.io/kube-apiserver-client` to enable it (admin approval only).
+    pub signers: Vec<String>,
+    /// Groups that may create kubelet client CSRs (glob patterns, `*` matches any suffix).
+    pub bootstrap_groups: Vec<String>,
+    /// Groups whose bootstrap client CSRs are auto-approved (glob patterns). A static-token
+    /// group is auto-approved only when listed here (the seeds'
+    /// `--insecure-experimental-approve-all-kubelet-csrs-for-group`).
+    pub auto_approve_groups: Vec<String>,
+    /// Groups that read all CSRs, approve, deny and delete; `kube-apiserver-client` CSRs naming
+    /// one of them in O are refused at create.
+    pub admin_groups: Vec<String>,
+    /// Node inventory (TOML: node name → addresses, CIDRs, DNS names) for serving-certificate
+    /// SAN checks; without it serving CSRs wait for an admin.
+    pub node_inventory: Option<PathBuf>,
+}
+
+impl Default for IssuanceConfig {
+    fn default() -> Self {
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        IssuanceConfig {
+            max_ttl: Duration::from_secs(8760 * 3600),
+            signers: s(&[
+                "kubernetes.io/kube-apiserver-client-kubelet",
+                "kubernetes.io/kubelet-serving",
+            ]),
+            bootstrap_groups: s(&[
+                "system:bootstrappers",
+                "system:bootstrappers:*",
+                "system:kubelet-bootstrap",
+            ]),
+            auto_approve_groups: s(&["system:bootstrappers", "system:bootstrappers:*"]),
+            admin_groups: s(&["system:masters"]),
+            node_inventory: None,
         }
     }
 }

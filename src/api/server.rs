@@ -1,0 +1,1 @@
+//! HTTPS server (filled in next).
