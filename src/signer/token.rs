@@ -49,6 +49,17 @@ impl Default for Settings {
     }
 }
 
+impl From<&crate::config::SignerConfig> for Settings {
+    fn from(c: &crate::config::SignerConfig) -> Settings {
+        Settings {
+            max_sessions: c.max_sessions,
+            acquire_timeout: c.sign_timeout,
+            keepalive_interval: c.keepalive_interval,
+            ..Settings::default()
+        }
+    }
+}
+
 /// Whether the signer can sign now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignerStatus {
