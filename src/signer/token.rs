@@ -377,6 +377,21 @@ fn supervise(weak: &Weak<TokenSigner>, wake: &Wake) {
     }
 }
 
+impl Drop for TokenSigner {
+    /// Closes the sessions and finalises the module, so it can be opened again.
+    fn drop(&mut self) {
+        let live = self
+            .live
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(live) = live {
+            live.teardown();
+        }
+        self.wake.notify();
+    }
+}
+
 impl SignKey for TokenSigner {
     fn public_key(&self) -> &SubjectPublicKeyInfoOwned {
         &self.public.spki
