@@ -241,7 +241,13 @@ impl TokenSigner {
         };
         match sig {
             Ok(sig) => self.check(msg, sig),
-            Err(e) if matches!(e.class(), Some(ErrorClass::Device | ErrorClass::Pin)) => {
+            // A pool timeout means every session is stuck in the token (e.g. a hung device):
+            // mark down so that callers fail fast until the stuck calls return and the
+            // supervisor re-initialises.
+            Err(e)
+                if matches!(e.class(), Some(ErrorClass::Device | ErrorClass::Pin))
+                    || matches!(e, SignerError::PoolTimeout { .. }) =>
+            {
                 self.mark_down(e.to_string(), true);
                 Err(SignerError::Unavailable {
                     reason: e.to_string(),
