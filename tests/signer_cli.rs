@@ -297,3 +297,36 @@ fn public_key_from_certificate_object() {
         field(&made, "public key sha256: ")
     );
 }
+
+/// Without pin-source the PIN comes from the systemd credential `pkcs11-pin`.
+#[test]
+fn pin_from_systemd_credentials_directory() {
+    let (_d, tok) = token("creds");
+    tok.keygen("ca", "ecdsa-p256");
+    let creds = tok.dir.join("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    let cred = creds.join("pkcs11-pin");
+    std::fs::write(&cred, tok.pin()).unwrap();
+    std::fs::set_permissions(&cred, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let uri = format!(
+        "pkcs11:token={};object=ca?module-path={}",
+        tok.label, tok.module
+    );
+    let run = |dir: Option<&std::path::Path>| {
+        let mut c = Command::new(support::bin());
+        c.args(["hsm", "check", "--uri", &uri])
+            .env("SOFTHSM2_CONF", &tok.conf)
+            .env_remove("CREDENTIALS_DIRECTORY");
+        if let Some(d) = dir {
+            c.env("CREDENTIALS_DIRECTORY", d);
+        }
+        c.output().unwrap()
+    };
+    let out = run(Some(&creds));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_one_line_64(&run(None), "no PIN");
+}
