@@ -20,7 +20,8 @@ use crate::signer::uri::Pkcs11Uri;
 /// Tuning knobs for [`TokenSigner::open`].
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Pool size when the URI has no `max-sessions`.
+    /// Pool size when the URI has no `max-sessions`. This bounds the signing sessions; one
+    /// more session (the anchor) holds the login and serves the keepalive.
     pub max_sessions: usize,
     /// How long a signing call waits for a free session.
     pub acquire_timeout: Duration,
