@@ -27,6 +27,62 @@ pub struct Config {
     /// What is issued and auto-approved.
     #[serde(default)]
     pub issuance: IssuanceConfig,
+    /// The HTTPS API: listen address, serving certificate, bounds.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// `[server]`: the HTTPS API. Every key is optional.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on (default `127.0.0.1:6443`; the seeds' `--listen`).
+    pub listen: std::net::SocketAddr,
+    /// PEM serving certificate chain (the seeds' `--tls-cert-file`). Without it the appliance
+    /// issues itself a serving certificate from its CA for a key generated at start (kept in
+    /// memory only).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for `tls_cert_file` (the seeds' `--tls-private-key-file`).
+    pub tls_private_key_file: Option<PathBuf>,
+    /// Extra DNS names / IP addresses for the generated serving certificate (it always names
+    /// `localhost`, `127.0.0.1`, `::1` and the listen address when that is not a wildcard).
+    pub serving_names: Vec<String>,
+    /// Lifetime of the generated serving certificate.
+    #[serde(with = "humantime_serde_compat")]
+    pub serving_cert_ttl: Duration,
+    /// Largest request body in bytes (413 beyond; kube-apiserver allows about 3 MiB).
+    pub max_body_bytes: usize,
+    /// Concurrent watches (429 beyond).
+    pub max_watches: usize,
+    /// Longest watch; longer `timeoutSeconds` are cut to it.
+    #[serde(with = "humantime_serde_compat")]
+    pub max_watch_timeout: Duration,
+    /// Concurrent connections; further ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Time allowed for the TLS handshake.
+    #[serde(with = "humantime_serde_compat")]
+    pub handshake_timeout: Duration,
+    /// Time allowed for a request's headers to arrive (slow-header clients are cut off).
+    #[serde(with = "humantime_serde_compat")]
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 6443)),
+            tls_cert_file: None,
+            tls_private_key_file: None,
+            serving_names: Vec::new(),
+            serving_cert_ttl: Duration::from_secs(30 * 24 * 3600),
+            max_body_bytes: 1024 * 1024,
+            max_watches: 1024,
+            max_watch_timeout: Duration::from_secs(1800),
+            max_connections: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// `[signer]`: where the CA key lives.
