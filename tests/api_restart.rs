@@ -99,6 +99,8 @@ async fn child_server() {
     tokio::time::sleep(Duration::from_secs(120)).await;
 }
 
+// The caller kills and waits for the child it gets back.
+#[allow(clippy::zombie_processes)]
 fn spawn_child(dir: &Path) -> (Child, u16) {
     let _ = std::fs::remove_file(dir.join("port"));
     let mut child = Command::new(std::env::current_exe().unwrap())
