@@ -141,3 +141,17 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError>
         source,
     })
 }
+
+/// The client-certificate trust anchors: the appliance CA certificate (the first certificate of
+/// `[ca] cert_file`, which issues node certificates) plus every certificate of the configured
+/// `[auth] client_ca_files` (the seeds' `--client-ca-file`).
+pub fn client_ca_roots(
+    appliance_ca: &CertificateDer<'static>,
+    client_ca_files: &[PathBuf],
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let mut roots = vec![appliance_ca.clone()];
+    for path in client_ca_files {
+        roots.extend(load_certs(path)?);
+    }
+    Ok(roots)
+}

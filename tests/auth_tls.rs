@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use auth_support::Pki;
 use kubesigner::authn::{AuthMethod, Authenticator, AuthnOutcome, BootstrapTokens, StaticTokens};
-use kubesigner::tls::{load_certs, load_private_key, server_config};
+use kubesigner::tls::{client_ca_roots, load_certs, load_private_key, server_config};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -88,10 +88,17 @@ async fn serve_one(
 }
 
 async fn start(pki: &Pki) -> Server {
+    start_with_roots(pki, load_certs(&pki.path("ca.crt")).unwrap()).await
+}
+
+async fn start_with_roots(
+    pki: &Pki,
+    roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> Server {
     let cfg = server_config(
         load_certs(&pki.path("server.crt")).unwrap(),
         load_private_key(&pki.path("server.key")).unwrap(),
-        load_certs(&pki.path("ca.crt")).unwrap(),
+        roots,
     )
     .unwrap();
     let data = tempfile::tempdir().unwrap();
@@ -364,4 +371,48 @@ async fn server_chooses_the_cipher_suite() {
         .find(|l| l.contains("Cipher is"))
         .unwrap_or_default();
     assert!(!cipher_line.contains("CHACHA20"), "{cipher_line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appliance_ca_and_extra_client_ca_files_are_both_trusted() {
+    let pki = Pki::new();
+    pki.ca("admins", "admin-ca");
+    pki.ca("unused", "unused-ca");
+    pki.leaf(
+        "ca",
+        "node1",
+        "/O=system:nodes/CN=system:node:node1",
+        "clientAuth",
+        None,
+    );
+    pki.leaf(
+        "admins",
+        "admin",
+        "/O=system:masters/CN=ops",
+        "clientAuth",
+        None,
+    );
+    pki.leaf(
+        "unused",
+        "stranger",
+        "/O=system:masters/CN=mallory",
+        "clientAuth",
+        None,
+    );
+    let appliance = load_certs(&pki.path("ca.crt")).unwrap().remove(0);
+    let roots = client_ca_roots(&appliance, &[pki.path("admins.crt")]).unwrap();
+    assert_eq!(roots.len(), 2);
+    let server = start_with_roots(&pki, roots).await;
+    let node = request(server.addr, &pki, Some("node1"), "").await.unwrap();
+    assert!(node.starts_with("user=system:node:node1 "), "{node}");
+    let admin = request(server.addr, &pki, Some("admin"), "").await.unwrap();
+    assert!(
+        admin.starts_with("user=ops groups=system:masters,"),
+        "{admin}"
+    );
+    assert!(
+        request(server.addr, &pki, Some("stranger"), "")
+            .await
+            .is_err()
+    );
 }

@@ -99,8 +99,8 @@ fn unix_secs(t: SystemTime) -> i64 {
     }
 }
 
-fn from_unix(secs: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+fn from_unix(secs: i64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
 fn secret_hash(salt: &[u8], secret: &str) -> digest::Digest {
@@ -200,6 +200,9 @@ impl BootstrapTokens {
         now: SystemTime,
     ) -> Result<(BootstrapTokenId, SecretString), AuthnError> {
         validate_create(ttl, &groups, &description, &node_name_patterns)?;
+        let expires = now
+            .checked_add(ttl)
+            .ok_or(AuthnError::InvalidTtl { ttl, max: MAX_TTL })?;
         let mut groups = groups;
         groups.sort();
         groups.dedup();
@@ -224,7 +227,7 @@ impl BootstrapTokens {
                         &salt[..],
                         hash.as_ref(),
                         unix_secs(now),
-                        unix_secs(now + ttl),
+                        unix_secs(expires),
                         groups_json,
                         description,
                         patterns_json
@@ -338,8 +341,8 @@ impl RawRecord {
             serde_json::from_str(&self.patterns_json).map_err(|_| corrupt("patterns_json"))?;
         Ok(BootstrapTokenRecord {
             id,
-            created: from_unix(self.created),
-            expires: from_unix(self.expires),
+            created: from_unix(self.created).ok_or_else(|| corrupt("created_unix"))?,
+            expires: from_unix(self.expires).ok_or_else(|| corrupt("expires_unix"))?,
             groups,
             description: self.description,
             node_name_patterns,

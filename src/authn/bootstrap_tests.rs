@@ -130,3 +130,48 @@ fn random_tokens_use_the_alphabet() {
         assert!(s.bytes().all(|b| TOKEN_ALPHABET.contains(&b)));
     }
 }
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kubesigner.db");
+    drop(BootstrapTokens::open(&db).unwrap());
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE schema_version SET version = 99 WHERE component = 'bootstrap_tokens'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    assert!(matches!(
+        BootstrapTokens::open(&db),
+        Err(AuthnError::SchemaTooNew {
+            found: 99,
+            known: 1
+        })
+    ));
+}
+
+#[test]
+fn shares_the_file_with_other_components() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kubesigner.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL);
+         INSERT INTO schema_version VALUES ('store', 3);",
+    )
+    .unwrap();
+    drop(conn);
+    let tokens = BootstrapTokens::open(&db).unwrap();
+    assert!(tokens.list().unwrap().is_empty());
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let store: i64 = conn
+        .query_row(
+            "SELECT version FROM schema_version WHERE component = 'store'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(store, 3);
+}

@@ -10,6 +10,12 @@ pub enum TokenLineProblem {
     /// Fewer than the three required columns `token,user,uid`.
     #[error("fewer than 3 columns (token,user,uid)")]
     TooFewColumns,
+    /// More columns than the bound.
+    #[error("more than {max} columns")]
+    TooManyColumns {
+        /// The bound.
+        max: usize,
+    },
     /// The token column is empty.
     #[error("empty token")]
     EmptyToken,

@@ -16,6 +16,8 @@ use super::error::{AuthnError, TokenLineProblem};
 pub const MAX_TOKENS: usize = 10_000;
 /// Longest token accepted (Kubernetes service-account JWTs are far shorter than this).
 pub const MAX_TOKEN_LEN: usize = 4096;
+/// Most columns on one line (4 are used; upstream ignores the rest, a bound keeps it small).
+pub const MAX_COLUMNS: usize = 64;
 /// Below this many bits of apparent entropy a token is warned about (design.md: ≥ 128 bits).
 pub const MIN_TOKEN_BITS: f64 = 128.0;
 
@@ -100,27 +102,57 @@ fn check_token(token: &[u8]) -> Result<(), TokenLineProblem> {
     Ok(())
 }
 
-/// Parses one line as exactly one CSV record (RFC 4180 quoting).
-fn parse_line(line: &[u8]) -> Result<csv::ByteRecord, TokenLineProblem> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(line);
-    let mut record = csv::ByteRecord::new();
-    match reader.read_byte_record(&mut record) {
-        Ok(true) => {}
-        Ok(false) | Err(_) => return Err(TokenLineProblem::Csv),
+/// One parsed CSV line; the field bytes live in one zeroized buffer.
+struct Fields {
+    buf: Zeroizing<Vec<u8>>,
+    ends: Vec<usize>,
+}
+
+impl Fields {
+    fn len(&self) -> usize {
+        self.ends.len()
     }
-    let mut rest = csv::ByteRecord::new();
-    match reader.read_byte_record(&mut rest) {
-        Ok(false) => Ok(record),
-        Ok(true) | Err(_) => Err(TokenLineProblem::Csv),
+
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        let start = match i.checked_sub(1) {
+            Some(prev) => *self.ends.get(prev)?,
+            None => 0,
+        };
+        self.buf.get(start..*self.ends.get(i)?)
     }
 }
 
-fn parse_record(
-    record: &csv::ByteRecord,
-) -> Result<(Zeroizing<Vec<u8>>, StaticUser), TokenLineProblem> {
+/// Parses one line as exactly one CSV record (RFC 4180 quoting) with `csv-core`, the csv
+/// crate's own parser engine: it copies field bytes only into buffers given to it, so every
+/// copy of a token is ours and zeroized.
+fn parse_line(line: &[u8]) -> Result<Fields, TokenLineProblem> {
+    let mut reader = csv_core::Reader::new();
+    // Unquoting only shrinks a field, so the output never exceeds the input.
+    let mut buf = Zeroizing::new(vec![0u8; line.len()]);
+    let mut ends = [0usize; MAX_COLUMNS];
+    let (res, nin, nout, nend) = reader.read_record(line, &mut buf, &mut ends);
+    let (res, nend) = match res {
+        csv_core::ReadRecordResult::InputEmpty if nin == line.len() => {
+            let out = buf.get_mut(nout..).unwrap_or_default();
+            let more_ends = ends.get_mut(nend..).unwrap_or_default();
+            let (res, _, _, n2) = reader.read_record(&[], out, more_ends);
+            (res, nend + n2)
+        }
+        other => (other, nend),
+    };
+    match res {
+        csv_core::ReadRecordResult::Record if nin == line.len() => Ok(Fields {
+            buf,
+            ends: ends.get(..nend).unwrap_or_default().to_vec(),
+        }),
+        csv_core::ReadRecordResult::OutputEndsFull => {
+            Err(TokenLineProblem::TooManyColumns { max: MAX_COLUMNS })
+        }
+        _ => Err(TokenLineProblem::Csv),
+    }
+}
+
+fn parse_record(record: &Fields) -> Result<(Zeroizing<Vec<u8>>, StaticUser), TokenLineProblem> {
     if record.len() < 3 {
         return Err(TokenLineProblem::TooFewColumns);
     }

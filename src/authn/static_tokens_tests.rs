@@ -99,3 +99,63 @@ fn crlf_line_endings() {
         vec!["system:kubelet-bootstrap".to_owned()]
     );
 }
+
+#[test]
+fn quoting_follows_rfc4180() {
+    let t = parse("\"tok,en-with-comma-aaaaaaaaaaaaaaaaaaaaaaaaa\",\"u \"\"q\"\"\",7,\"g1,g2\"\n")
+        .unwrap();
+    let u = t
+        .lookup(b"tok,en-with-comma-aaaaaaaaaaaaaaaaaaaaaaaaa")
+        .unwrap();
+    assert_eq!(u.user, "u \"q\"");
+    assert_eq!(u.groups, vec!["g1".to_owned(), "g2".to_owned()]);
+    let many = format!("tok,u,1{}\n", ",x".repeat(MAX_COLUMNS));
+    assert_eq!(
+        line_problem(&many),
+        (1, TokenLineProblem::TooManyColumns { max: MAX_COLUMNS })
+    );
+    assert_eq!(
+        line_problem("tok,u,1\rother,v,2\n"),
+        (1, TokenLineProblem::Csv)
+    );
+}
+
+/// Captures what `tracing` writes while `f` runs.
+fn captured_log(f: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+}
+
+#[test]
+fn weak_tokens_are_warned_about_without_the_token() {
+    let log = captured_log(|| {
+        parse("weakpassword1,bob,3,\n").unwrap();
+    });
+    assert!(
+        log.contains("WARN") && log.contains("line=1") && log.contains("bob"),
+        "{log}"
+    );
+    assert!(!log.contains("weakpassword1"), "{log}");
+    let quiet = captured_log(|| {
+        parse(SEED).unwrap();
+    });
+    assert!(!quiet.contains("WARN"), "{quiet}");
+}

@@ -73,6 +73,12 @@ enum TokenCmdError {
         path: PathBuf,
         source: toml::de::Error,
     },
+    /// The data dir could not be created.
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The token id is not `[a-z0-9]{{6}}`.
     #[error("invalid token id (expected 6 characters [a-z0-9])")]
     BadId,
@@ -92,6 +98,7 @@ impl TokenCmdError {
         use crate::authn::AuthnError as A;
         match self {
             TokenCmdError::ConfigRead { .. } => exit::NO_INPUT,
+            TokenCmdError::DataDir { .. } => exit::UNAVAILABLE,
             TokenCmdError::ConfigParse { .. } | TokenCmdError::BadId => exit::USAGE,
             TokenCmdError::NotFound(_) => 1,
             TokenCmdError::Authn(
@@ -123,14 +130,30 @@ fn db_path(config: &Path) -> Result<PathBuf, TokenCmdError> {
 }
 
 fn open(config: &Path) -> Result<BootstrapTokens, TokenCmdError> {
-    Ok(BootstrapTokens::open(&db_path(config)?)?)
+    let db = db_path(config)?;
+    if let Some(dir) = db.parent().filter(|d| !d.exists()) {
+        create_private_dir(dir).map_err(|source| TokenCmdError::DataDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    Ok(BootstrapTokens::open(&db)?)
+}
+
+/// Creates the data dir readable by its owner only (it holds token hashes and CSRs).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-fn list_line(r: &BootstrapTokenRecord) -> String {
+fn list_line(r: &BootstrapTokenRecord, now: SystemTime) -> String {
     let or_dash = |v: &[String]| {
         if v.is_empty() {
             "-".to_owned()
@@ -139,9 +162,10 @@ fn list_line(r: &BootstrapTokenRecord) -> String {
         }
     };
     format!(
-        "{}\t{}\t{}\t{}\t{}",
+        "{}\t{}{}\t{}\t{}\t{}",
         r.id,
         rfc3339(r.expires),
+        if r.expires <= now { " (expired)" } else { "" },
         or_dash(&r.groups),
         or_dash(&r.node_name_patterns),
         r.description
@@ -177,14 +201,15 @@ impl TokenCommand {
                 let now = SystemTime::now();
                 let (id, token) =
                     tokens.create(ttl, groups, description, node_name_patterns, now)?;
-                tracing::info!(%id, expires = %rfc3339(now + ttl), "bootstrap token created");
+                tracing::info!(%id, ttl = %humantime::format_duration(ttl), "bootstrap token created");
                 writeln!(out, "{}", token.expose_secret()).map_err(TokenCmdError::Output)
             }
             TokenCommand::List { config } => {
                 writeln!(out, "ID\tEXPIRES\tGROUPS\tNODE-NAME-PATTERNS\tDESCRIPTION")
                     .map_err(TokenCmdError::Output)?;
+                let now = SystemTime::now();
                 for r in open(&config)?.list()? {
-                    writeln!(out, "{}", list_line(&r)).map_err(TokenCmdError::Output)?;
+                    writeln!(out, "{}", list_line(&r, now)).map_err(TokenCmdError::Output)?;
                 }
                 Ok(())
             }
