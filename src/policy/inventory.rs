@@ -107,7 +107,7 @@ impl NodeEntry {
         match san {
             San::Dns(d) => {
                 let d = d.to_ascii_lowercase();
-                self.dns_names.iter().any(|n| *n == d)
+                self.dns_names.contains(&d)
             }
             San::Ip(ip) => self.addresses.contains(ip) || self.cidrs.iter().any(|c| c.contains(ip)),
             _ => false,
