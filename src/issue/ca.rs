@@ -130,7 +130,8 @@ impl CaBundle {
     }
 }
 
-fn read_bounded(path: &Path) -> Result<Vec<u8>, CaError> {
+/// Reads a certificate file, refusing one over [`MAX_BUNDLE_BYTES`].
+pub fn read_bounded(path: &Path) -> Result<Vec<u8>, CaError> {
     let read_err = |source| CaError::Read {
         path: path.to_owned(),
         source,

@@ -16,7 +16,13 @@ pub fn openssl_verify(dir: &Path, ca_pem: &str, leaf_chain_pem: &str, purpose: O
     if let Some(p) = purpose {
         cmd.args(["-purpose", p]);
     }
-    let out = cmd.arg(&leaf).output().unwrap();
+    // The chain after the leaf (intermediates) is offered as untrusted.
+    let out = cmd
+        .arg("-untrusted")
+        .arg(&leaf)
+        .arg(&leaf)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "openssl verify failed: {}{}",
