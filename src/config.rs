@@ -49,6 +49,21 @@ pub struct CaConfig {
     /// PEM CA certificate (the seeds' `--cluster-signing-cert-file`), optionally followed by
     /// the intermediates up to, not including, the root.
     pub cert_file: PathBuf,
+    /// A separate CA per signer name (kube-controller-manager's
+    /// `--cluster-signing-<signer>-{cert,key}-file`), keyed by signer name, e.g.
+    /// `[ca.signers."kubernetes.io/kubelet-serving"]`. Names not listed use the CA above.
+    #[serde(default)]
+    pub signers: BTreeMap<String, SignerCaConfig>,
+}
+
+/// `[ca.signers."<signer name>"]`: the CA certificate and token key for one signer name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerCaConfig {
+    /// PEM CA certificate for this signer name, optionally followed by its chain.
+    pub cert_file: PathBuf,
+    /// RFC 7512 URI of this CA's key (may be another key in the same token).
+    pub key: String,
 }
 
 /// `[issuance]`: which signer names are served, certificate lifetime, and the groups the

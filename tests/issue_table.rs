@@ -694,3 +694,81 @@ fn check_issued(
     };
     assert_eq!(life, want, "{}: lifetime", c.name);
 }
+
+#[test]
+fn a_separate_ca_per_signer_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemTime::now();
+    let mk = |cn: &str| {
+        let key = Arc::new(SoftKey::generate(SoftAlg::P256));
+        let cert = self_signed_ca(
+            key.as_ref(),
+            parse_subject(cn).unwrap(),
+            now,
+            Duration::from_secs(365 * 86_400),
+        )
+        .unwrap();
+        let pem = issue::ca::to_pem(&cert).unwrap();
+        (key, pem)
+    };
+    let (client_key, client_pem) = mk("CN=kubernetes-client-ca");
+    let (serving_key, serving_pem) = mk("CN=kubelet-serving-ca");
+    let cfg = IssuanceConfig::default();
+    let issuer = Issuer::new(
+        CaBundle::from_pem(client_pem.as_bytes()).unwrap(),
+        client_key,
+        cfg.clone(),
+    )
+    .unwrap()
+    .with_signer_ca(
+        issue::SignerName::KubeletServing,
+        CaBundle::from_pem(serving_pem.as_bytes()).unwrap(),
+        serving_key.clone(),
+    )
+    .unwrap();
+    // A key that is not the certificate's is refused.
+    let (_, other_pem) = mk("CN=other");
+    assert!(
+        Issuer::new(
+            CaBundle::from_pem(other_pem.as_bytes()).unwrap(),
+            serving_key,
+            cfg.clone()
+        )
+        .is_err()
+    );
+    let subject_key = SoftKey::generate(SoftAlg::P256);
+    let mk_input = |signer: &str, sans: &[TSan], usages: &[&str]| CsrInput {
+        request_pem: csr(&subject_key, NODE, sans, &[]),
+        signer_name: signer.to_owned(),
+        usages: usages.iter().map(|s| (*s).to_owned()).collect(),
+        expiration_seconds: None,
+        requester: Requester::default(),
+    };
+    let client = issue::validate_input(&mk_input(CLIENT, &[], CU), &cfg).unwrap();
+    let serving =
+        issue::validate_input(&mk_input(SERVING, &[TSan::Ip("10.0.0.5")], SU), &cfg).unwrap();
+    let c = issuer.issue(&client, now).unwrap();
+    let s = issuer.issue(&serving, now).unwrap();
+    tools::openssl_verify(dir.path(), &client_pem, &c.pem_chain, Some("sslclient"));
+    tools::openssl_verify(dir.path(), &serving_pem, &s.pem_chain, Some("sslserver"));
+    let same = std::process::Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(dir.path().join("verify-ca.pem"))
+        .arg(dir.path().join("verify-leaf.pem"))
+        .output()
+        .unwrap();
+    assert!(same.status.success());
+    std::fs::write(dir.path().join("verify-ca.pem"), &client_pem).unwrap();
+    let cross = std::process::Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(dir.path().join("verify-ca.pem"))
+        .arg(dir.path().join("verify-leaf.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        !cross.status.success(),
+        "serving leaf must not chain to the client CA"
+    );
+}
