@@ -108,6 +108,21 @@ pub struct CaConfig {
     /// PEM CA certificate (the seeds' `--cluster-signing-cert-file`), optionally followed by
     /// the intermediates up to, not including, the root.
     pub cert_file: PathBuf,
+    /// A separate CA per signer name (kube-controller-manager's
+    /// `--cluster-signing-<signer>-{cert,key}-file`), keyed by signer name, e.g.
+    /// `[ca.signers."kubernetes.io/kubelet-serving"]`. Names not listed use the CA above.
+    #[serde(default)]
+    pub signers: BTreeMap<String, SignerCaConfig>,
+}
+
+/// `[ca.signers."<signer name>"]`: the CA certificate and token key for one signer name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerCaConfig {
+    /// PEM CA certificate for this signer name, optionally followed by its chain.
+    pub cert_file: PathBuf,
+    /// RFC 7512 URI of this CA's key (may be another key in the same token).
+    pub key: String,
 }
 
 /// `[auth]`: authentication inputs (the seeds' `--token-auth-file`, `--client-ca-file`) and the
@@ -243,5 +258,34 @@ mod humantime_serde_compat {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod issuance_tests {
+    use super::*;
+
+    const BASE: &str =
+        "data_dir = \"d\"\n[signer]\nkey = \"pkcs11:token=t\"\n[ca]\ncert_file = \"ca.crt\"\n";
+
+    #[test]
+    fn issuance_section_is_optional_and_typed() {
+        let c = Config::parse(BASE).unwrap();
+        assert_eq!(c.issuance, IssuanceConfig::default());
+        assert_eq!(c.issuance.max_ttl, Duration::from_secs(8760 * 3600));
+        assert!(
+            !c.issuance
+                .signers
+                .iter()
+                .any(|s| s == "kubernetes.io/kube-apiserver-client")
+        );
+        let c = Config::parse(&format!(
+            "{BASE}[issuance]\nmax_ttl = \"720h\"\nauto_approve_groups = [\"system:bootstrappers\", \"system:kubelet-bootstrap\"]\nnode_inventory = \"nodes.toml\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.issuance.max_ttl, Duration::from_secs(720 * 3600));
+        assert_eq!(c.issuance.auto_approve_groups.len(), 2);
+        assert_eq!(c.issuance.admin_groups, vec!["system:masters".to_owned()]);
+        assert!(Config::parse(&format!("{BASE}[issuance]\nmax_tll = \"1h\"\n")).is_err());
     }
 }
