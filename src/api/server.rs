@@ -2,6 +2,7 @@
 //! router, the signer backlog task, graceful shutdown. [`Server::start`] is the entry point
 //! `kubesigner serve` and `kubesigner dev` call; [`serve`] runs until a shutdown future fires.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,7 +27,7 @@ use super::{Api, Limits};
 use crate::authn::{Authenticator, AuthnError};
 use crate::authz::AuthzConfig;
 use crate::config::{Config, ServerConfig};
-use crate::issue::{CaBundle, CaError, IssueError, Issuer};
+use crate::issue::{CaBundle, CaError, IssueError, Issuer, SignerName};
 use crate::signer::{Pkcs11Uri, SignKey, SignerError, TokenSigner, UriOrigin};
 use crate::store::{Store, StoreError};
 use crate::tls::{TlsError, load_certs, load_private_key, server_config};
@@ -68,6 +69,18 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// `[ca.signers]` names a signer this appliance does not know.
+    #[error("[ca.signers]: unknown signer name {name:?}")]
+    UnknownSigner {
+        /// The name given.
+        name: String,
+    },
+    /// No key was opened for a `[ca.signers]` entry.
+    #[error("[ca.signers]: no key for signer {name:?}")]
+    MissingSignerKey {
+        /// The signer name.
+        name: String,
+    },
     /// A blocking start-up task failed.
     #[error("start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -82,7 +95,9 @@ impl ServeError {
             | ServeError::Tls(_)
             | ServeError::TlsFilesIncomplete
             | ServeError::Authn(_) => crate::exit::USAGE,
-            ServeError::Issue(_) => crate::exit::USAGE,
+            ServeError::Issue(_)
+            | ServeError::UnknownSigner { .. }
+            | ServeError::MissingSignerKey { .. } => crate::exit::USAGE,
             ServeError::Store(_) | ServeError::Bind { .. } => crate::exit::UNAVAILABLE,
             ServeError::Join(_) => crate::exit::SOFTWARE,
         }
@@ -109,20 +124,49 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the token named by `[signer]` (one login for the process) and starts serving.
-    /// The module environment (`[signer].environment`) must already be applied
-    /// (`signer::apply_module_environment`, before the runtime starts).
+    /// Opens the token key named by `[signer]` (and those of `[ca.signers]`; one login per
+    /// token for the process) and starts serving. The module environment
+    /// (`[signer].environment`) must already be applied (`signer::apply_module_environment`,
+    /// before the runtime starts).
     pub async fn start(cfg: &Config) -> Result<Server, ServeError> {
-        let uri =
-            Pkcs11Uri::parse(&cfg.signer.key, UriOrigin::ConfigFile).map_err(SignerError::from)?;
-        let signer = tokio::task::spawn_blocking(move || {
-            TokenSigner::open(&uri, crate::signer::Settings::default())
+        let settings = crate::signer::Settings::from(&cfg.signer);
+        let mut uris = vec![(String::new(), cfg.signer.key.clone())];
+        uris.extend(
+            cfg.ca
+                .signers
+                .iter()
+                .map(|(name, sc)| (name.clone(), sc.key.clone())),
+        );
+        let opened = tokio::task::spawn_blocking(move || {
+            uris.into_iter()
+                .map(|(name, key)| {
+                    let uri =
+                        Pkcs11Uri::parse(&key, UriOrigin::ConfigFile).map_err(SignerError::from)?;
+                    Ok((name, TokenSigner::open(&uri, settings.clone())?))
+                })
+                .collect::<Result<Vec<_>, SignerError>>()
         })
         .await??;
-        Self::start_with_signer(cfg, signer).await
+        let signers: Vec<Arc<TokenSigner>> = opened.iter().map(|(_, s)| Arc::clone(s)).collect();
+        let ready: ReadyFn = Arc::new(move || signers.iter().all(|s| s.ready()));
+        let mut keys = BTreeMap::new();
+        let mut main = None;
+        for (name, signer) in opened {
+            let key: Arc<dyn SignKey> = signer;
+            if name.is_empty() {
+                main = Some(key);
+            } else {
+                keys.insert(name, key);
+            }
+        }
+        let main = main.ok_or(ServeError::MissingSignerKey {
+            name: String::new(),
+        })?;
+        Self::start_with_keys(cfg, main, keys, ready).await
     }
 
-    /// Starts serving with an already-open token signer (dev mode reuses its own).
+    /// Starts serving with an already-open token signer (dev mode reuses its own). Per-signer
+    /// CAs (`[ca.signers]`) need [`Server::start_with_keys`].
     pub async fn start_with_signer(
         cfg: &Config,
         signer: Arc<TokenSigner>,
@@ -137,13 +181,36 @@ impl Server {
         key: Arc<dyn SignKey>,
         ready: ReadyFn,
     ) -> Result<Server, ServeError> {
+        Self::start_with_keys(cfg, key, BTreeMap::new(), ready).await
+    }
+
+    /// Starts serving with the main CA key and one key per `[ca.signers]` entry (by name).
+    pub async fn start_with_keys(
+        cfg: &Config,
+        key: Arc<dyn SignKey>,
+        mut signer_keys: BTreeMap<String, Arc<dyn SignKey>>,
+        ready: ReadyFn,
+    ) -> Result<Server, ServeError> {
         let store = Store::open(&cfg.data_dir)?;
         let authn = Authenticator::new(&cfg.auth, &cfg.data_dir)?;
         let bundle = CaBundle::load(&cfg.ca.cert_file)?;
-        let ca_der = CertificateDer::from(
-            der::Encode::to_der(&bundle.cert).map_err(|e| IssueError::Build(e.to_string()))?,
-        );
-        let issuer = Issuer::new(bundle, key, cfg.issuance.clone())?;
+        let der_of = |c: &x509_cert::Certificate| {
+            der::Encode::to_der(c)
+                .map(CertificateDer::from)
+                .map_err(|e| IssueError::Build(e.to_string()))
+        };
+        let mut roots = vec![der_of(&bundle.cert)?];
+        let mut issuer = Issuer::new(bundle, key, cfg.issuance.clone())?;
+        for (name, sc) in &cfg.ca.signers {
+            let unknown = || ServeError::UnknownSigner { name: name.clone() };
+            let signer = SignerName::parse(name).ok_or_else(unknown)?;
+            let key = signer_keys
+                .remove(name)
+                .ok_or_else(|| ServeError::MissingSignerKey { name: name.clone() })?;
+            let bundle = CaBundle::load(&sc.cert_file)?;
+            roots.push(der_of(&bundle.cert)?);
+            issuer = issuer.with_signer_ca(signer, bundle, key)?;
+        }
         let (chain, tls_key) = match (&cfg.server.tls_cert_file, &cfg.server.tls_private_key_file) {
             (Some(c), Some(k)) => (load_certs(c)?, load_private_key(k)?),
             (None, None) => {
@@ -153,7 +220,6 @@ impl Server {
             }
             _ => return Err(ServeError::TlsFilesIncomplete),
         };
-        let mut roots = vec![ca_der];
         for f in &cfg.auth.client_ca_files {
             roots.extend(load_certs(f)?);
         }

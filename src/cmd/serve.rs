@@ -4,12 +4,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::api::server::{ServeError, serve};
-use crate::config::{
-    AuthConfig, CaConfig, Config, ConfigError, IssuanceConfig, ServerConfig, SignerConfig,
-};
+use crate::config::{Config, ConfigError};
 use crate::exit;
 use crate::signer::{Pkcs11Uri, UriOrigin, apply_module_environment};
 
@@ -61,6 +58,12 @@ pub enum ServeConfigError {
     /// Without `--config`, a required flag is missing.
     #[error("without --config, --{0} is required")]
     Missing(&'static str),
+    /// The flags do not make a valid configuration.
+    #[error("invalid flags: {message}")]
+    Flags {
+        /// The parser's message.
+        message: String,
+    },
     /// The `--cluster-signing-key` URI is invalid (or carries a PIN value).
     #[error("--cluster-signing-key: {0}")]
     Key(#[from] crate::signer::UriError),
@@ -78,6 +81,9 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
     let base = path.parent().unwrap_or(Path::new(".")).to_owned();
     rebase(&base, &mut cfg.data_dir);
     rebase(&base, &mut cfg.ca.cert_file);
+    for sc in cfg.ca.signers.values_mut() {
+        rebase(&base, &mut sc.cert_file);
+    }
     for p in cfg
         .server
         .tls_cert_file
@@ -100,6 +106,29 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
     Ok(cfg)
 }
 
+/// A configuration from the three required flags; every other key takes its default.
+fn minimal_config(
+    data_dir: &Path,
+    key: &str,
+    cert_file: &Path,
+) -> Result<Config, ServeConfigError> {
+    let mut signer = toml::Table::new();
+    signer.insert("key".to_owned(), key.into());
+    let mut ca = toml::Table::new();
+    ca.insert(
+        "cert_file".to_owned(),
+        cert_file.to_string_lossy().as_ref().into(),
+    );
+    let mut doc = toml::Table::new();
+    doc.insert(
+        "data_dir".to_owned(),
+        data_dir.to_string_lossy().as_ref().into(),
+    );
+    doc.insert("signer".to_owned(), signer.into());
+    doc.insert("ca".to_owned(), ca.into());
+    Config::parse(&doc.to_string()).map_err(|message| ServeConfigError::Flags { message })
+}
+
 impl ServeArgs {
     /// The configuration: the file (if any) with the flags applied.
     pub fn config(self) -> Result<Config, ServeConfigError> {
@@ -108,29 +137,17 @@ impl ServeArgs {
         }
         let mut cfg = match &self.config {
             Some(path) => load_config(path)?,
-            None => Config {
-                data_dir: self
-                    .data_dir
-                    .clone()
+            None => minimal_config(
+                self.data_dir
+                    .as_deref()
                     .ok_or(ServeConfigError::Missing("data-dir"))?,
-                signer: SignerConfig {
-                    key: self
-                        .cluster_signing_key
-                        .clone()
-                        .ok_or(ServeConfigError::Missing("cluster-signing-key"))?,
-                    environment: Default::default(),
-                    sign_timeout: Duration::from_secs(5),
-                },
-                ca: CaConfig {
-                    cert_file: self
-                        .cluster_signing_cert_file
-                        .clone()
-                        .ok_or(ServeConfigError::Missing("cluster-signing-cert-file"))?,
-                },
-                auth: AuthConfig::default(),
-                issuance: IssuanceConfig::default(),
-                server: ServerConfig::default(),
-            },
+                self.cluster_signing_key
+                    .as_deref()
+                    .ok_or(ServeConfigError::Missing("cluster-signing-key"))?,
+                self.cluster_signing_cert_file
+                    .as_deref()
+                    .ok_or(ServeConfigError::Missing("cluster-signing-cert-file"))?,
+            )?,
         };
         self.apply(&mut cfg);
         Ok(cfg)
