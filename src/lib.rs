@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod config;
 pub mod exit;
 pub mod issue;
+pub mod kubeconfig;
 pub mod policy;
 pub mod signer;
 pub mod store;
