@@ -210,3 +210,115 @@ async fn slow_headers_are_cut_off_and_anonymous_is_401() {
     assert!(!result.1.contains("200"), "{}", result.1);
     run.server.shutdown().await;
 }
+
+const PYTHON_CLIENT: &str = r#"
+import base64, sys, threading
+from kubernetes import client, watch
+host, ca, crt, key, pem = sys.argv[1:6]
+cfg = client.Configuration()
+cfg.host = host
+cfg.ssl_ca_cert = ca
+cfg.cert_file = crt
+cfg.key_file = key
+api = client.CertificatesV1Api(client.ApiClient(cfg))
+body = client.V1CertificateSigningRequest(
+    metadata=client.V1ObjectMeta(name="py-csr"),
+    spec=client.V1CertificateSigningRequestSpec(
+        request=base64.b64encode(open(pem, "rb").read()).decode(),
+        signer_name="kubernetes.io/kube-apiserver-client-kubelet",
+        usages=["digital signature", "client auth"]))
+created = api.create_certificate_signing_request(body)
+rv = created.metadata.resource_version
+names = [c.metadata.name for c in api.list_certificate_signing_request().items]
+assert "py-csr" in names, names
+seen = []
+def watcher():
+    for ev in watch.Watch().stream(api.list_certificate_signing_request, resource_version=rv, timeout_seconds=5):
+        conds = [c.type for c in (ev["object"].status.conditions or [])]
+        seen.append((ev["type"], conds, bool(ev["object"].status.certificate)))
+        if ev["object"].status.certificate:
+            return
+t = threading.Thread(target=watcher); t.start()
+csr = api.read_certificate_signing_request("py-csr")
+csr.status.conditions = [client.V1CertificateSigningRequestCondition(
+    type="Approved", status="True", reason="PythonApprove", message="approved by the python client")]
+approved = api.replace_certificate_signing_request_approval("py-csr", csr)
+assert [c.type for c in approved.status.conditions] == ["Approved"], approved.status
+t.join()
+assert any(s[0] == "MODIFIED" and "Approved" in s[1] for s in seen), seen
+assert seen[-1][2], seen
+print("python-ok")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_create_list_watch_approve() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = start(dir.path()).await;
+    let pem = dir.path().join("node.csr");
+    std::fs::write(&pem, csr_pem("CN=system:node:py1,O=system:nodes")).unwrap();
+    let d = dir.path().to_owned();
+    let host = format!("https://127.0.0.1:{}", run.server.local_addr().port());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg("-c")
+            .arg(PYTHON_CLIENT)
+            .arg(host)
+            .arg(d.join("ca.pem"))
+            .arg(d.join("admin.crt"))
+            .arg(d.join("admin.key"))
+            .arg(&pem)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("python-ok"), "{text}");
+    run.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_watch_sees_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = start(dir.path()).await;
+    let kc = run.kubeconfig.clone();
+    let manifest = dir.path().join("csr.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: watched\nspec:\n  request: {}\n  signerName: {CLIENT}\n  usages: [\"digital signature\", \"client auth\"]\n",
+            b64(&csr_pem("CN=system:node:w1,O=system:nodes"))
+        ),
+    )
+    .unwrap();
+    assert!(
+        kubectl(&kc, &["create", "-f", manifest.to_str().unwrap()])
+            .await
+            .0
+    );
+    let kc2 = kc.clone();
+    let watcher = tokio::task::spawn_blocking(move || {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kc2)
+            .args(["get", "csr", "-w", "--request-timeout=4s"])
+            .env("KUBECACHEDIR", kc2.parent().unwrap().join("cache-w"))
+            .output()
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (ok, out) = kubectl(&kc, &["certificate", "approve", "watched"]).await;
+    assert!(ok, "{out}");
+    let out = watcher.await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Pending") && text.contains("Approved"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run.server.shutdown().await;
+}
