@@ -100,11 +100,26 @@ pub(super) fn cn_of(csr: &CertificateSigningRequest) -> Option<String> {
         .and_then(|r| rules::index_of(&r).subject_cn)
 }
 
-fn is_json(req_ct: Option<&str>) -> bool {
-    req_ct.is_none_or(|ct| {
-        let media = ct.split(';').next().unwrap_or("").trim();
-        media.eq_ignore_ascii_case("application/json") || media.is_empty()
-    })
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Media {
+    Json,
+    Protobuf,
+    Other,
+}
+
+/// The request body's media type; none given is read as JSON.
+fn media_type(req_ct: Option<&str>) -> Media {
+    let media = req_ct
+        .and_then(|ct| ct.split(';').next())
+        .unwrap_or("")
+        .trim();
+    if media.is_empty() || media.eq_ignore_ascii_case("application/json") {
+        Media::Json
+    } else if media.eq_ignore_ascii_case(super::protobuf::MEDIA_TYPE) {
+        Media::Protobuf
+    } else {
+        Media::Other
+    }
 }
 
 pub(super) fn object_response(
@@ -150,12 +165,19 @@ impl Api {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        if !is_json(ct) {
+        let media = media_type(ct);
+        let fv = FieldValidation::from_query(q)?;
+        if media == Media::Other {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let fv = FieldValidation::from_query(q)?;
         let bytes = read_limited(req.into_body(), self.inner.limits.max_body_bytes).await?;
-        decode_csr(&bytes, fv)
+        match media {
+            Media::Protobuf => Ok(Decoded {
+                csr: super::protobuf::decode_csr(&bytes)?,
+                warnings: Vec::new(),
+            }),
+            _ => decode_csr(&bytes, fv),
+        }
     }
 
     pub(super) async fn create<B>(

@@ -2,4 +2,6 @@
 
 pub mod ca;
 pub mod hsm;
+pub mod node;
+pub mod serve;
 pub mod token;

@@ -17,6 +17,7 @@ use x509_cert::time::{Time, Validity};
 
 use super::ext::{extension, key_identifier};
 use super::serial::random_serial;
+use super::validity::BACKDATE;
 use crate::signer::{KeyRef, KeySignature, SignKey};
 
 /// Named bound: a CA bundle file holds at most this many certificates (CA + intermediates).
@@ -130,7 +131,8 @@ impl CaBundle {
     }
 }
 
-fn read_bounded(path: &Path) -> Result<Vec<u8>, CaError> {
+/// Reads a certificate file, refusing one over [`MAX_BUNDLE_BYTES`].
+pub fn read_bounded(path: &Path) -> Result<Vec<u8>, CaError> {
     let read_err = |source| CaError::Read {
         path: path.to_owned(),
         source,
@@ -231,11 +233,12 @@ pub fn self_signed_ca(
     lifetime: Duration,
 ) -> Result<Certificate, CaError> {
     let build = |e: &dyn std::fmt::Display| CaError::Build(e.to_string());
-    let not_after = now
-        .checked_add(lifetime)
-        .ok_or(CaError::Build("validity out of range".to_owned()))?;
+    let range = || CaError::Build("validity out of range".to_owned());
+    let not_after = now.checked_add(lifetime).ok_or_else(range)?;
+    // Backdated like the leaves (reference §2.3), so a leaf issued right away nests inside.
+    let not_before = now.checked_sub(BACKDATE).ok_or_else(range)?;
     let validity = Validity::new(
-        Time::try_from(now).map_err(|e| build(&e))?,
+        Time::try_from(not_before).map_err(|e| build(&e))?,
         Time::try_from(not_after).map_err(|e| build(&e))?,
     );
     let serial = random_serial().map_err(|e| build(&e))?;

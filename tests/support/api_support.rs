@@ -39,10 +39,19 @@ pub struct SoftKey {
 
 impl SoftKey {
     pub fn generate() -> Arc<SoftKey> {
+        Self::from_pkcs8(&Self::new_pkcs8())
+    }
+
+    pub fn new_pkcs8() -> Vec<u8> {
         let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    }
+
+    pub fn from_pkcs8(pkcs8: &[u8]) -> Arc<SoftKey> {
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8).unwrap();
         let spki = SubjectPublicKeyInfoOwned {
             algorithm: AlgorithmIdentifierOwned {
                 oid: kubesigner::issue::oids::EC_PUBLIC_KEY,
