@@ -141,6 +141,7 @@ fn admin_approves_and_denies_with_kubectl_and_watch_sees_it() {
     let pem = certificate(&a, "serving-1");
     std::thread::sleep(Duration::from_millis(500));
     let _ = watch.kill();
+    let _ = watch.wait();
     let mut seen = String::new();
     watch
         .stdout
