@@ -24,6 +24,9 @@ pub struct Config {
     /// Who may authenticate and who is an administrator.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// `[gc]`: CSR garbage collection ages (defaults: upstream's csrcleaner).
+    #[serde(default)]
+    pub gc: crate::compat::gc::GcConfig,
 }
 
 /// `[signer]`: where the CA key lives.

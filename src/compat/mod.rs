@@ -2,5 +2,19 @@
 //! API layer calls. Each module's documentation says exactly where the API calls it.
 //!
 //! - [`protobuf`]: decode/encode `application/vnd.kubernetes.protobuf` CSR bodies.
+//! - [`gc`]: whether a CSR may be garbage-collected now (`[gc]` config).
 
+pub mod gc;
 pub mod protobuf;
+
+/// `humantime` durations ("90s", "24h") for the config sections defined here.
+mod duration_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
