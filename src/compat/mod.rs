@@ -3,8 +3,10 @@
 //!
 //! - [`protobuf`]: decode/encode `application/vnd.kubernetes.protobuf` CSR bodies.
 //! - [`gc`]: whether a CSR may be garbage-collected now (`[gc]` config).
+//! - [`patch`]: apply merge, strategic-merge and JSON patches to a CSR document.
 
 pub mod gc;
+pub mod patch;
 pub mod protobuf;
 
 /// `humantime` durations ("90s", "24h") for the config sections defined here.
