@@ -27,6 +27,9 @@ pub struct Config {
     /// `[gc]`: CSR garbage collection ages (defaults: upstream's csrcleaner).
     #[serde(default)]
     pub gc: crate::compat::gc::GcConfig,
+    /// `[limits]`: per-node and per-requester CSR-create limits.
+    #[serde(default)]
+    pub limits: crate::compat::limits::LimitsConfig,
 }
 
 /// `[signer]`: where the CA key lives.

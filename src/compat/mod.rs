@@ -3,9 +3,11 @@
 //!
 //! - [`protobuf`]: decode/encode `application/vnd.kubernetes.protobuf` CSR bodies.
 //! - [`gc`]: whether a CSR may be garbage-collected now (`[gc]` config).
+//! - [`limits`]: per-node pending cap and create-rate limits (`[limits]` config).
 //! - [`patch`]: apply merge, strategic-merge and JSON patches to a CSR document.
 
 pub mod gc;
+pub mod limits;
 pub mod patch;
 pub mod protobuf;
 
