@@ -437,7 +437,7 @@ fn csr_to_msg(c: &certv1::CertificateSigningRequest) -> CsrMsg {
     CsrMsg {
         metadata: Some(meta_to_msg(&c.metadata)),
         spec: Some(spec_to_msg(&c.spec)),
-        status: Some(status_to_msg(&c.status.clone().unwrap_or_default())),
+        status: c.status.as_ref().map(status_to_msg),
     }
 }
 
