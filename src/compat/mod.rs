@@ -2,6 +2,7 @@
 //! API layer calls. Each module's documentation says exactly where the API calls it.
 //!
 //! - [`protobuf`]: decode/encode `application/vnd.kubernetes.protobuf` CSR bodies.
+//! - [`protobuf_stream`]: protobuf CSR lists, `Status` bodies and watch frames.
 //! - [`signer_names`]: the `Failed` condition for signer names the appliance does not serve.
 //! - [`gc`]: whether a CSR may be garbage-collected now (`[gc]` config).
 //! - [`limits`]: per-node pending cap and create-rate limits (`[limits]` config).
@@ -11,6 +12,7 @@ pub mod gc;
 pub mod limits;
 pub mod patch;
 pub mod protobuf;
+pub mod protobuf_stream;
 pub mod signer_names;
 
 /// `humantime` durations ("90s", "24h") for the config sections defined here.

@@ -260,11 +260,20 @@ fn open_envelope(body: &[u8]) -> Result<Vec<u8>, ProtobufError> {
 ///
 /// The API calls this only for clients whose `Accept` allows protobuf but not JSON.
 pub fn encode_csr(csr: &certv1::CertificateSigningRequest) -> Vec<u8> {
-    let raw = csr_to_msg(csr).encode_to_vec();
+    envelope(API_VERSION, KIND, encode_csr_message(csr))
+}
+
+/// The bare `CertificateSigningRequest` message (no magic, no envelope), as embedded in lists.
+pub(super) fn encode_csr_message(csr: &certv1::CertificateSigningRequest) -> Vec<u8> {
+    csr_to_msg(csr).encode_to_vec()
+}
+
+/// `k8s\0` + a `runtime.Unknown` envelope of the given type around `raw`.
+pub(super) fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
     let unknown = Unknown {
         type_meta: Some(TypeMeta {
-            api_version: Some(API_VERSION.to_owned()),
-            kind: Some(KIND.to_owned()),
+            api_version: Some(api_version.to_owned()),
+            kind: Some(kind.to_owned()),
         }),
         raw: Some(raw),
         content_encoding: Some(String::new()),
