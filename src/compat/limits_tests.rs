@@ -238,3 +238,18 @@ fn config_section_parses_with_defaults() {
     );
     assert!(toml::from_str::<LimitsConfig>("burst = 1").is_err());
 }
+
+#[test]
+fn whole_config_file_takes_gc_and_limits_sections_or_defaults() {
+    let base =
+        "data_dir = \"d\"\n[signer]\nkey = \"pkcs11:token=t\"\n[ca]\ncert_file = \"ca.pem\"\n";
+    let cfg = crate::config::Config::parse(base).unwrap();
+    assert_eq!(cfg.limits, LimitsConfig::default());
+    assert_eq!(cfg.gc, crate::compat::gc::GcConfig::default());
+    let text = format!("{base}[gc]\npending_age = \"1h\"\n[limits]\nmax_pending_per_node = 1\n");
+    let cfg = crate::config::Config::parse(&text).unwrap();
+    assert_eq!(cfg.gc.pending_age, Duration::from_secs(3600));
+    assert_eq!(cfg.limits.max_pending_per_node, 1);
+    let bad = format!("{base}[limits]\nmax_pending = 1\n");
+    assert!(crate::config::Config::parse(&bad).is_err());
+}

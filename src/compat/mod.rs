@@ -6,10 +6,12 @@
 //! - [`signer_names`]: the `Failed` condition for signer names the appliance does not serve.
 //! - [`gc`]: whether a CSR may be garbage-collected now (`[gc]` config).
 //! - [`limits`]: per-node pending cap and create-rate limits (`[limits]` config).
+//! - [`media`]: which body decoder and response encoding (JSON or protobuf) to use.
 //! - [`patch`]: apply merge, strategic-merge and JSON patches to a CSR document.
 
 pub mod gc;
 pub mod limits;
+pub mod media;
 pub mod patch;
 pub mod protobuf;
 pub mod protobuf_stream;
