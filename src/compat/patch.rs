@@ -13,6 +13,12 @@
 //!    [`apply`]`(&stored, kind, body)`.
 //! 3. Deserialize the result into `CertificateSigningRequest` (failure → 422 `Invalid`) and run
 //!    exactly the PUT rules and authorization of the same endpoint against the stored object.
+//!    Note those rules *force back* what an endpoint may not change (reference §1.4: spec on
+//!    every path, `status` on the main resource, `status.certificate` on `/approval`) rather
+//!    than refusing it: kube-rs callers commonly send `Patch::Merge(&typed_csr)`, whose
+//!    serialization carries `spec: {request: "", signerName: ""}` (see the test
+//!    `kube_rs_typed_object_merge_patch_blanks_spec`). Only removing or changing a decided
+//!    condition, or changing a set certificate, is refused.
 //!
 //! Error mapping: [`PatchError::TooLarge`] → 413; `Parse`, `NotAnObject`, `NotAnArray`,
 //! `TooManyOperations`, `TooDeep`, `InvalidOperation`, `UnsupportedDirective`,

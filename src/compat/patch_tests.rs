@@ -359,3 +359,36 @@ proptest! {
         let _ = run(&doc, PatchKind::Json, Value::Array(patch));
     }
 }
+
+/// Real kube-rs callers often pass a whole typed object: `patch_approval(name, &pp,
+/// &Patch::Merge(&CertificateSigningRequest { status: Some(..), ..Default::default() }))`.
+/// k8s-openapi serializes the required `spec.request`/`spec.signerName` as empty strings, so
+/// the merged result blanks the spec. Upstream's `/approval` and `/status` force spec back to
+/// the stored value instead of refusing (reference §1.4); the API must do the same or this
+/// common client breaks.
+#[test]
+fn kube_rs_typed_object_merge_patch_blanks_spec() {
+    use k8s_openapi::api::certificates::v1 as c;
+    let typed = c::CertificateSigningRequest {
+        status: Some(c::CertificateSigningRequestStatus {
+            conditions: Some(vec![c::CertificateSigningRequestCondition {
+                type_: "Approved".into(),
+                status: "True".into(),
+                reason: Some("AutoApproved".into()),
+                ..Default::default()
+            }]),
+            certificate: None,
+        }),
+        ..Default::default()
+    };
+    let body = serde_json::to_vec(&typed).unwrap();
+    let out = apply(&stored(vec![]), PatchKind::Merge, &body).unwrap();
+    assert_eq!(conditions(&out), ["Approved"]);
+    assert_eq!(out["spec"]["request"], "");
+    assert_eq!(out["spec"]["signerName"], "");
+    assert_eq!(
+        out["spec"]["usages"],
+        json!(["digital signature", "client auth"])
+    );
+    assert_eq!(out["metadata"]["name"], "csr-abcde");
+}
