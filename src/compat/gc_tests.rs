@@ -197,3 +197,23 @@ fn config_section_parses_with_defaults_and_humantime() {
     assert!(toml::from_str::<GcConfig>("pending_age = \"soon\"").is_err());
     assert_eq!(toml::from_str::<GcConfig>("").unwrap(), GcConfig::default());
 }
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_certificates_and_times_never_panic(
+        cert in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        secs in -1_000_000i64..1_000_000_000,
+        with_pem in proptest::prelude::any::<bool>(),
+    ) {
+        let mut text = if with_pem { b"-----BEGIN CERTIFICATE-----\n".to_vec() } else { Vec::new() };
+        text.extend(cert);
+        if with_pem {
+            text.extend(b"\n-----END CERTIFICATE-----\n");
+        }
+        let mut c = csr(vec![cond("Approved", Some(0))], None);
+        if let Some(s) = c.status.as_mut() {
+            s.certificate = Some(ByteString(text));
+        }
+        let _ = collect(&c, at(secs), &GcConfig::default());
+    }
+}

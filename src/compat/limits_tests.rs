@@ -253,3 +253,32 @@ fn whole_config_file_takes_gc_and_limits_sections_or_defaults() {
     let bad = format!("{base}[limits]\nmax_pending = 1\n");
     assert!(crate::config::Config::parse(&bad).is_err());
 }
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_sequences_stay_bounded(
+        steps in proptest::collection::vec((0u8..20, 0u8..4, 0u64..5000, 0usize..5), 0..200)
+    ) {
+        let c = clock();
+        let cfg = LimitsConfig {
+            max_tracked_keys: 8,
+            node_burst: 2,
+            requester_burst: 3,
+            requester_interval: Duration::from_secs(1),
+            ..LimitsConfig::default()
+        };
+        let mut l = Limiter::new(cfg);
+        let mut t = 0u64;
+        for (node, user, dt, pending) in steps {
+            t += dt;
+            let node = format!("n{node}");
+            let user = format!("u{user}");
+            let d = l.check_create(&attempt(&user, Some(&node), pending), c.at(t as f64 / 1000.0));
+            if let Decision::Throttle { .. } = d {
+                proptest::prop_assert!(d.retry_after_secs().unwrap() >= 1);
+            }
+            let (n, u) = l.tracked();
+            proptest::prop_assert!(n <= 8 && u <= 8);
+        }
+    }
+}

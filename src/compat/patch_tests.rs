@@ -392,3 +392,45 @@ fn kube_rs_typed_object_merge_patch_blanks_spec() {
     );
     assert_eq!(out["metadata"]["name"], "csr-abcde");
 }
+
+/// Arbitrary JSON values up to a few levels deep, with keys that hit the CSR's special paths.
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        "[a-zA-Z$]{0,6}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        let key = prop::sample::select(vec![
+            "status",
+            "conditions",
+            "type",
+            "spec",
+            "metadata",
+            "$patch",
+            "a",
+            "$setElementOrder/conditions",
+            "certificate",
+        ]);
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(key, inner, 0..5).prop_map(|m| Value::Object(
+                m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+            )),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_merge_and_strategic_patches_never_panic(patch in arb_json()) {
+        let doc = stored(vec![approved()]);
+        let body = serde_json::to_vec(&patch).unwrap();
+        for kind in [PatchKind::Merge, PatchKind::Strategic] {
+            if let Ok(out) = apply(&doc, kind, &body) {
+                prop_assert!(out.is_object());
+            }
+        }
+    }
+}
