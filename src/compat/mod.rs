@@ -8,6 +8,18 @@
 //! - [`limits`]: per-node pending cap and create-rate limits (`[limits]` config).
 //! - [`media`]: which body decoder and response encoding (JSON or protobuf) to use.
 //! - [`patch`]: apply merge, strategic-merge and JSON patches to a CSR document.
+//!
+//! # Where the API calls what
+//! | request | call |
+//! |---|---|
+//! | every request with a body | [`media::BodyFormat::from_content_type`] (415 on `None`) |
+//! | every response | [`media::ResponseFormat::negotiate`] (406 on `None`) |
+//! | create / PUT / `/approval` / `/status` with a protobuf body | [`protobuf::decode_csr`] (400 on `Err`) |
+//! | create, before storing | [`limits::Limiter::check_create`] (429 + `Retry-After`), then, for a signer name without a profile (serve mode only), [`signer_names::mark_unknown_signer`] |
+//! | PATCH on the CSR, `/approval`, `/status` | [`patch::PatchKind::from_content_type`] (415), [`patch::apply`], then the PUT rules of that endpoint |
+//! | protobuf-only responses | [`protobuf::encode_csr`], [`protobuf_stream::encode_csr_list`], [`protobuf_stream::encode_status`] |
+//! | protobuf-only watch | [`protobuf_stream::encode_watch_frame`] per event |
+//! | GC task, every [`gc::GcConfig::interval`] | [`gc::collect`] per stored CSR; delete + audit on `Some` |
 
 pub mod gc;
 pub mod limits;
