@@ -5,6 +5,7 @@
 
 pub mod authn;
 pub mod authz;
+pub mod bootstrap;
 pub mod cli;
 pub mod cmd;
 pub mod config;
