@@ -3,6 +3,7 @@
 //! bootstrap token, wait for the certificate, store it in the cert dir, write the node
 //! kubeconfig, then renew with the node's own certificate and keep a serving certificate.
 
+pub mod certdir;
 pub mod csr;
 pub mod key;
 pub mod node;
