@@ -4,6 +4,10 @@
 //! kubeconfig, then renew with the node's own certificate and keep a serving certificate.
 
 pub mod certdir;
+pub mod client;
 pub mod csr;
 pub mod key;
+pub mod name;
 pub mod node;
+pub mod request;
+pub mod wait;
