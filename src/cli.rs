@@ -38,6 +38,8 @@ pub enum Command {
     /// Tokens: generate a static token; create, list, delete bootstrap tokens.
     #[command(subcommand)]
     Token(cmd::token::TokenCommand),
+    /// Node side: TLS bootstrap with kubelet semantics, then certificate rotation.
+    Bootstrap(cmd::bootstrap::BootstrapArgs),
 }
 
 impl Command {
@@ -47,6 +49,7 @@ impl Command {
             Command::Hsm(c) => c.run(),
             Command::Ca(c) => c.run(),
             Command::Token(c) => c.run(),
+            Command::Bootstrap(c) => c.run(),
         }
     }
 }

@@ -10,4 +10,6 @@ pub mod key;
 pub mod name;
 pub mod node;
 pub mod request;
+pub mod rotation;
+pub mod run;
 pub mod wait;
