@@ -38,6 +38,11 @@ pub enum Command {
     /// Tokens: generate a static token; create, list, delete bootstrap tokens.
     #[command(subcommand)]
     Token(cmd::token::TokenCommand),
+    /// Run the HTTPS appliance (CSR API, approval, signing).
+    Serve(cmd::serve::ServeArgs),
+    /// Node states: disable, enable, forget.
+    #[command(subcommand)]
+    Node(cmd::node::NodeCommand),
     /// Node side: TLS bootstrap with kubelet semantics, then certificate rotation.
     Bootstrap(cmd::bootstrap::BootstrapArgs),
 }
@@ -49,6 +54,8 @@ impl Command {
             Command::Hsm(c) => c.run(),
             Command::Ca(c) => c.run(),
             Command::Token(c) => c.run(),
+            Command::Serve(c) => c.run(),
+            Command::Node(c) => c.run(),
             Command::Bootstrap(c) => c.run(),
         }
     }

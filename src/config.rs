@@ -24,6 +24,65 @@ pub struct Config {
     /// Who may authenticate and who is an administrator.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// What is issued and auto-approved.
+    #[serde(default)]
+    pub issuance: IssuanceConfig,
+    /// The HTTPS API: listen address, serving certificate, bounds.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// `[server]`: the HTTPS API. Every key is optional.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on (default `127.0.0.1:6443`; the seeds' `--listen`).
+    pub listen: std::net::SocketAddr,
+    /// PEM serving certificate chain (the seeds' `--tls-cert-file`). Without it the appliance
+    /// issues itself a serving certificate from its CA for a key generated at start (kept in
+    /// memory only).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for `tls_cert_file` (the seeds' `--tls-private-key-file`).
+    pub tls_private_key_file: Option<PathBuf>,
+    /// Extra DNS names / IP addresses for the generated serving certificate (it always names
+    /// `localhost`, `127.0.0.1`, `::1` and the listen address when that is not a wildcard).
+    pub serving_names: Vec<String>,
+    /// Lifetime of the generated serving certificate.
+    #[serde(with = "humantime_serde_compat")]
+    pub serving_cert_ttl: Duration,
+    /// Largest request body in bytes (413 beyond; kube-apiserver allows about 3 MiB).
+    pub max_body_bytes: usize,
+    /// Concurrent watches (429 beyond).
+    pub max_watches: usize,
+    /// Longest watch; longer `timeoutSeconds` are cut to it.
+    #[serde(with = "humantime_serde_compat")]
+    pub max_watch_timeout: Duration,
+    /// Concurrent connections; further ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Time allowed for the TLS handshake.
+    #[serde(with = "humantime_serde_compat")]
+    pub handshake_timeout: Duration,
+    /// Time allowed for a request's headers to arrive (slow-header clients are cut off).
+    #[serde(with = "humantime_serde_compat")]
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 6443)),
+            tls_cert_file: None,
+            tls_private_key_file: None,
+            serving_names: Vec::new(),
+            serving_cert_ttl: Duration::from_secs(30 * 24 * 3600),
+            max_body_bytes: 1024 * 1024,
+            max_watches: 1024,
+            max_watch_timeout: Duration::from_secs(1800),
+            max_connections: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// `[signer]`: where the CA key lives.
@@ -40,6 +99,16 @@ pub struct SignerConfig {
     /// How long one signing call may take before the signer is marked down.
     #[serde(default = "default_sign_timeout", with = "humantime_serde_compat")]
     pub sign_timeout: Duration,
+    /// Signing sessions in the pool when the key URI has no `max-sessions` (1 to 64).
+    #[serde(default = "default_max_sessions", deserialize_with = "max_sessions")]
+    pub max_sessions: usize,
+    /// Interval of the keepalive call on the token while idle (vendor idle timeouts are
+    /// ≈ 30 s).
+    #[serde(
+        default = "default_keepalive_interval",
+        with = "humantime_serde_compat"
+    )]
+    pub keepalive_interval: Duration,
 }
 
 /// `[ca]`: the CA certificate for the token key.
@@ -49,6 +118,21 @@ pub struct CaConfig {
     /// PEM CA certificate (the seeds' `--cluster-signing-cert-file`), optionally followed by
     /// the intermediates up to, not including, the root.
     pub cert_file: PathBuf,
+    /// A separate CA per signer name (kube-controller-manager's
+    /// `--cluster-signing-<signer>-{cert,key}-file`), keyed by signer name, e.g.
+    /// `[ca.signers."kubernetes.io/kubelet-serving"]`. Names not listed use the CA above.
+    #[serde(default)]
+    pub signers: BTreeMap<String, SignerCaConfig>,
+}
+
+/// `[ca.signers."<signer name>"]`: the CA certificate and token key for one signer name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerCaConfig {
+    /// PEM CA certificate for this signer name, optionally followed by its chain.
+    pub cert_file: PathBuf,
+    /// RFC 7512 URI of this CA's key (may be another key in the same token).
+    pub key: String,
 }
 
 /// `[auth]`: authentication inputs (the seeds' `--token-auth-file`, `--client-ca-file`) and the
@@ -85,8 +169,73 @@ impl Default for AuthConfig {
     }
 }
 
+/// `[issuance]`: which signer names are served, certificate lifetime, and the groups the
+/// approval rules use. Every key has a default, so the section may be left out.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IssuanceConfig {
+    /// Longest certificate lifetime (the seeds' `--cluster-signing-duration`; default 8760h).
+    #[serde(with = "humantime_serde_compat")]
+    pub max_ttl: Duration,
+    /// Signer names served. Default: the two kubelet signers; add
+    /// `kubernetes.io/kube-apiserver-client` to enable it (admin approval only).
+    pub signers: Vec<String>,
+    /// Groups that may create kubelet client CSRs (glob patterns, `*` matches any suffix).
+    pub bootstrap_groups: Vec<String>,
+    /// Groups whose bootstrap client CSRs are auto-approved (glob patterns). A static-token
+    /// group is auto-approved only when listed here (the seeds'
+    /// `--insecure-experimental-approve-all-kubelet-csrs-for-group`).
+    pub auto_approve_groups: Vec<String>,
+    /// Groups that read all CSRs, approve, deny and delete; `kube-apiserver-client` CSRs naming
+    /// one of them in O are refused at create.
+    pub admin_groups: Vec<String>,
+    /// Node inventory (TOML: node name → addresses, CIDRs, DNS names) for serving-certificate
+    /// SAN checks; without it serving CSRs wait for an admin.
+    pub node_inventory: Option<PathBuf>,
+}
+
+impl Default for IssuanceConfig {
+    fn default() -> Self {
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        IssuanceConfig {
+            max_ttl: Duration::from_secs(8760 * 3600),
+            signers: s(&[
+                "kubernetes.io/kube-apiserver-client-kubelet",
+                "kubernetes.io/kubelet-serving",
+            ]),
+            bootstrap_groups: s(&[
+                "system:bootstrappers",
+                "system:bootstrappers:*",
+                "system:kubelet-bootstrap",
+            ]),
+            auto_approve_groups: s(&["system:bootstrappers", "system:bootstrappers:*"]),
+            admin_groups: s(&["system:masters"]),
+            node_inventory: None,
+        }
+    }
+}
+
 fn default_sign_timeout() -> Duration {
     Duration::from_secs(5)
+}
+
+fn default_max_sessions() -> usize {
+    crate::signer::Settings::default().max_sessions
+}
+
+fn default_keepalive_interval() -> Duration {
+    crate::signer::Settings::default().keepalive_interval
+}
+
+fn max_sessions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = usize::deserialize(d)?;
+    if (1..=crate::signer::MAX_SESSIONS_LIMIT).contains(&n) {
+        Ok(n)
+    } else {
+        Err(serde::de::Error::custom(
+            "max_sessions must be from 1 to 64",
+        ))
+    }
 }
 
 /// Errors loading the configuration.
@@ -138,5 +287,34 @@ mod humantime_serde_compat {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod issuance_tests {
+    use super::*;
+
+    const BASE: &str =
+        "data_dir = \"d\"\n[signer]\nkey = \"pkcs11:token=t\"\n[ca]\ncert_file = \"ca.crt\"\n";
+
+    #[test]
+    fn issuance_section_is_optional_and_typed() {
+        let c = Config::parse(BASE).unwrap();
+        assert_eq!(c.issuance, IssuanceConfig::default());
+        assert_eq!(c.issuance.max_ttl, Duration::from_secs(8760 * 3600));
+        assert!(
+            !c.issuance
+                .signers
+                .iter()
+                .any(|s| s == "kubernetes.io/kube-apiserver-client")
+        );
+        let c = Config::parse(&format!(
+            "{BASE}[issuance]\nmax_ttl = \"720h\"\nauto_approve_groups = [\"system:bootstrappers\", \"system:kubelet-bootstrap\"]\nnode_inventory = \"nodes.toml\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.issuance.max_ttl, Duration::from_secs(720 * 3600));
+        assert_eq!(c.issuance.auto_approve_groups.len(), 2);
+        assert_eq!(c.issuance.admin_groups, vec!["system:masters".to_owned()]);
+        assert!(Config::parse(&format!("{BASE}[issuance]\nmax_tll = \"1h\"\n")).is_err());
     }
 }

@@ -3,6 +3,7 @@
 //! The CA private key lives in a PKCS#11 token and never leaves it. Modules follow the request
 //! path: `tls → authn → authz → api → policy → issue → signer → store`.
 
+pub mod api;
 pub mod authn;
 pub mod authz;
 pub mod bootstrap;
@@ -14,4 +15,5 @@ pub mod issue;
 pub mod kubeconfig;
 pub mod policy;
 pub mod signer;
+pub mod store;
 pub mod tls;

@@ -1,14 +1,184 @@
-//! `kubesigner ca` subcommands.
+//! `kubesigner ca` subcommands: `init` (self-signed CA certificate for the token key), `csr`
+//! (PKCS#10 for an offline root) and `import` (accept the signed CA certificate and chain).
 
-use clap::Subcommand;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use clap::{Args, Subcommand};
+use der::EncodePem;
+use der::pem::LineEnding;
+
+use crate::cmd::hsm::TokenArgs;
+use crate::exit;
+use crate::issue::ca::{self, CaError};
+use crate::signer::{
+    Pkcs11Uri, Settings, SignerError, TokenSigner, UriOrigin, apply_module_environment,
+    parse_env_args,
+};
 
 /// `kubesigner ca` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum CaCommand {}
+pub enum CaCommand {
+    /// Write a self-signed CA certificate for the token key (path length 0).
+    Init(InitArgs),
+    /// Write a PKCS#10 request signed by the token key, for an offline root to sign.
+    Csr(CsrArgs),
+    /// Check a CA certificate signed for the token key (and its chain) and write the bundle.
+    Import(ImportArgs),
+}
+
+/// `ca init` arguments.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The token and key.
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// Where to write the CA certificate (PEM). Not overwritten if it exists.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The CA subject (RFC 4514).
+    #[arg(long, default_value = "CN=kubernetes")]
+    pub subject: String,
+    /// Lifetime, e.g. `10y`, `8760h`.
+    #[arg(long, default_value = "10y", value_parser = humantime::parse_duration)]
+    pub validity: Duration,
+}
+
+/// `ca csr` arguments.
+#[derive(Debug, Args)]
+pub struct CsrArgs {
+    /// The token and key.
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// Where to write the request (PEM). Not overwritten if it exists.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The CA subject (RFC 4514).
+    #[arg(long)]
+    pub subject: String,
+}
+
+/// `ca import` arguments.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The token and key.
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// The signed CA certificate (PEM).
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// The chain above it (PEM), up to the root.
+    #[arg(long)]
+    pub chain: Option<PathBuf>,
+    /// Where to write the CA bundle (CA certificate, then chain). Not overwritten if it exists.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Errors of the `ca` subcommands.
+#[derive(Debug, thiserror::Error)]
+pub enum CaCommandError {
+    /// The token could not be used.
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+    /// The CA certificate work failed.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    /// The output file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl CaCommandError {
+    /// The process exit code.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CaCommandError::Signer(e) => e.exit_code(),
+            CaCommandError::Ca(CaError::Read { .. }) => exit::NO_INPUT,
+            CaCommandError::Ca(CaError::Build(_)) => exit::SOFTWARE,
+            CaCommandError::Ca(_) => exit::USAGE,
+            CaCommandError::Write { .. } => exit::SOFTWARE,
+        }
+    }
+}
 
 impl CaCommand {
-    /// Runs the subcommand; returns the process exit code.
+    /// Runs the subcommand; returns the process exit code. Errors are one line on stderr.
     pub fn run(self) -> i32 {
-        match self {}
+        let result = match self {
+            CaCommand::Init(a) => run_init(a),
+            CaCommand::Csr(a) => run_csr(a),
+            CaCommand::Import(a) => run_import(a),
+        };
+        match result {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("kubesigner: {e}");
+                e.exit_code()
+            }
+        }
     }
+}
+
+fn open(t: &TokenArgs) -> Result<std::sync::Arc<TokenSigner>, SignerError> {
+    let env = parse_env_args(&t.module_env)?;
+    apply_module_environment(&env)?;
+    let uri = Pkcs11Uri::parse(&t.uri, UriOrigin::CommandLine)?;
+    let settings = Settings {
+        max_sessions: 1,
+        ..Settings::default()
+    };
+    TokenSigner::open(&uri, settings)
+}
+
+fn write_new(path: &Path, text: &str) -> Result<(), CaCommandError> {
+    let err = |source| CaCommandError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(err)?;
+    f.write_all(text.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)
+}
+
+fn run_init(a: InitArgs) -> Result<(), CaCommandError> {
+    let subject = ca::parse_subject(&a.subject)?;
+    let signer = open(&a.token)?;
+    let cert = ca::self_signed_ca(signer.as_ref(), subject, SystemTime::now(), a.validity)?;
+    write_new(&a.out, &ca::to_pem(&cert)?)?;
+    println!("wrote CA certificate {}", a.out.display());
+    Ok(())
+}
+
+fn run_csr(a: CsrArgs) -> Result<(), CaCommandError> {
+    let subject = ca::parse_subject(&a.subject)?;
+    let signer = open(&a.token)?;
+    let req = ca::ca_request(signer.as_ref(), subject)?;
+    let pem = req
+        .to_pem(LineEnding::LF)
+        .map_err(|e| CaError::Build(e.to_string()))?;
+    write_new(&a.out, &pem)?;
+    println!("wrote CA certificate request {}", a.out.display());
+    Ok(())
+}
+
+fn run_import(a: ImportArgs) -> Result<(), CaCommandError> {
+    let read = ca::read_bounded;
+    let cert = read(&a.cert)?;
+    let chain = a.chain.as_deref().map(read).transpose()?;
+    let signer = open(&a.token)?;
+    let bundle = ca::import(signer.as_ref(), &cert, chain.as_deref())?;
+    write_new(&a.out, &bundle.to_pem()?)?;
+    println!("wrote CA bundle {}", a.out.display());
+    Ok(())
 }

@@ -3,4 +3,6 @@
 pub mod bootstrap;
 pub mod ca;
 pub mod hsm;
+pub mod node;
+pub mod serve;
 pub mod token;

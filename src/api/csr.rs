@@ -1,0 +1,430 @@
+//! CSR create, get, update (main, `/approval`, `/status`) and delete.
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body::Body;
+use k8s_openapi::api::certificates::v1::{
+    CertificateSigningRequest, CertificateSigningRequestStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use serde_json::json;
+
+use super::body::{ResponseBody, read_limited};
+use super::decode::{Decoded, FieldValidation, Query, decode_csr};
+use super::error::{ApiError, bad_request, invalid};
+use super::hooks::{Caller, CsrFacts, Inspection, Verb};
+use super::rules::{self, GENERATE_NAME_BASE_MAX, check_name};
+use super::{Api, blocking, json_response, table};
+use crate::store::UpdateError;
+
+/// Which PUT path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum UpdatePath {
+    /// The main resource (metadata only).
+    Main,
+    /// `/approval`.
+    Approval,
+    /// `/status`.
+    Status,
+}
+
+/// The characters upstream's generateName appends (`names.go`).
+const GENERATE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+/// How many it appends.
+const GENERATE_SUFFIX_LEN: usize = 5;
+
+pub(super) fn now() -> Time {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Time(
+        k8s_openapi::jiff::Timestamp::from_second(i64::try_from(secs).unwrap_or(0))
+            .unwrap_or_default(),
+    )
+}
+
+pub(super) fn now_unix() -> i64 {
+    now().0.as_second()
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut b = [0u8; N];
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| ApiError::Internal("random source failed".to_owned()))?;
+    Ok(b)
+}
+
+fn new_uid() -> Result<String, ApiError> {
+    let mut b = random_bytes::<16>()?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+fn generated_name(base: &str) -> Result<String, ApiError> {
+    let base: String = base.chars().take(GENERATE_NAME_BASE_MAX).collect();
+    let r = random_bytes::<GENERATE_SUFFIX_LEN>()?;
+    let suffix: String = r
+        .iter()
+        .map(|b| char::from(GENERATE_ALPHABET[usize::from(*b) % GENERATE_ALPHABET.len()]))
+        .collect();
+    Ok(format!("{base}{suffix}"))
+}
+
+pub(super) fn facts_of<'a>(
+    csr: &'a CertificateSigningRequest,
+    cn: Option<&'a str>,
+) -> CsrFacts<'a> {
+    CsrFacts {
+        requester_username: csr.spec.username.as_deref().unwrap_or(""),
+        subject_cn: cn,
+        signer_name: &csr.spec.signer_name,
+    }
+}
+
+/// The subject CN of a stored CSR (its request parsed on create, so this succeeds).
+pub(super) fn cn_of(csr: &CertificateSigningRequest) -> Option<String> {
+    rules::parse_request(&csr.spec.request.0)
+        .ok()
+        .and_then(|r| rules::index_of(&r).subject_cn)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Media {
+    Json,
+    Protobuf,
+    Other,
+}
+
+/// The request body's media type; none given is read as JSON.
+fn media_type(req_ct: Option<&str>) -> Media {
+    let media = req_ct
+        .and_then(|ct| ct.split(';').next())
+        .unwrap_or("")
+        .trim();
+    if media.is_empty() || media.eq_ignore_ascii_case("application/json") {
+        Media::Json
+    } else if media.eq_ignore_ascii_case(super::protobuf::MEDIA_TYPE) {
+        Media::Protobuf
+    } else {
+        Media::Other
+    }
+}
+
+pub(super) fn object_response(
+    code: StatusCode,
+    csr: &CertificateSigningRequest,
+    accept: Option<&str>,
+    warnings: &[String],
+) -> Result<Response<ResponseBody>, ApiError> {
+    if table::wants_table(accept) {
+        let rv = csr
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
+        return Ok(json_response(
+            code,
+            &table::table(&[csr], rv, None, now_unix()),
+            warnings,
+        ));
+    }
+    let v = serde_json::to_value(csr).map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
+    Ok(json_response(code, &v, warnings))
+}
+
+fn accept<B>(req: &Request<B>) -> Option<String> {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+impl Api {
+    async fn read_body<B>(&self, q: &Query, req: Request<B>) -> Result<Decoded, ApiError>
+    where
+        B: Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        if q.get("dryRun").is_some() {
+            return Err(bad_request("dryRun is not supported"));
+        }
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let media = media_type(ct);
+        let fv = FieldValidation::from_query(q)?;
+        if media == Media::Other {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = read_limited(req.into_body(), self.inner.limits.max_body_bytes).await?;
+        match media {
+            Media::Protobuf => Ok(Decoded {
+                csr: super::protobuf::decode_csr(&bytes)?,
+                warnings: Vec::new(),
+            }),
+            _ => decode_csr(&bytes, fv),
+        }
+    }
+
+    pub(super) async fn create<B>(
+        &self,
+        caller: &Caller,
+        q: &Query,
+        req: Request<B>,
+    ) -> Result<Response<ResponseBody>, ApiError>
+    where
+        B: Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let accept = accept(&req);
+        let Decoded {
+            csr: body,
+            warnings,
+        } = self.read_body(q, req).await?;
+        let name = match (
+            body.metadata.name.as_deref(),
+            body.metadata.generate_name.as_deref(),
+        ) {
+            (Some(n), _) if !n.is_empty() => n.to_owned(),
+            (_, Some(g)) if !g.is_empty() => {
+                check_name(g)
+                    .map_err(|m| invalid(g, "FieldValueInvalid", "metadata.generateName", m))?;
+                generated_name(g)?
+            }
+            _ => {
+                return Err(invalid(
+                    "",
+                    "FieldValueRequired",
+                    "metadata.name",
+                    "name or generateName is required",
+                ));
+            }
+        };
+        check_name(&name).map_err(|m| invalid(&name, "FieldValueInvalid", "metadata.name", m))?;
+        let index = rules::validate_new(&body, &name)?;
+        self.authorize(
+            caller,
+            Verb::Create,
+            Some(&CsrFacts {
+                requester_username: &caller.user,
+                subject_cn: index.subject_cn.as_deref(),
+                signer_name: &body.spec.signer_name,
+            }),
+        )?;
+        let csr = self.prepare(body, name, caller)?;
+        let issuance = self.inner.issuance.clone();
+        let probe = csr.clone();
+        let inspection = blocking(move || issuance.inspect(&probe)).await?;
+        match &inspection {
+            Inspection::AdmissionDenied { message } => {
+                return Err(ApiError::Forbidden {
+                    message: message.clone(),
+                });
+            }
+            Inspection::Invalid(causes) => {
+                return Err(ApiError::Invalid {
+                    name: csr.metadata.name.clone().unwrap_or_default(),
+                    causes: causes.clone(),
+                });
+            }
+            Inspection::Valid | Inspection::SignerRuleViolation { .. } => {}
+        }
+        let store = self.inner.store.clone();
+        let actor = caller.user.clone();
+        let idx = index.clone();
+        let stored = blocking(move || store.create(csr, &idx, &actor)).await??;
+        let name = stored.metadata.name.clone().unwrap_or_default();
+        tracing::info!(csr = %name, requester = %caller.user, signer = %stored.spec.signer_name, "csr created");
+        let latest = self
+            .after_create(stored, caller, &index, inspection)
+            .await?;
+        object_response(StatusCode::CREATED, &latest, accept.as_deref(), &warnings)
+    }
+
+    /// Server-owned fields on create (reference §1.2).
+    fn prepare(
+        &self,
+        body: CertificateSigningRequest,
+        name: String,
+        caller: &Caller,
+    ) -> Result<CertificateSigningRequest, ApiError> {
+        let mut groups = caller.groups.clone();
+        if !groups.iter().any(|g| g == "system:authenticated") {
+            groups.push("system:authenticated".to_owned());
+        }
+        let mut spec = body.spec;
+        spec.username = Some(caller.user.clone());
+        spec.uid = Some(caller.uid.clone());
+        spec.groups = Some(groups);
+        spec.extra = if caller.extra.is_empty() {
+            None
+        } else {
+            Some(caller.extra.clone())
+        };
+        Ok(CertificateSigningRequest {
+            metadata: ObjectMeta {
+                name: Some(name),
+                generate_name: body.metadata.generate_name.filter(|g| !g.is_empty()),
+                labels: body.metadata.labels,
+                annotations: body.metadata.annotations,
+                uid: Some(new_uid()?),
+                creation_timestamp: Some(now()),
+                ..Default::default()
+            },
+            spec,
+            status: Some(CertificateSigningRequestStatus {
+                certificate: None,
+                conditions: None,
+            }),
+        })
+    }
+
+    pub(super) async fn get<B>(
+        &self,
+        caller: &Caller,
+        name: &str,
+        req: &Request<B>,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        let store = self.inner.store.clone();
+        let n = name.to_owned();
+        let csr = blocking(move || store.get(&n))
+            .await??
+            .ok_or_else(|| ApiError::NotFound {
+                name: name.to_owned(),
+            })?;
+        let cn = cn_of(&csr);
+        self.authorize(caller, Verb::Get, Some(&facts_of(&csr, cn.as_deref())))?;
+        object_response(StatusCode::OK, &csr, accept(req).as_deref(), &[])
+    }
+
+    pub(super) async fn delete(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        let store = self.inner.store.clone();
+        let n = name.to_owned();
+        let csr = blocking(move || store.get(&n))
+            .await??
+            .ok_or_else(|| ApiError::NotFound {
+                name: name.to_owned(),
+            })?;
+        let cn = cn_of(&csr);
+        self.authorize(caller, Verb::Delete, Some(&facts_of(&csr, cn.as_deref())))?;
+        let store = self.inner.store.clone();
+        let (n, actor) = (name.to_owned(), caller.user.clone());
+        let gone = blocking(move || store.delete(&n, &actor)).await??;
+        tracing::info!(csr = %name, by = %caller.user, "csr deleted");
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": name, "group": "certificates.k8s.io", "kind": "certificatesigningrequests",
+                        "uid": gone.metadata.uid}});
+        Ok(json_response(StatusCode::OK, &status, &[]))
+    }
+
+    pub(super) async fn update<B>(
+        &self,
+        caller: &Caller,
+        name: &str,
+        path: UpdatePath,
+        q: &Query,
+        req: Request<B>,
+    ) -> Result<Response<ResponseBody>, ApiError>
+    where
+        B: Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let accept = accept(&req);
+        let Decoded {
+            csr: body,
+            warnings,
+        } = self.read_body(q, req).await?;
+        if body.metadata.name.as_deref().is_some_and(|n| n != name) {
+            return Err(bad_request(
+                "the name in the body does not match the name in the URL",
+            ));
+        }
+        let expected_rv = match body.metadata.resource_version.as_deref() {
+            None | Some("") => None,
+            Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
+                invalid(
+                    name,
+                    "FieldValueInvalid",
+                    "metadata.resourceVersion",
+                    "must be a resourceVersion from this server",
+                )
+            })?),
+        };
+        let store = self.inner.store.clone();
+        let n = name.to_owned();
+        let stored = blocking(move || store.get(&n))
+            .await??
+            .ok_or_else(|| ApiError::NotFound {
+                name: name.to_owned(),
+            })?;
+        let cn = cn_of(&stored);
+        let verb = match path {
+            UpdatePath::Main => Verb::Update,
+            UpdatePath::Approval => Verb::UpdateApproval,
+            UpdatePath::Status => Verb::UpdateStatus,
+        };
+        self.authorize(caller, verb, Some(&facts_of(&stored, cn.as_deref())))?;
+        let kind = match path {
+            UpdatePath::Approval
+                if rules::has_condition(&body, "Denied")
+                    && !rules::has_condition(&stored, "Denied") =>
+            {
+                "deny"
+            }
+            UpdatePath::Approval
+                if rules::has_condition(&body, "Approved")
+                    && !rules::has_condition(&stored, "Approved") =>
+            {
+                "approve"
+            }
+            UpdatePath::Approval => "approval",
+            UpdatePath::Status => "status",
+            UpdatePath::Main => "update",
+        };
+        let store = self.inner.store.clone();
+        let (n, actor, at) = (name.to_owned(), caller.user.clone(), now());
+        let result = blocking(move || {
+            store.update(&n, expected_rv, &actor, kind, |c| {
+                match path {
+                    UpdatePath::Main => rules::apply_update(c, &body),
+                    UpdatePath::Approval => rules::apply_approval(c, &body, &at)?,
+                    UpdatePath::Status => rules::apply_status(c, &body, &at)?,
+                }
+                Ok::<_, ApiError>(None)
+            })
+        })
+        .await?;
+        let updated = match result {
+            Ok(c) => c,
+            Err(UpdateError::Rejected(e)) => return Err(e),
+            Err(UpdateError::Store(e)) => return Err(e.into()),
+        };
+        if kind != "update" {
+            tracing::info!(csr = %name, by = %caller.user, change = kind, "csr updated");
+        }
+        let latest = if rules::needs_signing(&updated) {
+            self.sign_now(name).await?.unwrap_or(updated)
+        } else {
+            updated
+        };
+        object_response(StatusCode::OK, &latest, accept.as_deref(), &warnings)
+    }
+}

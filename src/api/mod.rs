@@ -1,0 +1,307 @@
+//! The appliance's HTTP API: the `certificates.k8s.io/v1` slice of kube-apiserver that kubectl,
+//! kubelets and client libraries use (reference §1, §6). [`Api::handle`] is the router; it is
+//! transport-free so tests drive it in process; [`server`] puts it behind TLS + HTTP/1.1 + h2.
+//!
+//! Request path: authenticate → route → decode (bounded) → authorize → rules → store (blocking
+//! thread) → approval and signing ([`hooks::Issuance`]) → response. Every error becomes a
+//! Kubernetes `Status` in [`error`].
+
+pub mod body;
+mod csr;
+pub mod decode;
+pub mod discovery;
+pub mod engine;
+pub mod error;
+pub mod hooks;
+mod list;
+pub mod openapi;
+pub mod protobuf;
+pub mod rules;
+pub mod server;
+pub mod serving;
+mod signing;
+pub mod table;
+mod watch;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body::Body;
+use rustls_pki_types::CertificateDer;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::authz::AuthzConfig;
+use crate::store::Store;
+use body::{ResponseBody, full};
+use decode::Query;
+use error::ApiError;
+use hooks::{Authenticate, AuthnResult, Caller, Issuance, Verb};
+
+/// Default request-body limit: 1 MiB. The apiserver allows ≈ 3 MiB (reference §6.5); a CSR
+/// object is a few KiB, so a third of that is ample and keeps a flood cheap.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default cap on concurrent watches (each holds a task and a broadcast receiver). A 10,000-node
+/// storm watches one CSR per bootstrapping node for seconds; 1024 covers a wide burst.
+pub const DEFAULT_MAX_WATCHES: usize = 1024;
+/// Longest watch: kube-apiserver's `--min-request-timeout` default (1800 s); longer requested
+/// timeouts are cut to this.
+pub const DEFAULT_MAX_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Largest `limit` on a list (kubectl sends 500); larger values are cut to this.
+pub const MAX_LIST_LIMIT: usize = 1000;
+/// How often the signer backlog is re-scanned when nothing wakes it.
+pub const BACKLOG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Named bounds on untrusted input, from `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Request-body limit in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Concurrent watches (429 beyond).
+    pub max_watches: usize,
+    /// Longest watch.
+    pub max_watch_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_watches: DEFAULT_MAX_WATCHES,
+            max_watch_timeout: DEFAULT_MAX_WATCH_TIMEOUT,
+        }
+    }
+}
+
+struct Inner {
+    store: Store,
+    authn: Arc<dyn Authenticate>,
+    authz: AuthzConfig,
+    issuance: Arc<dyn Issuance>,
+    limits: Limits,
+    watches: Arc<Semaphore>,
+    wake_signer: Notify,
+    signing: Mutex<HashSet<String>>,
+}
+
+/// The API router and its state; cheap to clone.
+#[derive(Clone)]
+pub struct Api {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A JSON response.
+pub(crate) fn json_response(
+    code: StatusCode,
+    value: &serde_json::Value,
+    warnings: &[String],
+) -> Response<ResponseBody> {
+    let mut resp = Response::new(full(Bytes::from(value.to_string())));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    for w in warnings {
+        // RFC 7234 warning: code 299, agent "-", quoted text (quotes and controls dropped).
+        let text: String = w
+            .chars()
+            .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+            .collect();
+        if let Ok(v) = header::HeaderValue::from_str(&format!("299 - \"{text}\"")) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
+}
+
+fn text_response(code: StatusCode, text: &'static str) -> Response<ResponseBody> {
+    let mut resp = Response::new(full(Bytes::from_static(text.as_bytes())));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Runs blocking work (store, signer) off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))
+}
+
+const CSR_PREFIX: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
+
+impl Api {
+    /// Builds the API over a store and the authn/authz/issuance parts.
+    pub fn new(
+        store: Store,
+        authn: Arc<dyn Authenticate>,
+        authz: AuthzConfig,
+        issuance: Arc<dyn Issuance>,
+        limits: Limits,
+    ) -> Api {
+        Api {
+            inner: Arc::new(Inner {
+                store,
+                authn,
+                authz,
+                issuance,
+                watches: Arc::new(Semaphore::new(limits.max_watches)),
+                limits,
+                wake_signer: Notify::new(),
+                signing: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    /// The store behind the API.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Handles one request from a (TLS-verified) client chain.
+    pub async fn handle<B>(
+        &self,
+        req: Request<B>,
+        client_chain: Option<&[CertificateDer<'static>]>,
+    ) -> Response<ResponseBody>
+    where
+        B: Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let auth = self.inner.authn.authenticate(
+            client_chain,
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+        );
+        self.handle_as(req, auth).await
+    }
+
+    /// Handles one request for an already-authenticated caller (tests, and `handle`).
+    pub async fn handle_as<B>(&self, req: Request<B>, auth: AuthnResult) -> Response<ResponseBody>
+    where
+        B: Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let resp = match self.route(req, auth).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        };
+        tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+        resp
+    }
+
+    async fn route<B>(
+        &self,
+        req: Request<B>,
+        auth: AuthnResult,
+    ) -> Result<Response<ResponseBody>, ApiError>
+    where
+        B: Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let path = req.uri().path().trim_end_matches('/').to_owned();
+        let method = req.method().clone();
+        match path.as_str() {
+            "/healthz" | "/livez" => return Ok(text_response(StatusCode::OK, "ok")),
+            "/readyz" => return Ok(self.readyz().await),
+            _ => {}
+        }
+        let caller = match auth {
+            AuthnResult::Authenticated(c) => c,
+            AuthnResult::Anonymous => return Err(ApiError::Unauthorized),
+            AuthnResult::Rejected(why) => {
+                tracing::info!(reason = %why, "authentication rejected");
+                return Err(ApiError::Unauthorized);
+            }
+        };
+        if let Some(doc) = discovery_doc(&path) {
+            if method != Method::GET {
+                return Err(ApiError::MethodNotAllowed);
+            }
+            self.authorize(&caller, Verb::Discovery, None)?;
+            return Ok(json_response(StatusCode::OK, &doc, &[]));
+        }
+        let Some(rest) = path.strip_prefix(CSR_PREFIX) else {
+            return Err(ApiError::NotFound { name: path });
+        };
+        let q = Query::parse(req.uri().query());
+        let segments: Vec<&str> = rest.split('/').skip(1).collect();
+        match (segments.as_slice(), &method) {
+            ([], &Method::GET) if q.bool("watch")? => self.watch(&caller, &q, &req).await,
+            ([], &Method::GET) => self.list(&caller, &q, &req).await,
+            ([], &Method::POST) => self.create(&caller, &q, req).await,
+            ([name], &Method::GET) | ([name, "approval" | "status"], &Method::GET) => {
+                self.get(&caller, name, &req).await
+            }
+            ([name], &Method::DELETE) => self.delete(&caller, name).await,
+            ([name], &Method::PUT) => {
+                self.update(&caller, name, csr::UpdatePath::Main, &q, req)
+                    .await
+            }
+            ([name, "approval"], &Method::PUT) => {
+                self.update(&caller, name, csr::UpdatePath::Approval, &q, req)
+                    .await
+            }
+            ([name, "status"], &Method::PUT) => {
+                self.update(&caller, name, csr::UpdatePath::Status, &q, req)
+                    .await
+            }
+            ([_] | [_, "approval" | "status"] | [], _) => Err(ApiError::MethodNotAllowed),
+            _ => Err(ApiError::NotFound { name: path.clone() }),
+        }
+    }
+
+    async fn readyz(&self) -> Response<ResponseBody> {
+        let store = self.inner.store.clone();
+        let store_ok = matches!(blocking(move || store.resource_version()).await, Ok(Ok(_)));
+        if store_ok && self.inner.issuance.ready() {
+            text_response(StatusCode::OK, "ok")
+        } else {
+            text_response(StatusCode::SERVICE_UNAVAILABLE, "not ok")
+        }
+    }
+
+    pub(crate) fn authorize(
+        &self,
+        caller: &Caller,
+        verb: Verb,
+        facts: Option<&hooks::CsrFacts<'_>>,
+    ) -> Result<(), ApiError> {
+        crate::authz::authorize(caller, verb, facts, &self.inner.authz)
+            .map_err(|f| ApiError::Forbidden { message: f.message })
+    }
+}
+
+fn discovery_doc(path: &str) -> Option<serde_json::Value> {
+    Some(match path {
+        "/version" => discovery::version(),
+        "/api" => discovery::api_versions(),
+        "/api/v1" => discovery::core_v1(),
+        "/apis" => discovery::group_list(),
+        "/apis/certificates.k8s.io" => discovery::api_group(),
+        "/apis/certificates.k8s.io/v1" => discovery::resource_list(),
+        "/openapi/v2" => openapi::v2(),
+        "/openapi/v3" => openapi::v3_root(),
+        "/openapi/v3/apis/certificates.k8s.io/v1" => openapi::v3_group_version(),
+        _ => return None,
+    })
+}

@@ -1,0 +1,446 @@
+//! The server-side rules of reference §1.2–§1.5: what a new CSR must look like, and what each
+//! update path may change. Pure functions over the k8s-openapi types.
+
+use k8s_openapi::api::certificates::v1::{
+    CertificateSigningRequest, CertificateSigningRequestCondition,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use x509_cert::request::CertReq;
+
+use super::error::{ApiError, Cause, invalid};
+use crate::store::CsrIndex;
+
+/// Longest accepted CSR name: the DNS-1123 subdomain length Kubernetes uses for object names.
+pub const MAX_NAME_LEN: usize = 253;
+/// generateName keeps at most this many characters of the base (upstream `names.go`).
+pub const GENERATE_NAME_BASE_MAX: usize = 58;
+/// Largest `spec.request` accepted (PEM text). A P-384/RSA-4096 CSR with a few SANs is < 4 KiB;
+/// 64 KiB bounds parsing work far above any real request.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Largest signerName (upstream: 253 domain + 1 + 317 path).
+pub const MAX_SIGNER_NAME: usize = 571;
+/// The usages v1 accepts (reference §1.3).
+pub const KNOWN_USAGES: &[&str] = &[
+    "signing",
+    "digital signature",
+    "content commitment",
+    "key encipherment",
+    "key agreement",
+    "data encipherment",
+    "cert sign",
+    "crl sign",
+    "encipher only",
+    "decipher only",
+    "any",
+    "server auth",
+    "client auth",
+    "code signing",
+    "email protection",
+    "s/mime",
+    "ipsec end system",
+    "ipsec tunnel",
+    "ipsec user",
+    "timestamping",
+    "ocsp signing",
+    "microsoft sgc",
+    "netscape sgc",
+];
+
+const NODE_PREFIX: &str = "system:node:";
+
+fn cause(reason: &'static str, field: &str, message: impl Into<String>) -> Cause {
+    Cause {
+        reason,
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// A CSR name: non-empty, ≤ 253, printable ASCII from the set real clients use
+/// (`[A-Za-z0-9._:-]`, the kubelet's `node-csr-<base64url>` included), not `.` or `..`.
+/// Stricter than upstream, which only forbids `/` and `%`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("name or generateName is required".to_owned());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!("must be no more than {MAX_NAME_LEN} characters"));
+    }
+    if name == "." || name == ".." {
+        return Err("may not be '.' or '..'".to_owned());
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+    {
+        return Err("may contain only letters, digits, '.', '_', '-' and ':'".to_owned());
+    }
+    Ok(())
+}
+
+/// The first PEM block of `text`, which must be a CERTIFICATE REQUEST, parsed.
+pub fn parse_request(text: &[u8]) -> Result<CertReq, String> {
+    use der::Decode;
+    if text.len() > MAX_REQUEST_BYTES {
+        return Err(format!("must be at most {MAX_REQUEST_BYTES} bytes"));
+    }
+    let s = std::str::from_utf8(text)
+        .map_err(|_| "PEM block type must be CERTIFICATE REQUEST".to_owned())?;
+    let begin = "-----BEGIN CERTIFICATE REQUEST-----";
+    let end = "-----END CERTIFICATE REQUEST-----";
+    let first = s
+        .find("-----BEGIN ")
+        .ok_or("PEM block type must be CERTIFICATE REQUEST")?;
+    if !s.get(first..).is_some_and(|r| r.starts_with(begin)) {
+        return Err("PEM block type must be CERTIFICATE REQUEST".to_owned());
+    }
+    let stop = s
+        .get(first..)
+        .and_then(|r| r.find(end))
+        .ok_or("PEM block is not terminated")?;
+    let block = s
+        .get(first..first + stop + end.len())
+        .ok_or("PEM block is not terminated")?;
+    let (_, der) = der::pem::decode_vec(block.as_bytes())
+        .map_err(|_| "PEM block cannot be decoded".to_owned())?;
+    CertReq::from_der(&der).map_err(|_| "cannot parse the certificate request".to_owned())
+}
+
+/// Index columns from a parsed request.
+pub fn index_of(req: &CertReq) -> CsrIndex {
+    let cn = req
+        .info
+        .subject
+        .common_name()
+        .ok()
+        .flatten()
+        .map(|d| d.value().into_owned());
+    let node = cn
+        .as_deref()
+        .and_then(|c| c.strip_prefix(NODE_PREFIX))
+        .map(str::to_owned);
+    CsrIndex {
+        subject_cn: cn,
+        node_name: node,
+    }
+}
+
+fn dns_label(l: &str) -> bool {
+    !l.is_empty()
+        && l.len() <= 63
+        && l.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+}
+
+fn signer_name_causes(name: &str, out: &mut Vec<Cause>) {
+    const F: &str = "spec.signerName";
+    if name.is_empty() {
+        out.push(cause("FieldValueRequired", F, "Required value"));
+        return;
+    }
+    if name.len() > MAX_SIGNER_NAME {
+        out.push(cause(
+            "FieldValueTooLong",
+            F,
+            format!("must be no more than {MAX_SIGNER_NAME} characters"),
+        ));
+        return;
+    }
+    let mut parts = name.splitn(2, '/');
+    let domain = parts.next().unwrap_or("");
+    let path = parts.next();
+    let ok = match path {
+        Some(p) if !p.contains('/') => {
+            domain.len() <= 253
+                && domain.contains('.')
+                && domain.split('.').all(dns_label)
+                && !p.is_empty()
+                && p.len() <= 317
+                && p.split('.').all(dns_label)
+        }
+        _ => false,
+    };
+    if !ok {
+        out.push(cause(
+            "FieldValueInvalid",
+            F,
+            "must be a fully qualified domain and path of the form 'example.com/signer-name'",
+        ));
+    } else if name == "kubernetes.io/legacy-unknown" {
+        out.push(cause(
+            "FieldValueInvalid",
+            F,
+            "the legacy signerName is not allowed via this API version",
+        ));
+    }
+}
+
+/// Validates a new CSR's spec (reference §1.3). Returns the parsed request's index on success.
+pub fn validate_new(csr: &CertificateSigningRequest, name: &str) -> Result<CsrIndex, ApiError> {
+    let mut causes = Vec::new();
+    let spec = &csr.spec;
+    let index = match parse_request(&spec.request.0) {
+        Ok(req) => Some(index_of(&req)),
+        Err(m) => {
+            causes.push(cause("FieldValueInvalid", "spec.request", m));
+            None
+        }
+    };
+    match spec.usages.as_deref() {
+        None | Some([]) => {
+            causes.push(cause("FieldValueRequired", "spec.usages", "Required value"))
+        }
+        Some(usages) => {
+            for (i, u) in usages.iter().enumerate() {
+                let f = format!("spec.usages[{i}]");
+                if !KNOWN_USAGES.contains(&u.as_str()) {
+                    causes.push(cause("FieldValueNotSupported", &f, "unsupported usage"));
+                } else if usages.iter().take(i).any(|p| p == u) {
+                    causes.push(cause("FieldValueDuplicate", &f, "Duplicate value"));
+                }
+            }
+        }
+    }
+    signer_name_causes(&spec.signer_name, &mut causes);
+    if let Some(s) = spec.expiration_seconds
+        && s < 600
+    {
+        causes.push(cause(
+            "FieldValueInvalid",
+            "spec.expirationSeconds",
+            "may not specify a duration less than 600 seconds (10 minutes)",
+        ));
+    }
+    match index {
+        Some(index) if causes.is_empty() => Ok(index),
+        _ => Err(ApiError::Invalid {
+            name: name.to_owned(),
+            causes,
+        }),
+    }
+}
+
+fn conditions(csr: &CertificateSigningRequest) -> &[CertificateSigningRequestCondition] {
+    csr.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or(&[])
+}
+
+/// Whether the CSR has a condition of this type.
+pub fn has_condition(csr: &CertificateSigningRequest, type_: &str) -> bool {
+    conditions(csr).iter().any(|c| c.type_ == type_)
+}
+
+/// Approved, not Denied, not Failed, no certificate yet: the signer's work.
+pub fn needs_signing(csr: &CertificateSigningRequest) -> bool {
+    has_condition(csr, "Approved")
+        && !has_condition(csr, "Denied")
+        && !has_condition(csr, "Failed")
+        && csr
+            .status
+            .as_ref()
+            .and_then(|s| s.certificate.as_ref())
+            .is_none_or(|c| c.0.is_empty())
+}
+
+/// Checks a condition list (reference §1.3) and that no Approved/Denied/Failed was removed.
+fn check_conditions(
+    name: &str,
+    new: &[CertificateSigningRequestCondition],
+    old: &[CertificateSigningRequestCondition],
+) -> Result<(), ApiError> {
+    let mut causes = Vec::new();
+    for (i, c) in new.iter().enumerate() {
+        let f = format!("status.conditions[{i}]");
+        if c.type_.is_empty() {
+            causes.push(cause(
+                "FieldValueRequired",
+                &format!("{f}.type"),
+                "Required value",
+            ));
+        }
+        let terminal = matches!(c.type_.as_str(), "Approved" | "Denied" | "Failed");
+        match c.status.as_str() {
+            "True" => {}
+            "False" | "Unknown" if !terminal => {}
+            "" => causes.push(cause(
+                "FieldValueRequired",
+                &format!("{f}.status"),
+                "Required value",
+            )),
+            _ => causes.push(cause(
+                "FieldValueNotSupported",
+                &format!("{f}.status"),
+                "supported values: \"True\"",
+            )),
+        }
+        if new.iter().take(i).any(|p| p.type_ == c.type_) {
+            causes.push(cause(
+                "FieldValueDuplicate",
+                &format!("{f}.type"),
+                "Duplicate value",
+            ));
+        }
+    }
+    let has = |t: &str| new.iter().any(|c| c.type_ == t);
+    if has("Approved") && has("Denied") {
+        causes.push(cause(
+            "FieldValueInvalid",
+            "status.conditions",
+            "Approved and Denied conditions are mutually exclusive",
+        ));
+    }
+    for o in old
+        .iter()
+        .filter(|o| matches!(o.type_.as_str(), "Approved" | "Denied" | "Failed"))
+    {
+        if !has(&o.type_) {
+            causes.push(cause(
+                "FieldValueForbidden",
+                "status.conditions",
+                format!("updates may not remove a condition of type \"{}\"", o.type_),
+            ));
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid {
+            name: name.to_owned(),
+            causes,
+        })
+    }
+}
+
+/// Fills lastUpdateTime / lastTransitionTime when absent (keeping the old transition time for a
+/// condition whose type and status did not change).
+fn stamp(
+    new: &mut [CertificateSigningRequestCondition],
+    old: &[CertificateSigningRequestCondition],
+    now: &Time,
+) {
+    for c in new.iter_mut() {
+        if c.last_update_time.is_none() {
+            c.last_update_time = Some(now.clone());
+        }
+        if c.last_transition_time.is_none() {
+            let kept = old
+                .iter()
+                .find(|o| o.type_ == c.type_ && o.status == c.status)
+                .and_then(|o| o.last_transition_time.clone());
+            c.last_transition_time = Some(kept.unwrap_or_else(|| now.clone()));
+        }
+    }
+}
+
+fn keep_metadata(stored: &mut CertificateSigningRequest, body: &CertificateSigningRequest) {
+    stored.metadata.labels = body.metadata.labels.clone();
+    stored.metadata.annotations = body.metadata.annotations.clone();
+}
+
+/// PUT `/approval`: keeps the body's conditions (after the rules) and metadata; spec and
+/// certificate stay as stored.
+pub fn apply_approval(
+    stored: &mut CertificateSigningRequest,
+    body: &CertificateSigningRequest,
+    now: &Time,
+) -> Result<(), ApiError> {
+    let name = stored.metadata.name.clone().unwrap_or_default();
+    let old = conditions(stored).to_vec();
+    let mut new = conditions(body).to_vec();
+    check_conditions(&name, &new, &old)?;
+    stamp(&mut new, &old, now);
+    keep_metadata(stored, body);
+    stored
+        .status
+        .get_or_insert_with(Default::default)
+        .conditions = Some(new);
+    Ok(())
+}
+
+/// PUT `/status`: conditions other than Approved/Denied may change (Approved/Denied are copied
+/// back from the stored object); `status.certificate` may not change through the API at all —
+/// only the appliance's own signer writes it.
+pub fn apply_status(
+    stored: &mut CertificateSigningRequest,
+    body: &CertificateSigningRequest,
+    now: &Time,
+) -> Result<(), ApiError> {
+    let name = stored.metadata.name.clone().unwrap_or_default();
+    let old_cert = stored
+        .status
+        .as_ref()
+        .and_then(|s| s.certificate.clone())
+        .filter(|c| !c.0.is_empty());
+    let new_cert = body
+        .status
+        .as_ref()
+        .and_then(|s| s.certificate.clone())
+        .filter(|c| !c.0.is_empty());
+    if old_cert != new_cert {
+        return Err(ApiError::Forbidden {
+            message: format!(
+                "certificatesigningrequests \"{name}\": status.certificate is written only by the appliance's signer"
+            ),
+        });
+    }
+    let old = conditions(stored).to_vec();
+    let mut new: Vec<_> = conditions(body)
+        .iter()
+        .filter(|c| !matches!(c.type_.as_str(), "Approved" | "Denied"))
+        .cloned()
+        .collect();
+    new.extend(
+        old.iter()
+            .filter(|c| matches!(c.type_.as_str(), "Approved" | "Denied"))
+            .cloned(),
+    );
+    check_conditions(&name, &new, &old)?;
+    stamp(&mut new, &old, now);
+    keep_metadata(stored, body);
+    stored
+        .status
+        .get_or_insert_with(Default::default)
+        .conditions = Some(new);
+    Ok(())
+}
+
+/// PUT on the main resource: only labels and annotations change; spec and status are forced
+/// back to the stored values.
+pub fn apply_update(stored: &mut CertificateSigningRequest, body: &CertificateSigningRequest) {
+    keep_metadata(stored, body);
+}
+
+/// A new condition written by the appliance.
+pub fn condition(
+    type_: &str,
+    reason: &str,
+    message: &str,
+    now: &Time,
+) -> CertificateSigningRequestCondition {
+    CertificateSigningRequestCondition {
+        type_: type_.to_owned(),
+        status: "True".to_owned(),
+        reason: Some(reason.to_owned()),
+        message: Some(message.to_owned()),
+        last_update_time: Some(now.clone()),
+        last_transition_time: Some(now.clone()),
+    }
+}
+
+/// Adds an appliance condition unless a terminal one already exists.
+pub fn add_condition(csr: &mut CertificateSigningRequest, c: CertificateSigningRequestCondition) {
+    let status = csr.status.get_or_insert_with(Default::default);
+    let list = status.conditions.get_or_insert_with(Vec::new);
+    if !list.iter().any(|o| o.type_ == c.type_) {
+        list.push(c);
+    }
+}
+
+/// For 422s from this module where only a name is known.
+pub fn invalid_name(name: &str, message: String) -> ApiError {
+    invalid(name, "FieldValueInvalid", "metadata.name", message)
+}

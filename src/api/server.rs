@@ -1,0 +1,376 @@
+//! The HTTPS server: TLS (`tls::server_config`), HTTP/1.1 + h2 (hyper-util auto), the API
+//! router, the signer backlog task, graceful shutdown. [`Server::start`] is the entry point
+//! `kubesigner serve` and `kubesigner dev` call; [`serve`] runs until a shutdown future fires.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Request;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls_pki_types::CertificateDer;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use super::engine::{Engine, ReadyFn};
+use super::serving::serving_identity;
+use super::{Api, Limits};
+use crate::authn::{Authenticator, AuthnError};
+use crate::authz::AuthzConfig;
+use crate::config::{Config, ServerConfig};
+use crate::issue::{CaBundle, CaError, IssueError, Issuer, SignerName};
+use crate::signer::{Pkcs11Uri, SignKey, SignerError, TokenSigner, UriOrigin};
+use crate::store::{Store, StoreError};
+use crate::tls::{TlsError, load_certs, load_private_key, server_config};
+
+/// How long graceful shutdown waits for open connections (watches end at once).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Concurrent h2 streams per connection (hyper's default is 200; a kubelet uses a handful).
+const MAX_H2_STREAMS: u32 = 100;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Authentication inputs (token file, bootstrap-token table) could not be loaded.
+    #[error("authentication: {0}")]
+    Authn(#[from] AuthnError),
+    /// The signer (token) could not be opened.
+    #[error("signer: {0}")]
+    Signer(#[from] SignerError),
+    /// The CA certificate could not be loaded.
+    #[error("CA certificate: {0}")]
+    Ca(#[from] CaError),
+    /// The issuer refused the CA/key pair, or the serving certificate could not be issued.
+    #[error("issuer: {0}")]
+    Issue(#[from] IssueError),
+    /// The TLS configuration or its files.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// `tls_cert_file` without `tls_private_key_file` or the other way round.
+    #[error("tls_cert_file and tls_private_key_file must be given together")]
+    TlsFilesIncomplete,
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `[ca.signers]` names a signer this appliance does not know.
+    #[error("[ca.signers]: unknown signer name {name:?}")]
+    UnknownSigner {
+        /// The name given.
+        name: String,
+    },
+    /// No key was opened for a `[ca.signers]` entry.
+    #[error("[ca.signers]: no key for signer {name:?}")]
+    MissingSignerKey {
+        /// The signer name.
+        name: String,
+    },
+    /// A blocking start-up task failed.
+    #[error("start-up task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl ServeError {
+    /// The process exit code (sysexits) for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ServeError::Signer(e) => e.exit_code(),
+            ServeError::Ca(_)
+            | ServeError::Tls(_)
+            | ServeError::TlsFilesIncomplete
+            | ServeError::Authn(_) => crate::exit::USAGE,
+            ServeError::Issue(_)
+            | ServeError::UnknownSigner { .. }
+            | ServeError::MissingSignerKey { .. } => crate::exit::USAGE,
+            ServeError::Store(_) | ServeError::Bind { .. } => crate::exit::UNAVAILABLE,
+            ServeError::Join(_) => crate::exit::SOFTWARE,
+        }
+    }
+}
+
+/// The API bounds from `[server]`.
+pub fn limits(s: &ServerConfig) -> Limits {
+    Limits {
+        max_body_bytes: s.max_body_bytes,
+        max_watches: s.max_watches,
+        max_watch_timeout: s.max_watch_timeout,
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    local_addr: SocketAddr,
+    api: Api,
+    stop: Option<oneshot::Sender<()>>,
+    accept: JoinHandle<()>,
+    backlog: JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the token key named by `[signer]` (and those of `[ca.signers]`; one login per
+    /// token for the process) and starts serving. The module environment
+    /// (`[signer].environment`) must already be applied (`signer::apply_module_environment`,
+    /// before the runtime starts).
+    pub async fn start(cfg: &Config) -> Result<Server, ServeError> {
+        let settings = crate::signer::Settings::from(&cfg.signer);
+        let mut uris = vec![(String::new(), cfg.signer.key.clone())];
+        uris.extend(
+            cfg.ca
+                .signers
+                .iter()
+                .map(|(name, sc)| (name.clone(), sc.key.clone())),
+        );
+        let opened = tokio::task::spawn_blocking(move || {
+            uris.into_iter()
+                .map(|(name, key)| {
+                    let uri =
+                        Pkcs11Uri::parse(&key, UriOrigin::ConfigFile).map_err(SignerError::from)?;
+                    Ok((name, TokenSigner::open(&uri, settings.clone())?))
+                })
+                .collect::<Result<Vec<_>, SignerError>>()
+        })
+        .await??;
+        let signers: Vec<Arc<TokenSigner>> = opened.iter().map(|(_, s)| Arc::clone(s)).collect();
+        let ready: ReadyFn = Arc::new(move || signers.iter().all(|s| s.ready()));
+        let mut keys = BTreeMap::new();
+        let mut main = None;
+        for (name, signer) in opened {
+            let key: Arc<dyn SignKey> = signer;
+            if name.is_empty() {
+                main = Some(key);
+            } else {
+                keys.insert(name, key);
+            }
+        }
+        let main = main.ok_or(ServeError::MissingSignerKey {
+            name: String::new(),
+        })?;
+        Self::start_with_keys(cfg, main, keys, ready).await
+    }
+
+    /// Starts serving with an already-open token signer (dev mode reuses its own). Per-signer
+    /// CAs (`[ca.signers]`) need [`Server::start_with_keys`].
+    pub async fn start_with_signer(
+        cfg: &Config,
+        signer: Arc<TokenSigner>,
+    ) -> Result<Server, ServeError> {
+        let ready_signer = Arc::clone(&signer);
+        Self::start_with_key(cfg, signer, Arc::new(move || ready_signer.ready())).await
+    }
+
+    /// Starts serving with any CA key (tests use a software key) and its readiness.
+    pub async fn start_with_key(
+        cfg: &Config,
+        key: Arc<dyn SignKey>,
+        ready: ReadyFn,
+    ) -> Result<Server, ServeError> {
+        Self::start_with_keys(cfg, key, BTreeMap::new(), ready).await
+    }
+
+    /// Starts serving with the main CA key and one key per `[ca.signers]` entry (by name).
+    pub async fn start_with_keys(
+        cfg: &Config,
+        key: Arc<dyn SignKey>,
+        mut signer_keys: BTreeMap<String, Arc<dyn SignKey>>,
+        ready: ReadyFn,
+    ) -> Result<Server, ServeError> {
+        let store = Store::open(&cfg.data_dir)?;
+        let authn = Authenticator::new(&cfg.auth, &cfg.data_dir)?;
+        let bundle = CaBundle::load(&cfg.ca.cert_file)?;
+        let der_of = |c: &x509_cert::Certificate| {
+            der::Encode::to_der(c)
+                .map(CertificateDer::from)
+                .map_err(|e| IssueError::Build(e.to_string()))
+        };
+        let mut roots = vec![der_of(&bundle.cert)?];
+        let mut issuer = Issuer::new(bundle, key, cfg.issuance.clone())?;
+        for (name, sc) in &cfg.ca.signers {
+            let unknown = || ServeError::UnknownSigner { name: name.clone() };
+            let signer = SignerName::parse(name).ok_or_else(unknown)?;
+            let key = signer_keys
+                .remove(name)
+                .ok_or_else(|| ServeError::MissingSignerKey { name: name.clone() })?;
+            let bundle = CaBundle::load(&sc.cert_file)?;
+            roots.push(der_of(&bundle.cert)?);
+            issuer = issuer.with_signer_ca(signer, bundle, key)?;
+        }
+        let (chain, tls_key) = match (&cfg.server.tls_cert_file, &cfg.server.tls_private_key_file) {
+            (Some(c), Some(k)) => (load_certs(c)?, load_private_key(k)?),
+            (None, None) => {
+                let s = &cfg.server;
+                let id = serving_identity(&issuer, s.listen, &s.serving_names, s.serving_cert_ttl)?;
+                (id.chain, id.key)
+            }
+            _ => return Err(ServeError::TlsFilesIncomplete),
+        };
+        for f in &cfg.auth.client_ca_files {
+            roots.extend(load_certs(f)?);
+        }
+        let tls = server_config(chain, tls_key, roots)?;
+        let engine = Engine::new(issuer, cfg.issuance.clone(), ready);
+        let authz = AuthzConfig::from(&cfg.auth);
+        let api = Api::new(
+            store,
+            Arc::new(authn),
+            authz,
+            Arc::new(engine),
+            limits(&cfg.server),
+        );
+        let listener = TcpListener::bind(cfg.server.listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: cfg.server.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: cfg.server.listen,
+            source,
+        })?;
+        let (stop, stopped) = oneshot::channel();
+        let conn = ConnSettings {
+            max_connections: cfg.server.max_connections,
+            handshake: cfg.server.handshake_timeout,
+            headers: cfg.server.header_read_timeout,
+        };
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            TlsAcceptor::from(tls),
+            api.clone(),
+            conn,
+            stopped,
+        ));
+        let backlog = api.spawn_backlog();
+        tracing::info!(%local_addr, "serving");
+        Ok(Server {
+            local_addr,
+            api,
+            stop: Some(stop),
+            accept,
+            backlog,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The API (and its store).
+    pub fn api(&self) -> &Api {
+        &self.api
+    }
+
+    /// Stops accepting, lets open requests finish (up to a grace period), stops the backlog.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.accept).await;
+        self.backlog.abort();
+    }
+}
+
+/// Runs the appliance from `cfg` until `shutdown` completes (e.g. SIGTERM).
+pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let server = Server::start(&cfg).await?;
+    shutdown.await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ConnSettings {
+    max_connections: usize,
+    handshake: Duration,
+    headers: Duration,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    api: Api,
+    conn: ConnSettings,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(conn.max_connections));
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = &mut stop => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let (acceptor, api, watcher) = (acceptor.clone(), api.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let tls = match tokio::time::timeout(conn.handshake, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            };
+            let chain: Option<Arc<Vec<CertificateDer<'static>>>> = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|c| Arc::new(c.iter().map(|d| d.clone().into_owned()).collect()));
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let (api, chain) = (api.clone(), chain.clone());
+                async move {
+                    Ok::<_, Infallible>(api.handle(req, chain.as_deref().map(Vec::as_slice)).await)
+                }
+            });
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(conn.headers);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(MAX_H2_STREAMS);
+            let served = watcher.watch(
+                builder
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .into_owned(),
+            );
+            if let Err(e) = served.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the grace period");
+    }
+}

@@ -1,0 +1,227 @@
+//! Approval and signing wired into the API: after create the approver decides; approved CSRs
+//! are signed on a blocking thread and get `status.certificate` (recorded as issued for the
+//! node in the same transaction). While the signer is not ready, approved CSRs stay approved
+//! without a certificate and the backlog task signs them when it is ready again.
+
+use std::sync::Arc;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use tokio::task::JoinHandle;
+
+use super::error::ApiError;
+use super::hooks::{Caller, Decision, Inspection, SignFailure};
+use super::rules::{self, add_condition, condition, needs_signing};
+use super::{Api, BACKLOG_INTERVAL, blocking};
+use crate::store::{CsrIndex, NodeState, UpdateError};
+
+/// Reason of the Failed condition for a signer-rule violation (upstream's).
+const SIGNER_VALIDATION_FAILURE: &str = "SignerValidationFailure";
+/// The actor name the appliance writes under.
+const APPLIANCE: &str = "kubesigner";
+
+/// A closure refused to change an object that another writer already moved on: nothing to do.
+#[derive(Debug)]
+struct Skip;
+
+impl Api {
+    /// Adds an appliance condition (unless Approved/Denied/Failed is already there).
+    async fn add_terminal(
+        &self,
+        name: &str,
+        kind: &'static str,
+        type_: &'static str,
+        reason: String,
+        message: String,
+    ) -> Result<Option<CertificateSigningRequest>, ApiError> {
+        let store = self.inner.store.clone();
+        let n = name.to_owned();
+        let at = super::csr::now();
+        let r = blocking(move || {
+            store.update(&n, None, APPLIANCE, kind, |c| {
+                let decided = ["Approved", "Denied", "Failed"]
+                    .iter()
+                    .any(|t| rules::has_condition(c, t));
+                if decided && type_ != "Failed" || rules::has_condition(c, type_) {
+                    return Err(Skip);
+                }
+                add_condition(c, condition(type_, &reason, &message, &at));
+                Ok(None)
+            })
+        })
+        .await?;
+        match r {
+            Ok(c) => Ok(Some(c)),
+            Err(UpdateError::Rejected(Skip)) => Ok(None),
+            Err(UpdateError::Store(e)) => Err(e.into()),
+        }
+    }
+
+    /// Runs the approver (and the signer) on a just-created CSR. Returns its latest state.
+    pub(super) async fn after_create(
+        &self,
+        stored: CertificateSigningRequest,
+        caller: &Caller,
+        index: &CsrIndex,
+        inspection: Inspection,
+    ) -> Result<CertificateSigningRequest, ApiError> {
+        let name = stored.metadata.name.clone().unwrap_or_default();
+        if let Inspection::SignerRuleViolation { message } = inspection {
+            tracing::info!(csr = %name, %message, "csr failed signer validation");
+            let r = self
+                .add_terminal(
+                    &name,
+                    "fail",
+                    "Failed",
+                    SIGNER_VALIDATION_FAILURE.to_owned(),
+                    message,
+                )
+                .await?;
+            return Ok(r.unwrap_or(stored));
+        }
+        let store = self.inner.store.clone();
+        let node = index.node_name.clone();
+        let node_state = match node {
+            Some(n) => blocking(move || store.node_state(&n, super::csr::now_unix())).await??,
+            None => NodeState::default(),
+        };
+        let issuance = self.inner.issuance.clone();
+        let (probe, who) = (stored.clone(), caller.clone());
+        let decision = blocking(move || issuance.decide(&probe, &who, node_state)).await?;
+        let latest = match decision {
+            Decision::Pending => return Ok(stored),
+            Decision::Approve { reason, message } => {
+                tracing::info!(csr = %name, %reason, "csr approved");
+                self.add_terminal(&name, "approve", "Approved", reason, message)
+                    .await?
+            }
+            Decision::Deny { reason, message } => {
+                tracing::info!(csr = %name, %reason, "csr denied");
+                self.add_terminal(&name, "deny", "Denied", reason, message)
+                    .await?
+            }
+        };
+        let latest = latest.unwrap_or(stored);
+        if needs_signing(&latest) {
+            return Ok(self.sign_now(&name).await?.unwrap_or(latest));
+        }
+        Ok(latest)
+    }
+
+    /// Signs one approved CSR now if the signer is ready. `Ok(None)` when nothing was written
+    /// (signer down, already signed, or another task is signing it).
+    pub(super) async fn sign_now(
+        &self,
+        name: &str,
+    ) -> Result<Option<CertificateSigningRequest>, ApiError> {
+        if !self.inner.issuance.ready() {
+            self.inner.wake_signer.notify_one();
+            return Ok(None);
+        }
+        {
+            let mut set = self
+                .inner
+                .signing
+                .lock()
+                .map_err(|_| ApiError::Internal("signing set poisoned".to_owned()))?;
+            if !set.insert(name.to_owned()) {
+                return Ok(None);
+            }
+        }
+        let r = self.sign_locked(name).await;
+        if let Ok(mut set) = self.inner.signing.lock() {
+            set.remove(name);
+        }
+        r
+    }
+
+    async fn sign_locked(&self, name: &str) -> Result<Option<CertificateSigningRequest>, ApiError> {
+        let store = self.inner.store.clone();
+        let n = name.to_owned();
+        let Some(csr) = blocking(move || store.get(&n)).await?? else {
+            return Ok(None);
+        };
+        if !needs_signing(&csr) {
+            return Ok(None);
+        }
+        let issuance = self.inner.issuance.clone();
+        let signed = blocking(move || issuance.sign(&csr)).await?;
+        match signed {
+            Ok(issued) => {
+                let store = self.inner.store.clone();
+                let n = name.to_owned();
+                let r = blocking(move || {
+                    store.update(&n, None, APPLIANCE, "issue", |c| {
+                        if !needs_signing(c) {
+                            return Err(Skip);
+                        }
+                        c.status.get_or_insert_with(Default::default).certificate =
+                            Some(ByteString(issued.pem_chain));
+                        Ok(issued.record)
+                    })
+                })
+                .await?;
+                match r {
+                    Ok(c) => {
+                        tracing::info!(csr = %name, "certificate issued");
+                        Ok(Some(c))
+                    }
+                    Err(UpdateError::Rejected(Skip)) => Ok(None),
+                    Err(UpdateError::Store(e)) => Err(e.into()),
+                }
+            }
+            Err(SignFailure::Unavailable) => {
+                tracing::warn!(csr = %name, "signer unavailable; csr stays approved until it recovers");
+                Ok(None)
+            }
+            Err(SignFailure::Refused { message }) => {
+                tracing::info!(csr = %name, %message, "signer refused csr");
+                self.add_terminal(
+                    name,
+                    "fail",
+                    "Failed",
+                    SIGNER_VALIDATION_FAILURE.to_owned(),
+                    message,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Signs every approved CSR without a certificate (at start-up and whenever the signer is
+    /// ready again).
+    pub async fn sign_backlog(&self) -> Result<usize, ApiError> {
+        if !self.inner.issuance.ready() {
+            return Ok(0);
+        }
+        let store = self.inner.store.clone();
+        let backlog = blocking(move || store.approved_unsigned()).await??;
+        let mut done = 0;
+        for csr in backlog.iter().filter(|c| needs_signing(c)) {
+            let name = csr.metadata.name.clone().unwrap_or_default();
+            match self.sign_now(&name).await {
+                Ok(Some(_)) => done += 1,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(csr = %name, error = %e, "backlog signing failed"),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Starts the backlog task: runs at once, then every [`BACKLOG_INTERVAL`] or when woken.
+    pub fn spawn_backlog(&self) -> JoinHandle<()> {
+        let api = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = api.sign_backlog().await {
+                    tracing::warn!(error = %e, "signer backlog scan failed");
+                }
+                let inner = Arc::clone(&api.inner);
+                tokio::select! {
+                    () = inner.wake_signer.notified() => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+                    () = tokio::time::sleep(BACKLOG_INTERVAL) => {}
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,188 @@
+//! Watch: newline-delimited JSON events (reference §6.5), from a resourceVersion (replayed from
+//! the store's event window, or 410 Expired when too old) or from now (current objects as
+//! ADDED), bookmarks when asked, closed after a bounded timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, channel::Channel};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, broadcast};
+
+use super::body::ResponseBody;
+use super::decode::Query;
+use super::error::ApiError;
+use super::hooks::{Caller, Verb};
+use super::list::Selectors;
+use super::{Api, blocking, table};
+use crate::store::{Event, EventKind};
+
+/// Events buffered per watch before the writer waits for the client.
+const WATCH_BUFFER: usize = 16;
+/// Bookmark interval (kube-apiserver sends one about every minute).
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
+
+struct Watcher {
+    api: Api,
+    caller: Caller,
+    selectors: Selectors,
+    as_table: bool,
+    bookmarks: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+fn event_type(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Added => "ADDED",
+        EventKind::Modified => "MODIFIED",
+        EventKind::Deleted => "DELETED",
+    }
+}
+
+fn line(v: &Value) -> Bytes {
+    let mut s = v.to_string();
+    s.push('\n');
+    Bytes::from(s)
+}
+
+impl Watcher {
+    fn object(&self, csr: &CertificateSigningRequest, rv: u64) -> Value {
+        if self.as_table {
+            table::table(&[csr], rv, None, super::csr::now_unix())
+        } else {
+            serde_json::to_value(csr).unwrap_or(Value::Null)
+        }
+    }
+
+    fn event(&self, kind: &str, csr: &CertificateSigningRequest, rv: u64) -> Option<Bytes> {
+        if !self.selectors.matches(csr) || !self.api.visible(&self.caller, csr) {
+            return None;
+        }
+        Some(line(&json!({"type": kind, "object": self.object(csr, rv)})))
+    }
+
+    fn bookmark(&self, rv: u64) -> Bytes {
+        let obj = if self.as_table {
+            json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv.to_string()}, "columnDefinitions": [], "rows": []})
+        } else {
+            json!({"kind": "CertificateSigningRequest", "apiVersion": "certificates.k8s.io/v1",
+                   "metadata": {"resourceVersion": rv.to_string()}, "spec": {"request": "", "signerName": ""}})
+        };
+        line(&json!({"type": "BOOKMARK", "object": obj}))
+    }
+}
+
+async fn run(
+    w: Watcher,
+    initial: Vec<Bytes>,
+    mut live: broadcast::Receiver<Event>,
+    mut last_rv: u64,
+    timeout: Duration,
+    mut tx: http_body_util::channel::Sender<Bytes>,
+) {
+    for b in initial {
+        if tx.send_data(b).await.is_err() {
+            return;
+        }
+    }
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
+    ticker.tick().await;
+    loop {
+        let out = tokio::select! {
+            () = &mut deadline => return,
+            _ = ticker.tick(), if w.bookmarks => Some(w.bookmark(last_rv)),
+            ev = live.recv() => match ev {
+                Ok(e) if e.resource_version <= last_rv => None,
+                Ok(e) => {
+                    last_rv = e.resource_version;
+                    w.event(event_type(e.kind), &e.object, e.resource_version)
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let _ = tx.send_data(line(&json!({"type": "ERROR", "object": ApiError::Expired.status_json()}))).await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        if let Some(b) = out
+            && tx.send_data(b).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+impl Api {
+    pub(super) async fn watch<B>(
+        &self,
+        caller: &Caller,
+        q: &Query,
+        req: &Request<B>,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        self.authorize(caller, Verb::Watch, None)?;
+        let selectors = Selectors::from_query(q)?;
+        let bookmarks = q.bool("allowWatchBookmarks")?;
+        let max = self.inner.limits.max_watch_timeout;
+        let timeout = q
+            .u64("timeoutSeconds")?
+            .map_or(max, |s| Duration::from_secs(s).min(max));
+        let from = match q.get("resourceVersion") {
+            None | Some("") | Some("0") => None,
+            Some(rv) => Some(
+                rv.parse::<u64>()
+                    .map_err(|_| super::error::bad_request("invalid resourceVersion"))?,
+            ),
+        };
+        let permit = Arc::clone(&self.inner.watches)
+            .try_acquire_owned()
+            .map_err(|_| ApiError::TooManyRequests)?;
+        let accept = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        let w = Watcher {
+            api: self.clone(),
+            caller: caller.clone(),
+            selectors,
+            as_table: table::wants_table(accept),
+            bookmarks,
+            _permit: permit,
+        };
+        let store = self.inner.store.clone();
+        let (initial, live, last_rv) = match from {
+            Some(rv) => {
+                let sub = blocking(move || store.watch_from(rv)).await??;
+                let initial: Vec<Bytes> = sub
+                    .replay
+                    .iter()
+                    .filter_map(|e| w.event(event_type(e.kind), &e.object, e.resource_version))
+                    .collect();
+                let last = sub.replay.last().map_or(rv, |e| e.resource_version);
+                (initial, sub.live, last)
+            }
+            None => {
+                let snap = blocking(move || store.watch_now()).await??;
+                let initial: Vec<Bytes> = snap
+                    .objects
+                    .iter()
+                    .filter_map(|o| w.event("ADDED", o, snap.resource_version))
+                    .collect();
+                (initial, snap.live, snap.resource_version)
+            }
+        };
+        let (tx, body) = Channel::<Bytes>::new(WATCH_BUFFER);
+        tokio::spawn(run(w, initial, live, last_rv, timeout, tx));
+        let mut resp = Response::new(body.boxed());
+        *resp.status_mut() = StatusCode::OK;
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        Ok(resp)
+    }
+}

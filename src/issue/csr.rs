@@ -1,0 +1,213 @@
+//! `spec.request` → PEM `CERTIFICATE REQUEST` → PKCS#10, with named bounds, then the key rules
+//! and the proof of possession.
+
+use std::net::IpAddr;
+
+use der::{Decode, Encode};
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{BasicConstraints, SubjectAltName};
+use x509_cert::name::Name;
+use x509_cert::request::CertReq;
+
+use super::error::{CsrRejection, RequestError, Rule, SignerValidationFailure};
+use super::key::{SubjectKey, verify_proof_of_possession};
+use super::oids;
+
+/// Named bound: largest `spec.request` (PEM bytes). A kubelet P-256 CSR is ≈ 500 bytes; an
+/// RSA-8192 CSR with a few SANs stays under 4 KiB. 16 KiB leaves room and keeps parsing cheap.
+pub const MAX_CSR_PEM_BYTES: usize = 16 * 1024;
+/// Named bound: subject RDNs (kubelet subjects have 2; generous for `kube-apiserver-client`).
+pub const MAX_SUBJECT_RDNS: usize = 16;
+/// Named bound: PKCS#10 attributes (Go/openssl CSRs carry at most an extensionRequest and a
+/// challengePassword).
+pub const MAX_ATTRIBUTES: usize = 8;
+/// Named bound: requested extensions (all but SAN and basicConstraints are dropped anyway).
+pub const MAX_REQUESTED_EXTENSIONS: usize = 16;
+/// Named bound: SANs in one CSR (a kubelet asks for its hostname + node addresses; 64 covers
+/// multi-homed dual-stack nodes).
+pub const MAX_SANS: usize = 64;
+
+/// A subject alternative name from the CSR, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum San {
+    /// dNSName.
+    Dns(String),
+    /// iPAddress (4 or 16 bytes).
+    Ip(IpAddr),
+    /// rfc822Name.
+    Email(String),
+    /// uniformResourceIdentifier.
+    Uri(String),
+    /// Any other GeneralName form (otherName, directoryName, ...): never allowed.
+    Other,
+}
+
+impl San {
+    /// A short description for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            San::Dns(d) => format!("DNS:{d}"),
+            San::Ip(ip) => format!("IP:{ip}"),
+            San::Email(e) => format!("email:{e}"),
+            San::Uri(u) => format!("URI:{u}"),
+            San::Other => "other-name".to_owned(),
+        }
+    }
+}
+
+/// A parsed CSR whose self-signature verified and whose key passed the key rules.
+#[derive(Debug, Clone)]
+pub struct ParsedCsr {
+    /// The subject, as requested (attribute order kept).
+    pub subject: Name,
+    /// The subject public key.
+    pub public_key: spki::SubjectPublicKeyInfoOwned,
+    /// The key kind.
+    pub key: SubjectKey,
+    /// The SANs requested (typed).
+    pub sans: Vec<San>,
+    /// The CSR asked for basicConstraints CA:TRUE.
+    pub requests_ca: bool,
+}
+
+/// Parses and checks a CSR: bounds, PKCS#10, key rules, signature algorithm, proof of possession.
+pub fn parse_csr(pem: &[u8]) -> Result<ParsedCsr, CsrRejection> {
+    let req = decode(pem)?;
+    let key = SubjectKey::classify(&req.info.public_key)?;
+    let tbs = req
+        .info
+        .to_der()
+        .map_err(|e| RequestError::Der(e.to_string()))?;
+    let signature = req.signature.as_bytes().ok_or_else(|| {
+        SignerValidationFailure::new(
+            Rule::ProofOfPossession,
+            "signature with unused bits",
+            "an octet-aligned signature",
+        )
+    })?;
+    verify_proof_of_possession(key, &req.info.public_key, &req.algorithm, &tbs, signature)?;
+    let extensions = requested_extensions(&req)?;
+    let mut sans = Vec::new();
+    let mut requests_ca = false;
+    for ext in &extensions {
+        if ext.extn_id == oids::SUBJECT_ALT_NAME {
+            sans.extend(parse_sans(ext)?);
+        } else if ext.extn_id == oids::BASIC_CONSTRAINTS {
+            let bc = BasicConstraints::from_der(ext.extn_value.as_bytes())
+                .map_err(|e| RequestError::Der(e.to_string()))?;
+            requests_ca |= bc.ca;
+        }
+    }
+    bound("subject alternative names", sans.len(), MAX_SANS)?;
+    Ok(ParsedCsr {
+        subject: req.info.subject,
+        public_key: req.info.public_key,
+        key,
+        sans,
+        requests_ca,
+    })
+}
+
+fn bound(what: &'static str, count: usize, max: usize) -> Result<(), RequestError> {
+    if count > max {
+        return Err(RequestError::TooMany { what, count, max });
+    }
+    Ok(())
+}
+
+/// PEM → DER → `CertReq`, with the size and count bounds.
+fn decode(pem: &[u8]) -> Result<CertReq, RequestError> {
+    if pem.len() > MAX_CSR_PEM_BYTES {
+        return Err(RequestError::TooLarge {
+            len: pem.len(),
+            max: MAX_CSR_PEM_BYTES,
+        });
+    }
+    let (label, der) = der::pem::decode_vec(trim_ascii(pem)).map_err(|_| RequestError::NotPem)?;
+    if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
+        return Err(RequestError::NotPem);
+    }
+    let req = CertReq::from_der(&der).map_err(|e| RequestError::Der(e.to_string()))?;
+    bound("subject RDNs", req.info.subject.len(), MAX_SUBJECT_RDNS)?;
+    bound("attributes", req.info.attributes.len(), MAX_ATTRIBUTES)?;
+    Ok(req)
+}
+
+fn trim_ascii(bytes: &[u8]) -> &[u8] {
+    bytes.trim_ascii()
+}
+
+fn requested_extensions(req: &CertReq) -> Result<Vec<Extension>, RequestError> {
+    let mut out = Vec::new();
+    for attr in req.info.attributes.iter() {
+        if attr.oid != oids::EXTENSION_REQUEST {
+            continue;
+        }
+        for value in attr.values.iter() {
+            let exts = value
+                .decode_as::<Vec<Extension>>()
+                .map_err(|e| RequestError::Der(e.to_string()))?;
+            out.extend(exts);
+            bound("requested extensions", out.len(), MAX_REQUESTED_EXTENSIONS)?;
+        }
+    }
+    Ok(out)
+}
+
+fn parse_sans(ext: &Extension) -> Result<Vec<San>, RequestError> {
+    let names = SubjectAltName::from_der(ext.extn_value.as_bytes())
+        .map_err(|e| RequestError::Der(e.to_string()))?;
+    bound("subject alternative names", names.0.len(), MAX_SANS)?;
+    names.0.iter().map(typed_san).collect()
+}
+
+fn typed_san(name: &GeneralName) -> Result<San, RequestError> {
+    Ok(match name {
+        GeneralName::DnsName(d) => San::Dns(d.to_string()),
+        GeneralName::Rfc822Name(e) => San::Email(e.to_string()),
+        GeneralName::UniformResourceIdentifier(u) => San::Uri(u.to_string()),
+        GeneralName::IpAddress(ip) => {
+            let b = ip.as_bytes();
+            if let Ok(v4) = <[u8; 4]>::try_from(b) {
+                San::Ip(IpAddr::from(v4))
+            } else if let Ok(v6) = <[u8; 16]>::try_from(b) {
+                San::Ip(IpAddr::from(v6))
+            } else {
+                return Err(RequestError::Der(format!(
+                    "iPAddress SAN of {} bytes",
+                    b.len()
+                )));
+            }
+        }
+        _ => San::Other,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issue::error::InvalidRequest;
+
+    fn invalid(r: Result<ParsedCsr, CsrRejection>) -> RequestError {
+        match r {
+            Err(CsrRejection::Invalid(InvalidRequest::Request(e))) => e,
+            other => panic!("expected an invalid request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bounds_and_framing() {
+        let big = vec![b'A'; MAX_CSR_PEM_BYTES + 1];
+        assert!(matches!(
+            invalid(parse_csr(&big)),
+            RequestError::TooLarge { .. }
+        ));
+        assert_eq!(invalid(parse_csr(b"")), RequestError::NotPem);
+        let cert = b"-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+        assert_eq!(invalid(parse_csr(cert)), RequestError::NotPem);
+        let junk =
+            b"-----BEGIN CERTIFICATE REQUEST-----\nMAA=\n-----END CERTIFICATE REQUEST-----\n";
+        assert!(matches!(invalid(parse_csr(junk)), RequestError::Der(_)));
+    }
+}

@@ -1,0 +1,158 @@
+//! From a CSR spec to a [`ValidatedCsr`]: the API-level checks (reference §1.3), the key rules
+//! and proof of possession, and the signer profile. Also the create-time admission check.
+
+use std::time::Duration;
+
+use k8s_openapi::api::certificates::v1::CertificateSigningRequestSpec;
+
+use super::csr::{ParsedCsr, parse_csr};
+use super::error::{CsrRejection, InvalidRequest};
+use super::names::{MAX_SIGNER_NAME_LEN, SignerName};
+use super::oids;
+use super::profile::{SubjectIdentity, profile_for};
+use super::subject::values_of;
+use super::usage::UsageSet;
+use crate::config::IssuanceConfig;
+
+/// API minimum for `spec.expirationSeconds` (reference §1.3).
+pub const MIN_EXPIRATION_SECONDS: i64 = 600;
+
+/// The authenticated identity that created the CSR (`spec.username/uid/groups`, which the
+/// server overwrites on create).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requester {
+    /// User name, e.g. `system:bootstrap:abcdef` or `system:node:n1`.
+    pub username: String,
+    /// User UID (may be empty).
+    pub uid: String,
+    /// Groups.
+    pub groups: Vec<String>,
+}
+
+/// The parts of a CSR spec the engine reads.
+#[derive(Debug, Clone)]
+pub struct CsrInput {
+    /// `spec.request`: the PEM text.
+    pub request_pem: Vec<u8>,
+    /// `spec.signerName`.
+    pub signer_name: String,
+    /// `spec.usages`.
+    pub usages: Vec<String>,
+    /// `spec.expirationSeconds`.
+    pub expiration_seconds: Option<i64>,
+    /// `spec.username/uid/groups`.
+    pub requester: Requester,
+}
+
+impl CsrInput {
+    /// Takes the fields from a `certificates.k8s.io/v1` spec.
+    pub fn from_spec(spec: &CertificateSigningRequestSpec) -> CsrInput {
+        CsrInput {
+            request_pem: spec.request.0.clone(),
+            signer_name: spec.signer_name.clone(),
+            usages: spec.usages.clone().unwrap_or_default(),
+            expiration_seconds: spec.expiration_seconds.map(i64::from),
+            requester: Requester {
+                username: spec.username.clone().unwrap_or_default(),
+                uid: spec.uid.clone().unwrap_or_default(),
+                groups: spec.groups.clone().unwrap_or_default(),
+            },
+        }
+    }
+}
+
+/// A CSR that passed every signer rule: it may be signed once approved.
+#[derive(Debug, Clone)]
+pub struct ValidatedCsr {
+    /// The signer name.
+    pub signer: SignerName,
+    /// The parsed request.
+    pub csr: ParsedCsr,
+    /// The usages requested.
+    pub usages: UsageSet,
+    /// The lifetime requested (`expirationSeconds`), if any.
+    pub requested_ttl: Option<Duration>,
+    /// The identity the subject names.
+    pub identity: SubjectIdentity,
+    /// Who created the CSR.
+    pub requester: Requester,
+}
+
+/// Validates a spec (see [`validate_input`]).
+pub fn validate(
+    spec: &CertificateSigningRequestSpec,
+    cfg: &IssuanceConfig,
+) -> Result<ValidatedCsr, CsrRejection> {
+    validate_input(&CsrInput::from_spec(spec), cfg)
+}
+
+/// Validates a CSR: signer served, usages, expirationSeconds, PKCS#10 + key rules + proof of
+/// possession, then the signer profile.
+pub fn validate_input(
+    input: &CsrInput,
+    cfg: &IssuanceConfig,
+) -> Result<ValidatedCsr, CsrRejection> {
+    let signer = served_signer(&input.signer_name, cfg)?;
+    let usages = UsageSet::parse(&input.usages).map_err(InvalidRequest::from)?;
+    let requested_ttl = match input.expiration_seconds {
+        Some(s) if s < MIN_EXPIRATION_SECONDS => {
+            return Err(InvalidRequest::ExpirationTooShort {
+                requested: s,
+                minimum: MIN_EXPIRATION_SECONDS,
+            }
+            .into());
+        }
+        Some(s) => Some(Duration::from_secs(s.unsigned_abs())),
+        None => None,
+    };
+    let csr = parse_csr(&input.request_pem)?;
+    let identity = profile_for(signer).check(&csr, &usages)?;
+    Ok(ValidatedCsr {
+        signer,
+        csr,
+        usages,
+        requested_ttl,
+        identity,
+        requester: input.requester.clone(),
+    })
+}
+
+fn served_signer(name: &str, cfg: &IssuanceConfig) -> Result<SignerName, CsrRejection> {
+    SignerName::parse(name)
+        .filter(|s| cfg.signers.iter().any(|c| c == s.as_str()))
+        .ok_or_else(|| CsrRejection::NotOurSigner {
+            signer_name: name.chars().take(MAX_SIGNER_NAME_LEN).collect(),
+        })
+}
+
+/// Refused at create time (the API answers 403 Forbidden).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmissionRefusal {
+    /// A `kube-apiserver-client` CSR asks for an admin group in O (upstream's
+    /// `CertificateSubjectRestriction`, extended to the configured admin groups).
+    #[error("signer {signer} may not issue certificates for the admin group {group:?}")]
+    AdminGroup {
+        /// The signer name.
+        signer: SignerName,
+        /// The group requested.
+        group: String,
+    },
+}
+
+/// The create-time admission check, on a validated CSR.
+pub fn admit(csr: &ValidatedCsr, cfg: &IssuanceConfig) -> Result<(), AdmissionRefusal> {
+    if csr.signer != SignerName::ApiserverClient {
+        return Ok(());
+    }
+    let admin = |o: &String| o == "system:masters" || cfg.admin_groups.iter().any(|g| g == o);
+    match values_of(&csr.csr.subject, oids::ORGANIZATION)
+        .into_iter()
+        .find(admin)
+    {
+        Some(group) => Err(AdmissionRefusal::AdminGroup {
+            signer: csr.signer,
+            group,
+        }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,414 @@
+//! [`TokenSigner`]: the pool-backed PKCS#11 signer with error classification, fail-fast while
+//! down, and a background thread that keeps the token alive and re-initialises it after a
+//! device error.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, Weak};
+use std::time::Duration;
+
+use cryptoki::context::Pkcs11;
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+
+use crate::signer::ckr::ErrorClass;
+use crate::signer::key::{SignKey, SignerError};
+use crate::signer::module;
+use crate::signer::pin::{DEFAULT_CREDENTIAL, Pin};
+use crate::signer::pool::Live;
+use crate::signer::pubkey::{Algorithm, PublicKey};
+use crate::signer::uri::Pkcs11Uri;
+
+/// Tuning knobs for [`TokenSigner::open`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Pool size when the URI has no `max-sessions`. This bounds the signing sessions; one
+    /// more session (the anchor) holds the login and serves the keepalive.
+    pub max_sessions: usize,
+    /// How long a signing call waits for a free session.
+    pub acquire_timeout: Duration,
+    /// Interval of the keepalive call on the idle anchor session.
+    pub keepalive_interval: Duration,
+    /// First retry delay after the signer goes down (doubles up to `max_backoff`).
+    pub initial_backoff: Duration,
+    /// Longest retry delay.
+    pub max_backoff: Duration,
+    /// systemd credential name holding the PIN when the URI has no pin-source.
+    pub credential: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            // Two sessions saturate SoftHSM on the 2-core reference box (≈ 18k/s).
+            max_sessions: 4,
+            acquire_timeout: Duration::from_secs(5),
+            // Below the ≈ 30 s idle timeout of YubiHSM-class devices.
+            keepalive_interval: Duration::from_secs(15),
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            credential: DEFAULT_CREDENTIAL.to_owned(),
+        }
+    }
+}
+
+impl From<&crate::config::SignerConfig> for Settings {
+    fn from(c: &crate::config::SignerConfig) -> Settings {
+        Settings {
+            max_sessions: c.max_sessions,
+            acquire_timeout: c.sign_timeout,
+            keepalive_interval: c.keepalive_interval,
+            ..Settings::default()
+        }
+    }
+}
+
+/// Whether the signer can sign now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignerStatus {
+    /// Logged in, key found: signing works.
+    Up,
+    /// Signing fails fast.
+    Down {
+        /// Why (the PKCS#11 function and code, or the refusal).
+        reason: String,
+        /// Whether the background thread keeps trying (false after a refused PIN).
+        retrying: bool,
+    },
+}
+
+struct Wake {
+    pending: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Wake {
+    fn notify(&self) {
+        *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.cv.notify_all();
+    }
+
+    fn wait(&self, timeout: Duration) {
+        let guard = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut guard, _) = self
+            .cv
+            .wait_timeout_while(guard, timeout, |p| !*p)
+            .unwrap_or_else(PoisonError::into_inner);
+        *guard = false;
+    }
+}
+
+/// The CA key in a PKCS#11 token, behind a bounded session pool. Implements [`SignKey`].
+///
+/// `sign` blocks: from async code use [`TokenSigner::sign_async`] (a blocking thread), never
+/// call it on the runtime's worker threads.
+pub struct TokenSigner {
+    ctx: Pkcs11,
+    uri: Pkcs11Uri,
+    pin: Pin,
+    settings: Settings,
+    max_sessions: usize,
+    public: PublicKey,
+    live: RwLock<Option<Live>>,
+    ready: AtomicBool,
+    status: Mutex<SignerStatus>,
+    wake: Arc<Wake>,
+    bad_signatures: AtomicU64,
+    recoveries: AtomicU64,
+}
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSigner")
+            .field("uri", &self.uri)
+            .field("algorithm", &self.public.algorithm)
+            .field("ready", &self.ready())
+            .finish()
+    }
+}
+
+impl TokenSigner {
+    /// Loads the module, initialises it once, logs in once, finds the key and its public key,
+    /// and starts the keepalive/recovery thread. A refused PIN is tried exactly once.
+    pub fn open(uri: &Pkcs11Uri, settings: Settings) -> Result<Arc<TokenSigner>, SignerError> {
+        let pin = Pin::load(uri, &settings.credential)?;
+        let ctx = module::load(&uri.module_path)?;
+        let max_sessions = uri.max_sessions.unwrap_or(settings.max_sessions).max(1);
+        let (live, public) = Live::start(&ctx, uri, &pin, max_sessions)?;
+        let signer = Arc::new(TokenSigner {
+            ctx,
+            uri: uri.clone(),
+            pin,
+            settings,
+            max_sessions,
+            public,
+            live: RwLock::new(Some(live)),
+            ready: AtomicBool::new(true),
+            status: Mutex::new(SignerStatus::Up),
+            wake: Arc::new(Wake {
+                pending: Mutex::new(false),
+                cv: Condvar::new(),
+            }),
+            bad_signatures: AtomicU64::new(0),
+            recoveries: AtomicU64::new(0),
+        });
+        let weak = Arc::downgrade(&signer);
+        let wake = Arc::clone(&signer.wake);
+        std::thread::Builder::new()
+            .name("pkcs11-supervisor".into())
+            .spawn(move || supervise(&weak, &wake))
+            .map_err(|_| SignerError::TaskFailed)?;
+        Ok(signer)
+    }
+
+    /// True when signing works now (for the readiness probe).
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Up, or down and why.
+    pub fn status(&self) -> SignerStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.public.algorithm
+    }
+
+    /// SHA-256 fingerprint (hex) of the public key's SubjectPublicKeyInfo.
+    pub fn fingerprint(&self) -> Result<String, SignerError> {
+        self.public.fingerprint()
+    }
+
+    /// The pool bound.
+    pub fn max_sessions(&self) -> usize {
+        self.max_sessions
+    }
+
+    /// Most signing sessions open at once since the last (re)initialisation.
+    pub fn peak_sessions(&self) -> usize {
+        self.read_live().as_ref().map_or(0, Live::peak_sessions)
+    }
+
+    /// Signing sessions open now.
+    pub fn open_sessions(&self) -> usize {
+        self.read_live().as_ref().map_or(0, Live::open_sessions)
+    }
+
+    /// Signatures from the token that failed verification (never returned).
+    pub fn bad_signatures(&self) -> u64 {
+        self.bad_signatures.load(Ordering::Relaxed)
+    }
+
+    /// Successful re-initialisations after a device error.
+    pub fn recoveries(&self) -> u64 {
+        self.recoveries.load(Ordering::Relaxed)
+    }
+
+    /// Signs on a blocking thread (`tokio::task::spawn_blocking`), never on the runtime.
+    pub async fn sign_async(self: &Arc<Self>, msg: Vec<u8>) -> Result<Vec<u8>, SignerError> {
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || me.sign_blocking(&msg))
+            .await
+            .map_err(|_| SignerError::TaskFailed)?
+    }
+
+    fn read_live(&self) -> std::sync::RwLockReadGuard<'_, Option<Live>> {
+        self.live.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn unavailable(&self) -> SignerError {
+        let reason = match self.status() {
+            SignerStatus::Down { reason, .. } => reason,
+            SignerStatus::Up => "re-initialising".to_owned(),
+        };
+        SignerError::Unavailable { reason }
+    }
+
+    /// Signs and verifies. Session errors evict the session and retry once on a fresh one;
+    /// device errors mark the signer down and fail.
+    pub fn sign_blocking(&self, msg: &[u8]) -> Result<Vec<u8>, SignerError> {
+        if !self.ready() {
+            return Err(self.unavailable());
+        }
+        let sig = {
+            let guard = self.read_live();
+            let Some(live) = guard.as_ref() else {
+                return Err(self.unavailable());
+            };
+            self.sign_on(live, msg)
+        };
+        match sig {
+            Ok(sig) => self.check(msg, sig),
+            // A pool timeout means every session is stuck in the token (e.g. a hung device):
+            // mark down so that callers fail fast until the stuck calls return and the
+            // supervisor re-initialises.
+            Err(e)
+                if matches!(e.class(), Some(ErrorClass::Device | ErrorClass::Pin))
+                    || matches!(e, SignerError::PoolTimeout { .. }) =>
+            {
+                self.mark_down(e.to_string(), true);
+                Err(SignerError::Unavailable {
+                    reason: e.to_string(),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn sign_on(&self, live: &Live, msg: &[u8]) -> Result<Vec<u8>, SignerError> {
+        let mut last = None;
+        for _ in 0..2 {
+            let p = live.take(self.settings.acquire_timeout)?;
+            match p.sign(&self.public, msg) {
+                Ok(sig) => {
+                    live.give(p);
+                    return Ok(sig);
+                }
+                Err(e) if e.class() == Some(ErrorClass::Session) => {
+                    tracing::warn!(error = %e, "evicting PKCS#11 session");
+                    live.evict(p);
+                    last = Some(e);
+                }
+                Err(e) if e.class() == Some(ErrorClass::Request) || e.class().is_none() => {
+                    live.give(p);
+                    return Err(e);
+                }
+                Err(e) => {
+                    live.evict(p);
+                    return Err(e);
+                }
+            }
+        }
+        Err(last.unwrap_or(SignerError::TaskFailed))
+    }
+
+    fn check(&self, msg: &[u8], sig: Vec<u8>) -> Result<Vec<u8>, SignerError> {
+        match self.public.verify(msg, &sig) {
+            Ok(()) => Ok(sig),
+            Err(e) => {
+                self.bad_signatures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("the token returned a signature that does not verify");
+                Err(e)
+            }
+        }
+    }
+
+    fn mark_down(&self, reason: String, retrying: bool) {
+        let was_up = self.ready.swap(false, Ordering::AcqRel);
+        if was_up {
+            tracing::error!(%reason, "PKCS#11 signer down");
+        }
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner) =
+            SignerStatus::Down { reason, retrying };
+        if was_up {
+            self.wake.notify();
+        }
+    }
+
+    fn mark_up(&self) {
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = SignerStatus::Up;
+        self.ready.store(true, Ordering::Release);
+        tracing::info!("PKCS#11 signer up");
+    }
+
+    /// Finalize + initialize + login + re-find keys, with the write lock held so no other
+    /// thread is inside the library.
+    fn recover(&self) -> Result<(), SignerError> {
+        let mut guard = self.live.write().unwrap_or_else(PoisonError::into_inner);
+        match guard.take() {
+            Some(old) => old.teardown(),
+            None => module::finalize(&self.ctx),
+        }
+        let (live, public) = Live::start(&self.ctx, &self.uri, &self.pin, self.max_sessions)?;
+        if public != self.public {
+            live.teardown();
+            return Err(SignerError::KeyChanged);
+        }
+        *guard = Some(live);
+        drop(guard);
+        self.recoveries.fetch_add(1, Ordering::Relaxed);
+        self.mark_up();
+        Ok(())
+    }
+
+    fn keepalive(&self) {
+        let result = match self.read_live().as_ref() {
+            Some(live) => live.keepalive(),
+            None => return,
+        };
+        if let Err(e) = result
+            && e.class() != Some(ErrorClass::Request)
+        {
+            self.mark_down(e.to_string(), true);
+        }
+    }
+}
+
+/// The background thread: keepalive while up; re-initialise with backoff while down; give up
+/// (stay down, say why) when the PIN is refused. Exits when the signer is dropped.
+fn supervise(weak: &Weak<TokenSigner>, wake: &Wake) {
+    let mut backoff = None;
+    loop {
+        let Some(signer) = weak.upgrade() else {
+            return;
+        };
+        let wait = match signer.status() {
+            SignerStatus::Up => {
+                backoff = None;
+                signer.keepalive();
+                signer.settings.keepalive_interval
+            }
+            SignerStatus::Down {
+                retrying: false, ..
+            } => signer.settings.max_backoff,
+            SignerStatus::Down { .. } => {
+                let delay = backoff.unwrap_or(signer.settings.initial_backoff);
+                match signer.recover() {
+                    Ok(()) => signer.settings.keepalive_interval,
+                    Err(e) => {
+                        let retrying = e.class() != Some(ErrorClass::Pin)
+                            && !matches!(e, SignerError::KeyChanged);
+                        tracing::warn!(error = %e, retrying, "PKCS#11 re-initialisation failed");
+                        signer.mark_down(e.to_string(), retrying);
+                        backoff = Some((delay * 2).min(signer.settings.max_backoff));
+                        delay
+                    }
+                }
+            }
+        };
+        drop(signer);
+        wake.wait(wait);
+    }
+}
+
+impl Drop for TokenSigner {
+    /// Closes the sessions and finalises the module, so it can be opened again.
+    fn drop(&mut self) {
+        let live = self
+            .live
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(live) = live {
+            live.teardown();
+        }
+        self.wake.notify();
+    }
+}
+
+impl SignKey for TokenSigner {
+    fn public_key(&self) -> &SubjectPublicKeyInfoOwned {
+        &self.public.spki
+    }
+
+    fn signature_algorithm(&self) -> AlgorithmIdentifierOwned {
+        self.public.algorithm.signature_algorithm()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+        self.sign_blocking(message)
+    }
+}

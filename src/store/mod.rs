@@ -1,0 +1,546 @@
+//! The durable CSR store: SQLite (WAL, `synchronous=FULL`) in `data_dir/kubesigner.db`.
+//!
+//! Every write is one transaction that also bumps the global resourceVersion counter; a write
+//! returns (and so is acknowledged to a client) only after its commit. Committed changes are
+//! published on the [`feed`] for watches. All methods block: call them from a blocking thread
+//! (`tokio::task::spawn_blocking`), never on the async runtime.
+
+pub mod feed;
+mod nodes;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+pub use feed::{Event, EventKind, Subscription};
+pub use nodes::{IssuedRecord, NodeState};
+
+use feed::Feed;
+
+/// File name of the database inside the data dir (shared with the bootstrap-token table).
+pub const DB_FILE: &str = "kubesigner.db";
+
+/// How long a writer waits for a lock held by another connection (the bootstrap-token module,
+/// `kubesigner node` run while the server runs) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed (I/O, corruption, lock timeout).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored object is not valid JSON for its type (corruption or a foreign writer).
+    #[error("stored object {name} cannot be decoded: {source}")]
+    Decode {
+        /// The CSR's name.
+        name: String,
+        /// The decoder's error.
+        source: serde_json::Error,
+    },
+    /// An object could not be encoded.
+    #[error("object cannot be encoded: {0}")]
+    Encode(serde_json::Error),
+    /// The database was written by a newer kubesigner.
+    #[error("database schema version {found} is newer than this binary knows ({known})")]
+    SchemaTooNew {
+        /// The version in the file.
+        found: u32,
+        /// The newest this binary knows.
+        known: u32,
+    },
+    /// The data dir could not be created.
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A CSR with that name already exists (409 AlreadyExists).
+    #[error("certificatesigningrequest {name} already exists")]
+    AlreadyExists {
+        /// The name.
+        name: String,
+    },
+    /// No CSR with that name (404).
+    #[error("certificatesigningrequest {name} not found")]
+    NotFound {
+        /// The name.
+        name: String,
+    },
+    /// The caller's resourceVersion is not the stored one (409 Conflict).
+    #[error("certificatesigningrequest {name}: resourceVersion {given} is stale (now {current})")]
+    Conflict {
+        /// The name.
+        name: String,
+        /// The RV the caller sent.
+        given: u64,
+        /// The stored RV.
+        current: u64,
+    },
+    /// A watch asked for a resourceVersion older than the event window (410 Gone).
+    #[error("resourceVersion {requested} is too old (oldest available {oldest})")]
+    Expired {
+        /// What the caller asked for.
+        requested: u64,
+        /// Roughly the oldest RV still replayable.
+        oldest: u64,
+    },
+    /// A previous holder of the connection lock panicked.
+    #[error("store lock poisoned")]
+    Poisoned,
+}
+
+/// Indexed facts about a CSR that the caller derived from the parsed request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CsrIndex {
+    /// Subject CN of the PKCS#10 request, when it parsed.
+    pub subject_cn: Option<String>,
+    /// Node name when the CN is `system:node:<name>`.
+    pub node_name: Option<String>,
+}
+
+/// Who changed something and why, for the audit hook.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditEvent<'a> {
+    /// What happened: "create", "approve", "deny", "issue", "fail", "delete", "update".
+    pub kind: &'a str,
+    /// The CSR.
+    pub csr_name: &'a str,
+    /// Who did it (username, or "kubesigner" for the appliance itself).
+    pub actor: &'a str,
+    /// The resourceVersion of the change.
+    pub resource_version: u64,
+}
+
+/// The result of a read-modify-write closure that refused the change.
+#[derive(Debug)]
+pub enum UpdateError<E> {
+    /// The store failed or refused (not found, conflict).
+    Store(StoreError),
+    /// The closure refused the change; nothing was written.
+    Rejected(E),
+}
+
+impl<E> From<StoreError> for UpdateError<E> {
+    fn from(e: StoreError) -> Self {
+        UpdateError::Store(e)
+    }
+}
+
+impl<E> From<rusqlite::Error> for UpdateError<E> {
+    fn from(e: rusqlite::Error) -> Self {
+        UpdateError::Store(StoreError::Sqlite(e))
+    }
+}
+
+/// What a watch from "now" starts with: the current objects and the live receiver, taken
+/// atomically.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Every stored CSR, by name.
+    pub objects: Vec<CertificateSigningRequest>,
+    /// The resourceVersion of the snapshot.
+    pub resource_version: u64,
+    /// Changes after the snapshot.
+    pub live: tokio::sync::broadcast::Receiver<Event>,
+}
+
+struct State {
+    conn: Connection,
+    feed: Feed,
+}
+
+/// The store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// The lifecycle phase kept in an indexed column.
+pub fn phase(csr: &CertificateSigningRequest) -> &'static str {
+    let status = csr.status.as_ref();
+    let has = |t: &str| {
+        status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == t))
+    };
+    let issued = status
+        .and_then(|s| s.certificate.as_ref())
+        .is_some_and(|c| !c.0.is_empty());
+    if has("Denied") {
+        "denied"
+    } else if has("Failed") {
+        "failed"
+    } else if issued {
+        "issued"
+    } else if has("Approved") {
+        "approved"
+    } else {
+        "pending"
+    }
+}
+
+fn decode(name: &str, text: &str) -> Result<CertificateSigningRequest, StoreError> {
+    serde_json::from_str(text).map_err(|source| StoreError::Decode {
+        name: name.to_owned(),
+        source,
+    })
+}
+
+fn bump_rv(tx: &Transaction<'_>) -> Result<u64, rusqlite::Error> {
+    tx.query_row(
+        "UPDATE counters SET value = value + 1 WHERE name = 'resource_version' RETURNING value",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|v| u64::try_from(v).unwrap_or(0))
+}
+
+fn rv_of(csr: &CertificateSigningRequest) -> Option<u64> {
+    csr.metadata.resource_version.as_deref()?.parse().ok()
+}
+
+/// The audit hook: writes one row in the same transaction as the change. The hash chain and
+/// signed checkpoints are a later issue; this is where they go.
+fn record(tx: &Transaction<'_>, event: &AuditEvent<'_>) -> Result<(), rusqlite::Error> {
+    let now = unix_now();
+    tx.execute(
+        "INSERT INTO audit_events (at_unix, kind, csr_name, actor, resource_version)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            now,
+            event.kind,
+            event.csr_name,
+            event.actor,
+            i64::try_from(event.resource_version).unwrap_or(i64::MAX)
+        ],
+    )?;
+    Ok(())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn created_unix(csr: &CertificateSigningRequest) -> i64 {
+    csr.metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating if needed) `data_dir/kubesigner.db`.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        Self::open_file(&data_dir.join(DB_FILE))
+    }
+
+    /// Opens the database file at `path`.
+    pub fn open_file(path: &Path) -> Result<Store, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&mut conn)?;
+        let rv = current_rv(&conn)?;
+        Ok(Store {
+            state: Arc::new(Mutex::new(State {
+                conn,
+                feed: Feed::new(rv),
+            })),
+        })
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, State>, StoreError> {
+        self.state.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// The current global resourceVersion.
+    pub fn resource_version(&self) -> Result<u64, StoreError> {
+        let st = self.lock()?;
+        current_rv(&st.conn)
+    }
+
+    /// Stores a new CSR (the caller has set name, uid, creationTimestamp, spec, empty status).
+    /// Sets `metadata.resourceVersion`. Returns the stored object once committed.
+    pub fn create(
+        &self,
+        mut csr: CertificateSigningRequest,
+        index: &CsrIndex,
+        actor: &str,
+    ) -> Result<CertificateSigningRequest, StoreError> {
+        let name = csr.metadata.name.clone().unwrap_or_default();
+        let mut st = self.lock()?;
+        let tx = st.conn.transaction()?;
+        let exists: Option<i64> = tx
+            .query_row("SELECT 1 FROM csrs WHERE name = ?1", params![name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if exists.is_some() {
+            return Err(StoreError::AlreadyExists { name });
+        }
+        let rv = bump_rv(&tx)?;
+        csr.metadata.resource_version = Some(rv.to_string());
+        let text = serde_json::to_string(&csr).map_err(StoreError::Encode)?;
+        tx.execute(
+            "INSERT INTO csrs (name, uid, resource_version, signer_name, requester, subject_cn,
+                               node_name, phase, created_unix, object)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                name,
+                csr.metadata.uid.as_deref().unwrap_or(""),
+                i64::try_from(rv).unwrap_or(i64::MAX),
+                csr.spec.signer_name,
+                csr.spec.username.as_deref().unwrap_or(""),
+                index.subject_cn,
+                index.node_name,
+                phase(&csr),
+                created_unix(&csr),
+                text
+            ],
+        )?;
+        record(
+            &tx,
+            &AuditEvent {
+                kind: "create",
+                csr_name: &name,
+                actor,
+                resource_version: rv,
+            },
+        )?;
+        tx.commit()?;
+        st.feed.publish(Event {
+            kind: EventKind::Added,
+            resource_version: rv,
+            object: Arc::new(csr.clone()),
+        });
+        Ok(csr)
+    }
+
+    /// Reads one CSR.
+    pub fn get(&self, name: &str) -> Result<Option<CertificateSigningRequest>, StoreError> {
+        let st = self.lock()?;
+        let text: Option<String> = st
+            .conn
+            .query_row(
+                "SELECT object FROM csrs WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        text.map(|t| decode(name, &t)).transpose()
+    }
+
+    /// Every CSR, ordered by name, and the resourceVersion of that snapshot.
+    pub fn list(&self) -> Result<(Vec<CertificateSigningRequest>, u64), StoreError> {
+        let st = self.lock()?;
+        Ok((list_all(&st.conn, None)?, current_rv(&st.conn)?))
+    }
+
+    /// CSRs that are approved (not denied/failed) and have no certificate yet: the signer's
+    /// backlog, re-scanned at start-up and when the signer becomes ready.
+    pub fn approved_unsigned(&self) -> Result<Vec<CertificateSigningRequest>, StoreError> {
+        let st = self.lock()?;
+        list_all(&st.conn, Some("approved"))
+    }
+
+    /// Read-modify-write of one CSR in a transaction. `expected_rv` (the caller's
+    /// `metadata.resourceVersion`, when given) must match the stored one. The closure may refuse
+    /// (nothing is written) or return an issued-certificate record to store in the same
+    /// transaction. `kind` names the change for the audit hook.
+    pub fn update<E>(
+        &self,
+        name: &str,
+        expected_rv: Option<u64>,
+        actor: &str,
+        kind: &str,
+        change: impl FnOnce(&mut CertificateSigningRequest) -> Result<Option<IssuedRecord>, E>,
+    ) -> Result<CertificateSigningRequest, UpdateError<E>> {
+        let mut st = self.lock()?;
+        let tx = st.conn.transaction()?;
+        let text: Option<String> = tx
+            .query_row(
+                "SELECT object FROM csrs WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(text) = text else {
+            return Err(StoreError::NotFound {
+                name: name.to_owned(),
+            }
+            .into());
+        };
+        let mut csr = decode(name, &text)?;
+        let current = rv_of(&csr).unwrap_or(0);
+        if let Some(given) = expected_rv
+            && given != current
+        {
+            return Err(StoreError::Conflict {
+                name: name.to_owned(),
+                given,
+                current,
+            }
+            .into());
+        }
+        let issued = change(&mut csr).map_err(UpdateError::Rejected)?;
+        let rv = bump_rv(&tx)?;
+        csr.metadata.resource_version = Some(rv.to_string());
+        let text = serde_json::to_string(&csr).map_err(StoreError::Encode)?;
+        tx.execute(
+            "UPDATE csrs SET resource_version = ?2, phase = ?3, object = ?4 WHERE name = ?1",
+            params![
+                name,
+                i64::try_from(rv).unwrap_or(i64::MAX),
+                phase(&csr),
+                text
+            ],
+        )?;
+        if let Some(rec) = &issued {
+            nodes::insert_issued(&tx, rec, name)?;
+        }
+        record(
+            &tx,
+            &AuditEvent {
+                kind,
+                csr_name: name,
+                actor,
+                resource_version: rv,
+            },
+        )?;
+        tx.commit()?;
+        st.feed.publish(Event {
+            kind: EventKind::Modified,
+            resource_version: rv,
+            object: Arc::new(csr.clone()),
+        });
+        Ok(csr)
+    }
+
+    /// Deletes one CSR (issued-certificate records stay). Returns its last state.
+    pub fn delete(&self, name: &str, actor: &str) -> Result<CertificateSigningRequest, StoreError> {
+        let mut st = self.lock()?;
+        let tx = st.conn.transaction()?;
+        let text: Option<String> = tx
+            .query_row(
+                "DELETE FROM csrs WHERE name = ?1 RETURNING object",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(text) = text else {
+            return Err(StoreError::NotFound {
+                name: name.to_owned(),
+            });
+        };
+        let mut csr = decode(name, &text)?;
+        let rv = bump_rv(&tx)?;
+        record(
+            &tx,
+            &AuditEvent {
+                kind: "delete",
+                csr_name: name,
+                actor,
+                resource_version: rv,
+            },
+        )?;
+        tx.commit()?;
+        csr.metadata.resource_version = Some(rv.to_string());
+        st.feed.publish(Event {
+            kind: EventKind::Deleted,
+            resource_version: rv,
+            object: Arc::new(csr.clone()),
+        });
+        Ok(csr)
+    }
+
+    /// Starts a watch after resourceVersion `from`: replays the window, or 410 when too old.
+    pub fn watch_from(&self, from: u64) -> Result<Subscription, StoreError> {
+        let st = self.lock()?;
+        st.feed.subscribe(from).ok_or(StoreError::Expired {
+            requested: from,
+            oldest: current_rv(&st.conn).unwrap_or(0),
+        })
+    }
+
+    /// Starts a watch "from now": the current objects (sent as ADDED) and later changes.
+    pub fn watch_now(&self) -> Result<Snapshot, StoreError> {
+        let st = self.lock()?;
+        Ok(Snapshot {
+            objects: list_all(&st.conn, None)?,
+            resource_version: current_rv(&st.conn)?,
+            live: st.feed.subscribe_live(),
+        })
+    }
+
+    /// Marks a node disabled (its CSRs are denied) or enabled again.
+    pub fn set_node_disabled(&self, node: &str, disabled: bool) -> Result<(), StoreError> {
+        let st = self.lock()?;
+        nodes::set_disabled(&st.conn, node, disabled, unix_now())
+    }
+
+    /// Forgets a node: its state and its issued-certificate records (so it may bootstrap
+    /// again). Returns whether anything was known.
+    pub fn forget_node(&self, node: &str) -> Result<bool, StoreError> {
+        let mut st = self.lock()?;
+        nodes::forget(&mut st.conn, node)
+    }
+
+    /// What the approver needs to know about a node at `now_unix`.
+    pub fn node_state(&self, node: &str, now_unix: i64) -> Result<NodeState, StoreError> {
+        let st = self.lock()?;
+        nodes::state(&st.conn, node, now_unix)
+    }
+}
+
+fn current_rv(conn: &Connection) -> Result<u64, StoreError> {
+    let v: i64 = conn.query_row(
+        "SELECT value FROM counters WHERE name = 'resource_version'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(v).unwrap_or(0))
+}
+
+fn list_all(
+    conn: &Connection,
+    phase: Option<&str>,
+) -> Result<Vec<CertificateSigningRequest>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, object FROM csrs WHERE (?1 IS NULL OR phase = ?1) ORDER BY name",
+    )?;
+    let rows = stmt.query_map(params![phase], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (name, text) = row?;
+        out.push(decode(&name, &text)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+//! Node states (disabled) and issued-certificate records, which outlive CSR objects: the
+//! approval rule "no unexpired certificate already issued for that node" reads them.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::StoreError;
+
+/// A certificate the appliance issued, recorded in the same transaction as `status.certificate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedRecord {
+    /// The node the certificate names (`system:node:<name>`).
+    pub node_name: String,
+    /// Serial number, lower-case hex.
+    pub serial_hex: String,
+    /// NotAfter, seconds since the epoch.
+    pub not_after_unix: i64,
+    /// When it was issued, seconds since the epoch.
+    pub issued_unix: i64,
+}
+
+/// What the store knows about a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodeState {
+    /// An operator disabled the node (`kubesigner node disable`).
+    pub disabled: bool,
+    /// A certificate issued for the node has not expired yet.
+    pub unexpired_certificate: bool,
+}
+
+pub(super) fn insert_issued(
+    tx: &Transaction<'_>,
+    rec: &IssuedRecord,
+    csr_name: &str,
+) -> Result<(), rusqlite::Error> {
+    tx.execute(
+        "INSERT INTO issued_certificates (serial, node_name, csr_name, not_after_unix, issued_unix)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            rec.serial_hex,
+            rec.node_name,
+            csr_name,
+            rec.not_after_unix,
+            rec.issued_unix
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn set_disabled(
+    conn: &Connection,
+    node: &str,
+    disabled: bool,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO nodes (name, disabled, updated_unix) VALUES (?1, ?2, ?3)
+         ON CONFLICT(name) DO UPDATE SET disabled = excluded.disabled,
+                                         updated_unix = excluded.updated_unix",
+        params![node, disabled, now],
+    )?;
+    Ok(())
+}
+
+pub(super) fn forget(conn: &mut Connection, node: &str) -> Result<bool, StoreError> {
+    let tx = conn.transaction()?;
+    let a = tx.execute("DELETE FROM nodes WHERE name = ?1", params![node])?;
+    let b = tx.execute(
+        "DELETE FROM issued_certificates WHERE node_name = ?1",
+        params![node],
+    )?;
+    tx.commit()?;
+    Ok(a + b > 0)
+}
+
+pub(super) fn state(conn: &Connection, node: &str, now: i64) -> Result<NodeState, StoreError> {
+    let disabled: Option<bool> = conn
+        .query_row(
+            "SELECT disabled FROM nodes WHERE name = ?1",
+            params![node],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let live: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM issued_certificates WHERE node_name = ?1 AND not_after_unix > ?2 LIMIT 1",
+            params![node, now],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(NodeState {
+        disabled: disabled.unwrap_or(false),
+        unexpired_certificate: live.is_some(),
+    })
+}

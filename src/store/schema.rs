@@ -1,0 +1,92 @@
+//! Versioned schema of the store's tables, with migrations from day one.
+//!
+//! Each component that owns tables in `kubesigner.db` keeps its own row in `schema_version`
+//! (`component = 'store'` here; the bootstrap-token module owns `'bootstrap_tokens'`). Tables
+//! this module does not know are never touched.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::StoreError;
+
+/// This component's name in `schema_version`.
+const COMPONENT: &str = "store";
+
+/// The migrations, in order; migration `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: CSRs with indexed columns, the resourceVersion counter, node states, issued certificates
+    // (which outlive CSR objects), and the audit table a later issue fills.
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+     INSERT INTO counters (name, value) VALUES ('resource_version', 0);
+     CREATE TABLE csrs (
+        name TEXT PRIMARY KEY,
+        uid TEXT NOT NULL,
+        resource_version INTEGER NOT NULL,
+        signer_name TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        subject_cn TEXT,
+        node_name TEXT,
+        phase TEXT NOT NULL,
+        created_unix INTEGER NOT NULL,
+        object TEXT NOT NULL
+     );
+     CREATE INDEX csrs_signer ON csrs (signer_name);
+     CREATE INDEX csrs_requester ON csrs (requester);
+     CREATE INDEX csrs_subject_cn ON csrs (subject_cn);
+     CREATE INDEX csrs_node ON csrs (node_name);
+     CREATE INDEX csrs_phase ON csrs (phase);
+     CREATE TABLE nodes (
+        name TEXT PRIMARY KEY,
+        disabled INTEGER NOT NULL,
+        updated_unix INTEGER NOT NULL
+     );
+     CREATE TABLE issued_certificates (
+        serial TEXT PRIMARY KEY,
+        node_name TEXT NOT NULL,
+        csr_name TEXT NOT NULL,
+        not_after_unix INTEGER NOT NULL,
+        issued_unix INTEGER NOT NULL
+     );
+     CREATE INDEX issued_node ON issued_certificates (node_name, not_after_unix);
+     CREATE TABLE audit_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_unix INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        csr_name TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        resource_version INTEGER NOT NULL
+     );",
+];
+
+/// Creates the version table if needed and applies every pending migration, each in its own
+/// transaction together with its version bump.
+pub(super) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL);",
+    )?;
+    let current: u32 = conn
+        .query_row(
+            "SELECT version FROM schema_version WHERE component = ?1",
+            params![COMPONENT],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let known = u32::try_from(MIGRATIONS.len()).unwrap_or(u32::MAX);
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (version, sql) in (current..known).zip(MIGRATIONS.iter().skip(current as usize)) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (component, version) VALUES (?1, ?2)
+             ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+            params![COMPONENT, version + 1],
+        )?;
+        tx.commit()?;
+    }
+    Ok(known)
+}

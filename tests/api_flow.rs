@@ -1,0 +1,526 @@
+//! In-process API tests against the router: discovery, the bootstrap/approval/issuance flows,
+//! list/get/watch visibility, Table output, conflicts, and the signer-down backlog.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/api_support.rs"]
+mod api_support;
+
+use std::time::Duration;
+
+use api_support::*;
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use kubesigner::api::Limits;
+use kubesigner::config::IssuanceConfig;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn discovery_openapi_health_and_anonymous() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    let r = call(
+        &h.api,
+        &nobody(),
+        Method::GET,
+        "/apis/certificates.k8s.io/v1",
+        None,
+    )
+    .await;
+    assert_eq!(r.code, StatusCode::OK);
+    assert_eq!(r.body["resources"][0]["shortNames"], json!(["csr"]));
+    for p in [
+        "/version",
+        "/api",
+        "/api/v1",
+        "/apis",
+        "/apis/certificates.k8s.io",
+        "/openapi/v2",
+        "/openapi/v3",
+    ] {
+        assert_eq!(
+            call(&h.api, &nobody(), Method::GET, p, None).await.code,
+            StatusCode::OK,
+            "{p}"
+        );
+    }
+    let root = call(&h.api, &nobody(), Method::GET, "/openapi/v3", None)
+        .await
+        .body;
+    let url = root["paths"]["apis/certificates.k8s.io/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let gv = call(&h.api, &nobody(), Method::GET, &url, None).await;
+    assert_eq!(gv.code, StatusCode::OK);
+    assert!(gv.body["components"]["schemas"]["io.k8s.api.certificates.v1.CertificateSigningRequest"]["x-kubernetes-group-version-kind"].is_array());
+    let anon = call_raw(&h.api, None, Method::GET, CSRS, &[], vec![]).await;
+    assert_eq!(anon.code, StatusCode::UNAUTHORIZED);
+    assert_eq!(anon.body["reason"], "Unauthorized");
+    assert_eq!(
+        call_raw(&h.api, None, Method::GET, "/healthz", &[], vec![])
+            .await
+            .code,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call_raw(&h.api, None, Method::GET, "/readyz", &[], vec![])
+            .await
+            .code,
+        StatusCode::OK
+    );
+    h.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        call_raw(&h.api, None, Method::GET, "/readyz", &[], vec![])
+            .await
+            .code,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn bootstrap_csr_is_auto_approved_issued_and_spec_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    let mut body = node_csr("node-csr-Ab3_x", "node1");
+    body["spec"]["username"] = json!("system:admin");
+    body["spec"]["groups"] = json!(["system:masters"]);
+    body["status"] =
+        json!({"conditions": [{"type": "Approved", "status": "True"}], "certificate": b64("x")});
+    let r = create(&h.api, &bootstrap(&[]), &body).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["spec"]["username"], "system:bootstrap:abcdef");
+    assert_eq!(
+        r.body["spec"]["groups"],
+        json!(["system:bootstrappers", "system:authenticated"])
+    );
+    assert_eq!(condition_types(&r.body), vec!["Approved"]);
+    assert_eq!(r.body["status"]["conditions"][0]["reason"], "AutoApproved");
+    assert!(has_certificate(&r.body));
+    assert!(
+        r.body["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    // The certificate is a PEM chain for the node, signed by the CA.
+    let pem = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        r.body["status"]["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert!(
+        String::from_utf8(pem)
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    // A second bootstrap for the live node waits for an admin.
+    let r2 = create(&h.api, &bootstrap(&[]), &node_csr("second", "node1")).await;
+    assert_eq!(r2.code, StatusCode::CREATED);
+    assert!(condition_types(&r2.body).is_empty(), "{}", r2.body);
+    // The node renews its own certificate: approved (renewal).
+    let r3 = create(&h.api, &node("node1"), &node_csr("renew", "node1")).await;
+    assert_eq!(condition_types(&r3.body), vec!["Approved"]);
+    assert!(has_certificate(&r3.body));
+}
+
+#[tokio::test]
+async fn token_binding_and_disabled_node_deny() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    let r = create(&h.api, &bootstrap(&["worker-*"]), &node_csr("a", "db1")).await;
+    assert_eq!(condition_types(&r.body), vec!["Denied"], "{}", r.body);
+    let r = create(
+        &h.api,
+        &bootstrap(&["worker-*"]),
+        &node_csr("b", "worker-1"),
+    )
+    .await;
+    assert_eq!(condition_types(&r.body), vec!["Approved"]);
+    h.api.store().set_node_disabled("worker-2", true).unwrap();
+    let r = create(&h.api, &bootstrap(&[]), &node_csr("c", "worker-2")).await;
+    assert_eq!(condition_types(&r.body), vec!["Denied"]);
+    assert_eq!(r.body["status"]["conditions"][0]["reason"], "NodeDisabled");
+    assert!(!has_certificate(&r.body));
+}
+
+#[tokio::test]
+async fn seeds_flow_static_token_with_and_without_auto_approve_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    let r = create(&h.api, &kubelet_bootstrap(), &node_csr("n1", "node1")).await;
+    assert_eq!(r.code, StatusCode::CREATED);
+    assert!(
+        condition_types(&r.body).is_empty(),
+        "waits for an admin without the flag"
+    );
+    // The static-token user may read its own CSR but not approve it.
+    assert_eq!(
+        get(&h.api, &kubelet_bootstrap(), "n1").await.code,
+        StatusCode::OK
+    );
+    assert_eq!(
+        decide(&h.api, &kubelet_bootstrap(), "n1", "Approved")
+            .await
+            .code,
+        StatusCode::FORBIDDEN
+    );
+    let a = decide(&h.api, &admin(), "n1", "Approved").await;
+    assert_eq!(a.code, StatusCode::OK, "{}", a.body);
+    assert!(
+        has_certificate(&a.body),
+        "approval triggers signing: {}",
+        a.body
+    );
+    assert!(
+        a.body["status"]["conditions"][0]["lastUpdateTime"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let key = SoftKey::generate();
+    let pem = ca_pem(&key);
+    let mut cfg = IssuanceConfig::default();
+    cfg.auto_approve_groups
+        .push("system:kubelet-bootstrap".to_owned());
+    let h2 = harness_with(dir2.path(), key, pem, cfg, Limits::default());
+    let r = create(&h2.api, &kubelet_bootstrap(), &node_csr("n1", "node1")).await;
+    assert_eq!(condition_types(&r.body), vec!["Approved"]);
+    assert!(has_certificate(&r.body));
+}
+
+#[tokio::test]
+async fn deny_then_approve_is_invalid_and_conflicts_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    create(&h.api, &kubelet_bootstrap(), &node_csr("x", "n9")).await;
+    let stale = get(&h.api, &admin(), "x").await.body;
+    let d = decide(&h.api, &admin(), "x", "Denied").await;
+    assert_eq!(d.code, StatusCode::OK);
+    assert_eq!(condition_types(&d.body), vec!["Denied"]);
+    let a = decide(&h.api, &admin(), "x", "Approved").await;
+    assert_eq!(a.code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.body["reason"], "Invalid");
+    // Stale resourceVersion → 409 Conflict.
+    let mut s = stale.clone();
+    s["status"]["conditions"] = json!([{"type": "Approved", "status": "True"}]);
+    let c = call(
+        &h.api,
+        &admin(),
+        Method::PUT,
+        &format!("{CSRS}/x/approval"),
+        Some(&s),
+    )
+    .await;
+    assert_eq!(c.code, StatusCode::CONFLICT);
+    assert_eq!(c.body["reason"], "Conflict");
+    // Name clash → 409 AlreadyExists.
+    let e = create(&h.api, &kubelet_bootstrap(), &node_csr("x", "n9")).await;
+    assert_eq!(e.code, StatusCode::CONFLICT);
+    assert_eq!(e.body["reason"], "AlreadyExists");
+}
+
+#[tokio::test]
+async fn visibility_selectors_paging_and_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    for (name, n) in [("a1", "n1"), ("a2", "n2"), ("a3", "n3")] {
+        let mut b = node_csr(name, n);
+        b["metadata"]["labels"] = json!({"team": name});
+        assert_eq!(
+            create(&h.api, &kubelet_bootstrap(), &b).await.code,
+            StatusCode::CREATED
+        );
+    }
+    create(&h.api, &node("n1"), &node_csr("own", "n1")).await;
+    let names = |v: &Value| {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let all = call(&h.api, &admin(), Method::GET, CSRS, None).await.body;
+    assert_eq!(names(&all), vec!["a1", "a2", "a3", "own"]);
+    // A node sees those it requested and those naming it.
+    let mine = call(&h.api, &node("n1"), Method::GET, CSRS, None)
+        .await
+        .body;
+    assert_eq!(names(&mine), vec!["a1", "own"]);
+    assert_eq!(
+        get(&h.api, &node("n1"), "a2").await.code,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&h.api, &nobody(), Method::GET, CSRS, None).await.code,
+        StatusCode::FORBIDDEN
+    );
+    let sel = call(
+        &h.api,
+        &admin(),
+        Method::GET,
+        &format!("{CSRS}?labelSelector=team%3Da2"),
+        None,
+    )
+    .await
+    .body;
+    assert_eq!(names(&sel), vec!["a2"]);
+    let f = call(
+        &h.api,
+        &admin(),
+        Method::GET,
+        &format!("{CSRS}?fieldSelector=metadata.name%3Da3"),
+        None,
+    )
+    .await
+    .body;
+    assert_eq!(names(&f), vec!["a3"]);
+    let p1 = call(
+        &h.api,
+        &admin(),
+        Method::GET,
+        &format!("{CSRS}?limit=2"),
+        None,
+    )
+    .await
+    .body;
+    assert_eq!(names(&p1), vec!["a1", "a2"]);
+    let cont = p1["metadata"]["continue"].as_str().unwrap();
+    let p2 = call(
+        &h.api,
+        &admin(),
+        Method::GET,
+        &format!("{CSRS}?limit=2&continue={cont}"),
+        None,
+    )
+    .await
+    .body;
+    assert_eq!(names(&p2), vec!["a3", "own"]);
+    assert!(p2["metadata"]["continue"].is_null());
+    let t = call_raw(
+        &h.api,
+        Some(admin()),
+        Method::GET,
+        CSRS,
+        &[(
+            "accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )],
+        vec![],
+    )
+    .await
+    .body;
+    assert_eq!(t["kind"], "Table");
+    let cols: Vec<_> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cols,
+        vec![
+            "Name",
+            "Age",
+            "SignerName",
+            "Requestor",
+            "RequestedDuration",
+            "Condition"
+        ]
+    );
+    assert_eq!(t["rows"][3]["cells"][5], "Approved,Issued");
+    assert_eq!(t["rows"][0]["cells"][5], "Pending");
+    assert_eq!(t["rows"][0]["cells"][3], "kubelet-bootstrap");
+    assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+}
+
+async fn next_event(
+    body: &mut kubesigner::api::body::ResponseBody,
+    buf: &mut String,
+) -> Option<Value> {
+    loop {
+        if let Some(i) = buf.find('\n') {
+            let line: String = buf.drain(..=i).collect();
+            return Some(serde_json::from_str(&line).unwrap());
+        }
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .ok()??
+            .ok()?;
+        if let Ok(data) = frame.into_data() {
+            buf.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    }
+}
+
+async fn open_watch(
+    h: &Harness,
+    who: &kubesigner::authn::Identity,
+    query: &str,
+) -> (StatusCode, kubesigner::api::body::ResponseBody) {
+    let req = http::Request::get(format!("{CSRS}?watch=1&{query}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = h
+        .api
+        .handle_as(
+            req,
+            kubesigner::api::hooks::AuthnResult::Authenticated(who.clone()),
+        )
+        .await;
+    (resp.status(), resp.into_body())
+}
+
+#[tokio::test]
+async fn watch_sees_approval_replays_and_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    create(&h.api, &kubelet_bootstrap(), &node_csr("w1", "n1")).await;
+    let (code, mut body) = open_watch(
+        &h,
+        &admin(),
+        "fieldSelector=metadata.name%3Dw1&timeoutSeconds=30",
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let mut buf = String::new();
+    let ev = next_event(&mut body, &mut buf).await.unwrap();
+    assert_eq!(ev["type"], "ADDED");
+    let rv0: u64 = ev["object"]["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    decide(&h.api, &admin(), "w1", "Approved").await;
+    let ev = next_event(&mut body, &mut buf).await.unwrap();
+    assert_eq!(ev["type"], "MODIFIED");
+    assert_eq!(condition_types(&ev["object"]), vec!["Approved"]);
+    let ev = next_event(&mut body, &mut buf).await.unwrap();
+    assert!(has_certificate(&ev["object"]), "{ev}");
+    // From an old RV still in the window: replay.
+    let (_, mut replay) = open_watch(
+        &h,
+        &admin(),
+        &format!("resourceVersion={rv0}&timeoutSeconds=1"),
+    )
+    .await;
+    let mut b2 = String::new();
+    assert_eq!(
+        next_event(&mut replay, &mut b2).await.unwrap()["type"],
+        "MODIFIED"
+    );
+    assert_eq!(
+        next_event(&mut replay, &mut b2).await.unwrap()["type"],
+        "MODIFIED"
+    );
+    // The stream ends after timeoutSeconds.
+    assert!(next_event(&mut replay, &mut b2).await.is_none());
+    // After a restart the window is empty: an old RV is 410 Expired.
+    drop(h);
+    let h2 = harness(dir.path());
+    let req = http::Request::get(format!("{CSRS}?watch=true&resourceVersion=1"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = h2
+        .api
+        .handle_as(
+            req,
+            kubesigner::api::hooks::AuthnResult::Authenticated(admin()),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::GONE);
+    // A node's watch does not show other nodes' CSRs.
+    create(&h2.api, &kubelet_bootstrap(), &node_csr("other", "n2")).await;
+    create(&h2.api, &node("n3"), &node_csr("mine", "n3")).await;
+    let (_, mut nb) = open_watch(&h2, &node("n3"), "timeoutSeconds=1").await;
+    let mut b3 = String::new();
+    let ev = next_event(&mut nb, &mut b3).await.unwrap();
+    assert_eq!(ev["object"]["metadata"]["name"], "mine");
+    assert!(next_event(&mut nb, &mut b3).await.is_none());
+}
+
+#[tokio::test]
+async fn signer_down_keeps_approved_and_backlog_signs_on_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    h.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+    let r = create(&h.api, &bootstrap(&[]), &node_csr("down", "n1")).await;
+    assert_eq!(condition_types(&r.body), vec!["Approved"]);
+    assert!(!has_certificate(&r.body));
+    assert_eq!(h.api.sign_backlog().await.unwrap(), 0);
+    h.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(h.api.sign_backlog().await.unwrap(), 1);
+    assert!(has_certificate(&get(&h.api, &admin(), "down").await.body));
+}
+
+#[tokio::test]
+async fn delete_generate_name_status_and_metadata_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    let mut b = node_csr("", "n1");
+    b["metadata"] = json!({"generateName": "csr-"});
+    let r = create(&h.api, &node("n1"), &b).await;
+    let name = r.body["metadata"]["name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("csr-") && name.len() == 9, "{name}");
+    // /status: nobody writes it through the API, not even an admin.
+    let mut s = r.body.clone();
+    s["status"]["certificate"] = json!(b64(
+        "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"
+    ));
+    assert_eq!(
+        call(
+            &h.api,
+            &admin(),
+            Method::PUT,
+            &format!("{CSRS}/{name}/status"),
+            Some(&s)
+        )
+        .await
+        .code,
+        StatusCode::FORBIDDEN
+    );
+    // PUT on the object changes labels, never spec or status.
+    let mut u = get(&h.api, &admin(), &name).await.body;
+    u["metadata"]["labels"] = json!({"a": "b"});
+    u["spec"]["signerName"] = json!("example.com/other");
+    u["status"] = json!({});
+    let up = call(
+        &h.api,
+        &admin(),
+        Method::PUT,
+        &format!("{CSRS}/{name}"),
+        Some(&u),
+    )
+    .await;
+    assert_eq!(up.code, StatusCode::OK, "{}", up.body);
+    assert_eq!(up.body["metadata"]["labels"]["a"], "b");
+    assert_eq!(up.body["spec"]["signerName"], CLIENT);
+    assert!(has_certificate(&up.body));
+    assert_eq!(
+        call(
+            &h.api,
+            &node("n1"),
+            Method::DELETE,
+            &format!("{CSRS}/{name}"),
+            None
+        )
+        .await
+        .code,
+        StatusCode::FORBIDDEN
+    );
+    let d = call(
+        &h.api,
+        &admin(),
+        Method::DELETE,
+        &format!("{CSRS}/{name}"),
+        None,
+    )
+    .await;
+    assert_eq!(d.code, StatusCode::OK);
+    assert_eq!(d.body["status"], "Success");
+    let g = get(&h.api, &admin(), &name).await;
+    assert_eq!(g.code, StatusCode::NOT_FOUND);
+    assert_eq!(g.body["reason"], "NotFound");
+}

@@ -1,0 +1,265 @@
+//! Sign + verify for every algorithm against real SoftHSM (fresh token per test), verified
+//! by the signer (aws-lc-rs) and independently by openssl; key attributes read back after
+//! keygen.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/signer_support.rs"]
+mod support;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+use cryptoki::session::UserType;
+use der::EncodePem;
+use kubesigner::signer::{
+    Algorithm, Pkcs11Uri, Settings, SignKey, SignerError, TokenSigner, UriOrigin,
+};
+use secrecy::SecretString;
+use support::TokenEnv;
+
+fn sign_and_verify(test: &str, algorithm: &str, expected: Algorithm, digest: &str) {
+    if let Some(tok) = TokenEnv::child(test) {
+        let uri = Pkcs11Uri::parse(&tok.uri("ca"), UriOrigin::CommandLine).unwrap();
+        let signer = TokenSigner::open(&uri, Settings::default()).unwrap();
+        assert_eq!(signer.algorithm(), expected);
+        assert_eq!(signer.signature_algorithm(), expected.signature_algorithm());
+        let msg = b"tbsCertificate bytes stand-in".to_vec();
+        let sig = signer.sign(&msg).unwrap();
+        let pem = signer
+            .public_key()
+            .to_pem(der::pem::LineEnding::LF)
+            .unwrap();
+        assert!(
+            support::openssl_verify(&tok.dir, &pem, digest, &msg, &sig),
+            "openssl verify"
+        );
+        // A changed message must not verify (the check can fail).
+        assert!(!support::openssl_verify(
+            &tok.dir, &pem, digest, b"other", &sig
+        ));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tok = TokenEnv::create(dir.path(), "sign");
+    tok.keygen("ca", algorithm);
+    tok.run_child(test, &[]);
+}
+
+#[test]
+fn sign_verify_ecdsa_p256() {
+    sign_and_verify(
+        "sign_verify_ecdsa_p256",
+        "ecdsa-p256",
+        Algorithm::EcdsaP256,
+        "-sha256",
+    );
+}
+
+#[test]
+fn sign_verify_ecdsa_p384() {
+    sign_and_verify(
+        "sign_verify_ecdsa_p384",
+        "ecdsa-p384",
+        Algorithm::EcdsaP384,
+        "-sha384",
+    );
+}
+
+#[test]
+fn sign_verify_rsa_2048() {
+    sign_and_verify(
+        "sign_verify_rsa_2048",
+        "rsa-2048",
+        Algorithm::Rsa2048,
+        "-sha256",
+    );
+}
+
+#[test]
+fn sign_verify_rsa_3072() {
+    sign_and_verify(
+        "sign_verify_rsa_3072",
+        "rsa-3072",
+        Algorithm::Rsa3072,
+        "-sha256",
+    );
+}
+
+#[test]
+fn sign_verify_rsa_4096() {
+    sign_and_verify(
+        "sign_verify_rsa_4096",
+        "rsa-4096",
+        Algorithm::Rsa4096,
+        "-sha256",
+    );
+}
+
+fn read_bools(
+    session: &cryptoki::session::Session,
+    class: ObjectClass,
+    label: &str,
+) -> Vec<Attribute> {
+    let h = session
+        .find_objects(&[
+            Attribute::Class(class),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ])
+        .unwrap();
+    assert_eq!(h.len(), 1);
+    let types = [
+        AttributeType::Token,
+        AttributeType::Private,
+        AttributeType::Sensitive,
+        AttributeType::AlwaysSensitive,
+        AttributeType::Extractable,
+        AttributeType::NeverExtractable,
+        AttributeType::Sign,
+        AttributeType::SignRecover,
+        AttributeType::Decrypt,
+        AttributeType::Unwrap,
+        AttributeType::Derive,
+        AttributeType::Verify,
+        AttributeType::Encrypt,
+        AttributeType::Wrap,
+    ];
+    session.get_attributes(h[0], &types).unwrap()
+}
+
+fn has(attrs: &[Attribute], want: &Attribute) -> bool {
+    attrs
+        .iter()
+        .any(|a| format!("{a:?}") == format!("{want:?}"))
+}
+
+/// The key made by `hsm keygen` reads back sensitive, never-extractable, sign only.
+#[test]
+fn keygen_attributes_read_back() {
+    if let Some(tok) = TokenEnv::child("keygen_attributes_read_back") {
+        let ctx = Pkcs11::new(&tok.module).unwrap();
+        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .unwrap();
+        let slot = ctx.get_slots_with_token().unwrap()[0];
+        let session = ctx.open_ro_session(slot).unwrap();
+        session
+            .login(UserType::User, Some(&SecretString::from(tok.pin())))
+            .unwrap();
+        for label in ["ec", "rsa"] {
+            let private = read_bools(&session, ObjectClass::PRIVATE_KEY, label);
+            for want in [
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::AlwaysSensitive(true),
+                Attribute::Extractable(false),
+                Attribute::NeverExtractable(true),
+                Attribute::Sign(true),
+                Attribute::SignRecover(false),
+                Attribute::Decrypt(false),
+                Attribute::Unwrap(false),
+                Attribute::Derive(false),
+            ] {
+                assert!(
+                    has(&private, &want),
+                    "{label} private key lacks {want:?}: {private:?}"
+                );
+            }
+            let public = read_bools(&session, ObjectClass::PUBLIC_KEY, label);
+            for want in [
+                Attribute::Token(true),
+                Attribute::Verify(true),
+                Attribute::Encrypt(false),
+                Attribute::Wrap(false),
+                Attribute::Derive(false),
+            ] {
+                assert!(
+                    has(&public, &want),
+                    "{label} public key lacks {want:?}: {public:?}"
+                );
+            }
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tok = TokenEnv::create(dir.path(), "attrs");
+    tok.keygen("ec", "ecdsa-p256");
+    tok.keygen("rsa", "rsa-2048");
+    tok.run_child("keygen_attributes_read_back", &[]);
+}
+
+/// keygen refuses an existing id or label (exit 64, one line), and the first key survives.
+#[test]
+fn keygen_refuses_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = TokenEnv::create(dir.path(), "overwrite");
+    let first = tok.keygen("ca", "ecdsa-p256");
+    let out = tok.kubesigner(&[
+        "hsm",
+        "keygen",
+        "--uri",
+        &tok.uri("ca"),
+        "--algorithm",
+        "ecdsa-p384",
+    ]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("already exists"), "{err}");
+    let id = String::from_utf8(first.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("id: ").map(str::to_owned))
+        .unwrap();
+    let out = tok.kubesigner(&[
+        "hsm",
+        "keygen",
+        "--uri",
+        &tok.uri("other"),
+        "--algorithm",
+        "ecdsa-p256",
+        "--id",
+        &id,
+    ]);
+    assert_eq!(out.status.code(), Some(64));
+    let check = tok.kubesigner(&["hsm", "check", "--uri", &tok.uri("ca")]);
+    assert!(check.status.success());
+    assert!(
+        String::from_utf8(check.stdout)
+            .unwrap()
+            .contains("algorithm: ecdsa-p256")
+    );
+}
+
+/// `sign_async` runs on a blocking thread and returns a verified signature.
+#[test]
+fn sign_async_from_tokio() {
+    if let Some(tok) = TokenEnv::child("sign_async_from_tokio") {
+        let uri = Pkcs11Uri::parse(&tok.uri("ca"), UriOrigin::ConfigFile).unwrap();
+        let signer = TokenSigner::open(&uri, Settings::default()).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let sig = rt.block_on(signer.sign_async(b"async".to_vec())).unwrap();
+        assert!(!sig.is_empty());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tok = TokenEnv::create(dir.path(), "async");
+    tok.keygen("ca", "ecdsa-p256");
+    tok.run_child("sign_async_from_tokio", &[]);
+}
+
+/// Opening a URI whose key does not exist fails with a configuration error (exit 64).
+#[test]
+fn missing_key_is_a_config_error() {
+    if let Some(tok) = TokenEnv::child("missing_key_is_a_config_error") {
+        let uri = Pkcs11Uri::parse(&tok.uri("nope"), UriOrigin::CommandLine).unwrap();
+        let err = TokenSigner::open(&uri, Settings::default()).unwrap_err();
+        assert!(matches!(err, SignerError::KeyNotFound { .. }), "{err}");
+        assert_eq!(err.exit_code(), 64);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tok = TokenEnv::create(dir.path(), "missing");
+    tok.run_child("missing_key_is_a_config_error", &[]);
+}
