@@ -25,7 +25,9 @@ pub struct Signer {
     pub dir: tempfile::TempDir,
     pub port: u16,
     key: Arc<api_support::SoftKey>,
-    rt: tokio::runtime::Runtime,
+    /// The server's own runtime: dropped on stop, which closes every open connection (open
+    /// watches included), as a process restart would.
+    rt: Option<tokio::runtime::Runtime>,
     server: Option<Server>,
 }
 
@@ -68,16 +70,11 @@ impl Signer {
             ),
         )
         .unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
         let mut s = Signer {
             dir,
             port,
             key,
-            rt,
+            rt: None,
             server: None,
         };
         s.serve();
@@ -105,7 +102,12 @@ impl Signer {
     fn serve(&mut self) {
         let cfg = self.config();
         let key = self.key.clone();
-        let server = self.rt.block_on(async move {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = rt.block_on(async move {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 // The port may still be held a moment after a restart.
@@ -120,13 +122,15 @@ impl Signer {
             }
         });
         self.server = Some(server);
+        self.rt = Some(rt);
     }
 
     pub fn stop(&mut self) {
-        if let Some(s) = self.server.take() {
-            self.rt.block_on(async {
-                let _ = tokio::time::timeout(Duration::from_secs(10), s.shutdown()).await;
+        if let (Some(s), Some(rt)) = (self.server.take(), self.rt.take()) {
+            rt.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(2), s.shutdown()).await;
             });
+            rt.shutdown_timeout(Duration::from_secs(2));
         }
     }
 
