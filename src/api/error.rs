@@ -44,6 +44,12 @@ pub enum ApiError {
         /// The object or path name.
         name: String,
     },
+    /// No such path — 404 (not an object).
+    #[error("no route for {path}")]
+    NoRoute {
+        /// The path asked for.
+        path: String,
+    },
     /// The method is not allowed on the path — 405.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -112,7 +118,9 @@ impl ApiError {
             ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "BadRequest"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),
             ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "Forbidden"),
-            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "NotFound"),
+            ApiError::NotFound { .. } | ApiError::NoRoute { .. } => {
+                (StatusCode::NOT_FOUND, "NotFound")
+            }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             ApiError::AlreadyExists { .. } => (StatusCode::CONFLICT, "AlreadyExists"),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "Conflict"),
@@ -139,6 +147,10 @@ impl ApiError {
             ApiError::NotFound { name } => (
                 format!("{KIND}.{GROUP} \"{name}\" not found"),
                 Some(json!({"name": name, "group": GROUP, "kind": KIND})),
+            ),
+            ApiError::NoRoute { .. } => (
+                "the server could not find the requested resource".to_owned(),
+                None,
             ),
             ApiError::MethodNotAllowed => ("the server does not allow this method on the requested resource".to_owned(), None),
             ApiError::AlreadyExists { name } => (

@@ -241,7 +241,7 @@ impl Api {
             return Ok(json_response(StatusCode::OK, &doc, &[]));
         }
         let Some(rest) = path.strip_prefix(CSR_PREFIX) else {
-            return Err(ApiError::NotFound { name: path });
+            return Err(ApiError::NoRoute { path });
         };
         let q = Query::parse(req.uri().query());
         let segments: Vec<&str> = rest.split('/').skip(1).collect();
@@ -266,7 +266,7 @@ impl Api {
                     .await
             }
             ([_] | [_, "approval" | "status"] | [], _) => Err(ApiError::MethodNotAllowed),
-            _ => Err(ApiError::NotFound { name: path.clone() }),
+            _ => Err(ApiError::NoRoute { path: path.clone() }),
         }
     }
 
@@ -291,6 +291,17 @@ impl Api {
     }
 }
 
+/// The OpenAPI documents are generated once per process.
+static OPENAPI_V2: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+static OPENAPI_V3: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+
+fn cached(
+    cell: &std::sync::OnceLock<serde_json::Value>,
+    make: fn() -> serde_json::Value,
+) -> serde_json::Value {
+    cell.get_or_init(make).clone()
+}
+
 fn discovery_doc(path: &str) -> Option<serde_json::Value> {
     Some(match path {
         "/version" => discovery::version(),
@@ -299,9 +310,9 @@ fn discovery_doc(path: &str) -> Option<serde_json::Value> {
         "/apis" => discovery::group_list(),
         "/apis/certificates.k8s.io" => discovery::api_group(),
         "/apis/certificates.k8s.io/v1" => discovery::resource_list(),
-        "/openapi/v2" => openapi::v2(),
+        "/openapi/v2" => cached(&OPENAPI_V2, openapi::v2),
         "/openapi/v3" => openapi::v3_root(),
-        "/openapi/v3/apis/certificates.k8s.io/v1" => openapi::v3_group_version(),
+        "/openapi/v3/apis/certificates.k8s.io/v1" => cached(&OPENAPI_V3, openapi::v3_group_version),
         _ => return None,
     })
 }

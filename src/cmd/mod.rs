@@ -2,6 +2,7 @@
 
 pub mod bootstrap;
 pub mod ca;
+pub mod dev;
 pub mod hsm;
 pub mod node;
 pub mod serve;
