@@ -226,3 +226,52 @@ fn full_cert_dir_leaves_no_half_written_files() {
     assert!(node.current("kubelet-client").is_some());
     no_half_files(&node);
 }
+
+#[test]
+fn appliance_down_at_start_is_waited_for() {
+    let mut signer = Signer::start("");
+    let token = signer.create_token("1h");
+    let node = Node::new(&signer, "node1", &token);
+    signer.stop();
+    let mut child = node.spawn(&["--once", "--wait-timeout", "90s"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "{}", node.log());
+    signer.restart();
+    // The health probe retries every ~2 s; the create then goes through.
+    assert_eq!(
+        wait_exit(&mut child, 60, || node.log()),
+        0,
+        "{}",
+        node.log()
+    );
+    assert!(node.current("kubelet-client").is_some());
+}
+
+#[test]
+fn bad_arguments_exit_64_with_one_line() {
+    let signer = Signer::start("");
+    let node = Node::new(&signer, "Bad_Name", BOOTSTRAP_GROUP_TOKEN);
+    let out = node.run(&["--once"]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a DNS-1123 subdomain"), "{err}");
+    let node = Node::new(&signer, "node1", BOOTSTRAP_GROUP_TOKEN);
+    let out = node.run(&["--once", "--serving"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--serving needs"));
+    let missing = Command::new(bin())
+        .args([
+            "bootstrap",
+            "--bootstrap-kubeconfig",
+            "/nonexistent/k",
+            "--kubeconfig",
+        ])
+        .arg(node.kubeconfig())
+        .arg("--cert-dir")
+        .arg(node.cert_dir())
+        .args(["--node-name", "node1", "--once"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(66));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read kubeconfig"));
+}
