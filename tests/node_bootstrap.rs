@@ -112,3 +112,36 @@ fn token_bootstrap_writes_cert_dir_and_kubeconfig_and_node_sees_only_its_csrs() 
         name
     );
 }
+
+#[test]
+fn server_and_ca_flags_point_the_node_kubeconfig_at_the_cluster_apiserver() {
+    let signer = Signer::start("");
+    let token = signer.create_token("1h");
+    let node = Node::new(&signer, "node1", &token);
+    let cluster_ca = node.dir.path().join("cluster-ca.crt");
+    std::fs::copy(signer.ca(), &cluster_ca).unwrap();
+    let out = node.run(&[
+        "--once",
+        "--server",
+        "https://apiserver.example:6443",
+        "--certificate-authority",
+        cluster_ca.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kc = std::fs::read_to_string(node.kubeconfig()).unwrap();
+    assert!(
+        kc.contains("server: https://apiserver.example:6443"),
+        "{kc}"
+    );
+    assert!(
+        kc.contains(&format!("certificate-authority: {}", cluster_ca.display())),
+        "{kc}"
+    );
+    assert!(!kc.contains("certificate-authority-data"), "{kc}");
+    assert!(!kc.contains(&signer.url()), "{kc}");
+}

@@ -49,6 +49,9 @@ pub enum ClientError {
         /// What was wrong.
         what: &'static str,
     },
+    /// The bearer token holds characters an HTTP header cannot carry.
+    #[error("the bearer token is not a valid HTTP header value")]
+    BadToken,
     /// Connecting or exchanging the request failed.
     #[error("request to {path} failed: {source}")]
     Transport {
@@ -202,10 +205,13 @@ impl ApiClient {
             .uri(&url)
             .header(header::ACCEPT, "application/json");
         if let Some(token) = &self.token {
-            req = req.header(
-                header::AUTHORIZATION,
-                format!("Bearer {}", token.expose_secret()),
-            );
+            let value = Zeroizing::new(format!("Bearer {}", token.expose_secret()));
+            let mut value =
+                header::HeaderValue::from_str(&value).map_err(|_| ClientError::Tls {
+                    what: "the bearer token is not a valid header value",
+                })?;
+            value.set_sensitive(true);
+            req = req.header(header::AUTHORIZATION, value);
         }
         if body.is_some() {
             req = req.header(header::CONTENT_TYPE, "application/json");

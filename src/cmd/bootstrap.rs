@@ -42,7 +42,7 @@ pub struct BootstrapArgs {
     #[arg(long)]
     once: bool,
     /// API server URL for the node kubeconfig (default: the bootstrap kubeconfig's).
-    #[arg(long, requires = "certificate_authority")]
+    #[arg(long)]
     server: Option<String>,
     /// CA file for the node kubeconfig (default: the bootstrap kubeconfig's CA).
     #[arg(long)]
