@@ -2,6 +2,16 @@
 //! `--kubeconfig` and `--cert-dir` (reference §4): make a key and a CSR, create it with the
 //! bootstrap token, wait for the certificate, store it in the cert dir, write the node
 //! kubeconfig, then renew with the node's own certificate and keep a serving certificate.
+//!
+//! Along the path of one request:
+//! - [`node`]: the node name (`--node-name` or the lower-cased host name);
+//! - [`key`], [`csr`]: the ECDSA P-256 key, the PKCS#10 request, the `node-csr-<digest>` name;
+//! - [`client`]: HTTPS to the signer (create, get, list, watch, `/healthz`);
+//! - [`request`]: create or reuse (409 → `ensureCompatible`), then [`wait`] (list + watch);
+//! - [`certdir`]: timestamped pairs and the `*-current.pem` symlink, written atomically;
+//! - [`rotation`], [`run`]: the command's flow, renewal schedule and retries.
+//!
+//! [`run::run`] with a [`run::BootstrapConfig`] is the entry point `kubesigner bootstrap` uses.
 
 pub mod certdir;
 pub mod client;
