@@ -40,6 +40,16 @@ pub struct SignerConfig {
     /// How long one signing call may take before the signer is marked down.
     #[serde(default = "default_sign_timeout", with = "humantime_serde_compat")]
     pub sign_timeout: Duration,
+    /// Signing sessions in the pool when the key URI has no `max-sessions` (1 to 64).
+    #[serde(default = "default_max_sessions", deserialize_with = "max_sessions")]
+    pub max_sessions: usize,
+    /// Interval of the keepalive call on the token while idle (vendor idle timeouts are
+    /// ≈ 30 s).
+    #[serde(
+        default = "default_keepalive_interval",
+        with = "humantime_serde_compat"
+    )]
+    pub keepalive_interval: Duration,
 }
 
 /// `[ca]`: the CA certificate for the token key.
@@ -114,6 +124,25 @@ impl Default for IssuanceConfig {
 
 fn default_sign_timeout() -> Duration {
     Duration::from_secs(5)
+}
+
+fn default_max_sessions() -> usize {
+    crate::signer::Settings::default().max_sessions
+}
+
+fn default_keepalive_interval() -> Duration {
+    crate::signer::Settings::default().keepalive_interval
+}
+
+fn max_sessions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = usize::deserialize(d)?;
+    if (1..=crate::signer::MAX_SESSIONS_LIMIT).contains(&n) {
+        Ok(n)
+    } else {
+        Err(serde::de::Error::custom(
+            "max_sessions must be from 1 to 64",
+        ))
+    }
 }
 
 /// Errors loading the configuration.

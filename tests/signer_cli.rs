@@ -217,3 +217,116 @@ fn pin_value_on_command_line_exits_64() {
     assert_one_line_64(&out, "pin-value is refused on the command line");
     assert!(!String::from_utf8_lossy(&out.stderr).contains(&tok.pin()));
 }
+
+/// Without a public-key object, the public key comes from the certificate object.
+#[test]
+fn public_key_from_certificate_object() {
+    let (_d, tok) = token("certonly");
+    let made = String::from_utf8(tok.keygen("ca", "ecdsa-p256").stdout).unwrap();
+    let field = |t: &str, k: &str| {
+        t.lines()
+            .find_map(|l| l.strip_prefix(k).map(str::to_owned))
+            .unwrap()
+    };
+    let id = field(&made, "id: ");
+    let pem_start = made.find("-----BEGIN PUBLIC KEY-----").unwrap();
+    let pub_pem = tok.dir.join("pub.pem");
+    std::fs::write(&pub_pem, &made[pem_start..]).unwrap();
+    // A certificate carrying the token key's public key (signed by a throw-away key).
+    let other = tok.dir.join("other.key");
+    let cert = tok.dir.join("ca.der");
+    let run = |cmd: &mut Command| {
+        let out = cmd.env("SOFTHSM2_CONF", &tok.conf).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(Command::new("openssl")
+        .args([
+            "ecparam",
+            "-genkey",
+            "-name",
+            "prime256v1",
+            "-noout",
+            "-out",
+        ])
+        .arg(&other));
+    run(Command::new("openssl")
+        .args([
+            "x509", "-new", "-subj", "/CN=ca", "-days", "1", "-outform", "DER", "-key",
+        ])
+        .arg(&other)
+        .arg("-force_pubkey")
+        .arg(&pub_pem)
+        .arg("-out")
+        .arg(&cert));
+    let p11 = |args: &[&str]| {
+        let mut c = Command::new("pkcs11-tool");
+        c.args(["--module", &tok.module, "--login", "--pin", &tok.pin()])
+            .args(args);
+        c
+    };
+    run(&mut p11(&[
+        "--write-object",
+        cert.to_str().unwrap(),
+        "--type",
+        "cert",
+        "--id",
+        &id,
+        "--label",
+        "ca-cert",
+    ]));
+    run(&mut p11(&[
+        "--delete-object",
+        "--type",
+        "pubkey",
+        "--id",
+        &id,
+    ]));
+    let out = check(&tok, &tok.uri("ca"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        field(&text, "public key sha256: "),
+        field(&made, "public key sha256: ")
+    );
+}
+
+/// Without pin-source the PIN comes from the systemd credential `pkcs11-pin`.
+#[test]
+fn pin_from_systemd_credentials_directory() {
+    let (_d, tok) = token("creds");
+    tok.keygen("ca", "ecdsa-p256");
+    let creds = tok.dir.join("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    let cred = creds.join("pkcs11-pin");
+    std::fs::write(&cred, tok.pin()).unwrap();
+    std::fs::set_permissions(&cred, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let uri = format!(
+        "pkcs11:token={};object=ca?module-path={}",
+        tok.label, tok.module
+    );
+    let run = |dir: Option<&std::path::Path>| {
+        let mut c = Command::new(support::bin());
+        c.args(["hsm", "check", "--uri", &uri])
+            .env("SOFTHSM2_CONF", &tok.conf)
+            .env_remove("CREDENTIALS_DIRECTORY");
+        if let Some(d) = dir {
+            c.env("CREDENTIALS_DIRECTORY", d);
+        }
+        c.output().unwrap()
+    };
+    let out = run(Some(&creds));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_one_line_64(&run(None), "no PIN");
+}

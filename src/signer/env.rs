@@ -7,7 +7,8 @@ use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-/// Set in the re-executed process so a second exec is never attempted (no exec loop).
+/// Set (to the process id, which `exec` keeps) in the re-executed process so a second exec is
+/// never attempted (no exec loop); a value inherited from another process is ignored.
 pub const REEXEC_MARKER: &str = "KUBESIGNER_MODULE_ENV_APPLIED";
 /// Most variables accepted (a module needs one or two).
 pub const MAX_ENV_VARS: usize = 32;
@@ -65,7 +66,8 @@ pub fn apply_module_environment(env: &BTreeMap<String, String>) -> Result<(), En
     let Some((key, _)) = missing else {
         return Ok(());
     };
-    if std::env::var_os(REEXEC_MARKER).is_some() {
+    let pid = std::process::id().to_string();
+    if std::env::var_os(REEXEC_MARKER).as_deref() == Some(OsStr::new(&pid)) {
         return Err(EnvError::Loop { key: key.clone() });
     }
     let exe = std::env::current_exe().map_err(EnvError::Exec)?;
@@ -75,7 +77,7 @@ pub fn apply_module_environment(env: &BTreeMap<String, String>) -> Result<(), En
         .arg0(argv0)
         .args(args)
         .envs(env)
-        .env(REEXEC_MARKER, "1")
+        .env(REEXEC_MARKER, &pid)
         .exec();
     Err(EnvError::Exec(err))
 }

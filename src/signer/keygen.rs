@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::object::Attribute;
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use secrecy::{ExposeSecret, SecretString};
@@ -141,41 +141,14 @@ fn generate(
     };
     let public_t = public_template(algorithm, id, label)?;
     let private_t = private_template(id, label);
-    let (_, private) = module::map(session.generate_key_pair(&mechanism, &public_t, &private_t))?;
-    let uri_for_read = KeyRef { id, label };
-    let public = uri_for_read.read(session, private)?;
+    let (public_handle, _) =
+        module::map(session.generate_key_pair(&mechanism, &public_t, &private_t))?;
+    let public = module::public_from_object(session, public_handle)?;
     Ok(GeneratedKey {
         id: id.to_vec(),
         label: label.to_owned(),
         public,
     })
-}
-
-struct KeyRef<'a> {
-    id: &'a [u8],
-    label: &'a str,
-}
-
-impl KeyRef<'_> {
-    fn read(
-        &self,
-        session: &Session,
-        private: cryptoki::object::ObjectHandle,
-    ) -> Result<PublicKey, SignerError> {
-        let t = [
-            Attribute::Class(ObjectClass::PUBLIC_KEY),
-            Attribute::Id(self.id.to_vec()),
-            Attribute::Label(self.label.as_bytes().to_vec()),
-        ];
-        let handles = module::map(session.find_objects(&t))?;
-        let _ = private;
-        match handles.first() {
-            Some(h) => module::public_from_object(session, *h),
-            None => Err(SignerError::PublicKeyNotFound {
-                selector: format!("id={}", encode(self.id)),
-            }),
-        }
-    }
 }
 
 /// Initialises the first uninitialised slot of `module_path` as token `label` (SO PIN

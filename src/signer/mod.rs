@@ -2,6 +2,12 @@
 //!
 //! Open a [`TokenSigner`] from a [`Pkcs11Uri`]; it implements [`SignKey`]. Signing blocks:
 //! from async code call [`TokenSigner::sign_async`] (it uses `spawn_blocking`).
+//!
+//! Start-up: `apply_module_environment` (from `main`, before threads) → `Pkcs11Uri::parse`
+//! (`UriOrigin::ConfigFile` or `CommandLine`) → `TokenSigner::open(&uri, Settings::from(&cfg))`;
+//! on error exit with `SignerError::exit_code()` (64 = configuration or PIN, 69 = token
+//! unavailable). Readiness: `TokenSigner::ready()`; details: `TokenSigner::status()`.
+//! Tooling: `keygen` (explicit sign-only template) and `init_token` (dev mode's token).
 
 pub mod ckr;
 mod env;

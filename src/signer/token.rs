@@ -20,7 +20,8 @@ use crate::signer::uri::Pkcs11Uri;
 /// Tuning knobs for [`TokenSigner::open`].
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Pool size when the URI has no `max-sessions`.
+    /// Pool size when the URI has no `max-sessions`. This bounds the signing sessions; one
+    /// more session (the anchor) holds the login and serves the keepalive.
     pub max_sessions: usize,
     /// How long a signing call waits for a free session.
     pub acquire_timeout: Duration,
@@ -45,6 +46,17 @@ impl Default for Settings {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
             credential: DEFAULT_CREDENTIAL.to_owned(),
+        }
+    }
+}
+
+impl From<&crate::config::SignerConfig> for Settings {
+    fn from(c: &crate::config::SignerConfig) -> Settings {
+        Settings {
+            max_sessions: c.max_sessions,
+            acquire_timeout: c.sign_timeout,
+            keepalive_interval: c.keepalive_interval,
+            ..Settings::default()
         }
     }
 }
@@ -230,7 +242,13 @@ impl TokenSigner {
         };
         match sig {
             Ok(sig) => self.check(msg, sig),
-            Err(e) if matches!(e.class(), Some(ErrorClass::Device | ErrorClass::Pin)) => {
+            // A pool timeout means every session is stuck in the token (e.g. a hung device):
+            // mark down so that callers fail fast until the stuck calls return and the
+            // supervisor re-initialises.
+            Err(e)
+                if matches!(e.class(), Some(ErrorClass::Device | ErrorClass::Pin))
+                    || matches!(e, SignerError::PoolTimeout { .. }) =>
+            {
                 self.mark_down(e.to_string(), true);
                 Err(SignerError::Unavailable {
                     reason: e.to_string(),
@@ -363,6 +381,21 @@ fn supervise(weak: &Weak<TokenSigner>, wake: &Wake) {
         };
         drop(signer);
         wake.wait(wait);
+    }
+}
+
+impl Drop for TokenSigner {
+    /// Closes the sessions and finalises the module, so it can be opened again.
+    fn drop(&mut self) {
+        let live = self
+            .live
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(live) = live {
+            live.teardown();
+        }
+        self.wake.notify();
     }
 }
 
