@@ -152,7 +152,74 @@ fn accept<B>(req: &Request<B>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The new object's name: `metadata.name`, or `generateName` plus a random suffix.
+fn resolve_name(body: &CertificateSigningRequest) -> Result<String, ApiError> {
+    let name = match (
+        body.metadata.name.as_deref(),
+        body.metadata.generate_name.as_deref(),
+    ) {
+        (Some(n), _) if !n.is_empty() => n.to_owned(),
+        (_, Some(g)) if !g.is_empty() => {
+            check_name(g)
+                .map_err(|m| invalid(g, "FieldValueInvalid", "metadata.generateName", m))?;
+            generated_name(g)?
+        }
+        _ => {
+            return Err(invalid(
+                "",
+                "FieldValueRequired",
+                "metadata.name",
+                "name or generateName is required",
+            ));
+        }
+    };
+    check_name(&name).map_err(|m| invalid(&name, "FieldValueInvalid", "metadata.name", m))?;
+    Ok(name)
+}
+
+/// The caller's `metadata.resourceVersion` precondition, if any.
+fn expected_rv(body: &CertificateSigningRequest, name: &str) -> Result<Option<u64>, ApiError> {
+    match body.metadata.resource_version.as_deref() {
+        None | Some("") => Ok(None),
+        Some(rv) => rv.parse::<u64>().map(Some).map_err(|_| {
+            invalid(
+                name,
+                "FieldValueInvalid",
+                "metadata.resourceVersion",
+                "must be a resourceVersion from this server",
+            )
+        }),
+    }
+}
+
+/// The audit name of a change.
+fn change_kind(
+    path: UpdatePath,
+    body: &CertificateSigningRequest,
+    stored: &CertificateSigningRequest,
+) -> &'static str {
+    let added = |t: &str| rules::has_condition(body, t) && !rules::has_condition(stored, t);
+    match path {
+        UpdatePath::Approval if added("Denied") => "deny",
+        UpdatePath::Approval if added("Approved") => "approve",
+        UpdatePath::Approval => "approval",
+        UpdatePath::Status => "status",
+        UpdatePath::Main => "update",
+    }
+}
+
 impl Api {
+    /// Reads one stored CSR (404 when absent).
+    async fn stored(&self, name: &str) -> Result<CertificateSigningRequest, ApiError> {
+        let store = self.inner.store.clone();
+        let n = name.to_owned();
+        blocking(move || store.get(&n))
+            .await??
+            .ok_or_else(|| ApiError::NotFound {
+                name: name.to_owned(),
+            })
+    }
+
     async fn read_body<B>(&self, q: &Query, req: Request<B>) -> Result<Decoded, ApiError>
     where
         B: Body<Data = Bytes> + Send,
@@ -195,26 +262,7 @@ impl Api {
             csr: body,
             warnings,
         } = self.read_body(q, req).await?;
-        let name = match (
-            body.metadata.name.as_deref(),
-            body.metadata.generate_name.as_deref(),
-        ) {
-            (Some(n), _) if !n.is_empty() => n.to_owned(),
-            (_, Some(g)) if !g.is_empty() => {
-                check_name(g)
-                    .map_err(|m| invalid(g, "FieldValueInvalid", "metadata.generateName", m))?;
-                generated_name(g)?
-            }
-            _ => {
-                return Err(invalid(
-                    "",
-                    "FieldValueRequired",
-                    "metadata.name",
-                    "name or generateName is required",
-                ));
-            }
-        };
-        check_name(&name).map_err(|m| invalid(&name, "FieldValueInvalid", "metadata.name", m))?;
+        let name = resolve_name(&body)?;
         let index = rules::validate_new(&body, &name)?;
         self.authorize(
             caller,
@@ -299,13 +347,7 @@ impl Api {
         name: &str,
         req: &Request<B>,
     ) -> Result<Response<ResponseBody>, ApiError> {
-        let store = self.inner.store.clone();
-        let n = name.to_owned();
-        let csr = blocking(move || store.get(&n))
-            .await??
-            .ok_or_else(|| ApiError::NotFound {
-                name: name.to_owned(),
-            })?;
+        let csr = self.stored(name).await?;
         let cn = cn_of(&csr);
         self.authorize(caller, Verb::Get, Some(&facts_of(&csr, cn.as_deref())))?;
         object_response(StatusCode::OK, &csr, accept(req).as_deref(), &[])
@@ -316,13 +358,7 @@ impl Api {
         caller: &Caller,
         name: &str,
     ) -> Result<Response<ResponseBody>, ApiError> {
-        let store = self.inner.store.clone();
-        let n = name.to_owned();
-        let csr = blocking(move || store.get(&n))
-            .await??
-            .ok_or_else(|| ApiError::NotFound {
-                name: name.to_owned(),
-            })?;
+        let csr = self.stored(name).await?;
         let cn = cn_of(&csr);
         self.authorize(caller, Verb::Delete, Some(&facts_of(&csr, cn.as_deref())))?;
         let store = self.inner.store.clone();
@@ -357,24 +393,8 @@ impl Api {
                 "the name in the body does not match the name in the URL",
             ));
         }
-        let expected_rv = match body.metadata.resource_version.as_deref() {
-            None | Some("") => None,
-            Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
-                invalid(
-                    name,
-                    "FieldValueInvalid",
-                    "metadata.resourceVersion",
-                    "must be a resourceVersion from this server",
-                )
-            })?),
-        };
-        let store = self.inner.store.clone();
-        let n = name.to_owned();
-        let stored = blocking(move || store.get(&n))
-            .await??
-            .ok_or_else(|| ApiError::NotFound {
-                name: name.to_owned(),
-            })?;
+        let expected_rv = expected_rv(&body, name)?;
+        let stored = self.stored(name).await?;
         let cn = cn_of(&stored);
         let verb = match path {
             UpdatePath::Main => Verb::Update,
@@ -382,23 +402,7 @@ impl Api {
             UpdatePath::Status => Verb::UpdateStatus,
         };
         self.authorize(caller, verb, Some(&facts_of(&stored, cn.as_deref())))?;
-        let kind = match path {
-            UpdatePath::Approval
-                if rules::has_condition(&body, "Denied")
-                    && !rules::has_condition(&stored, "Denied") =>
-            {
-                "deny"
-            }
-            UpdatePath::Approval
-                if rules::has_condition(&body, "Approved")
-                    && !rules::has_condition(&stored, "Approved") =>
-            {
-                "approve"
-            }
-            UpdatePath::Approval => "approval",
-            UpdatePath::Status => "status",
-            UpdatePath::Main => "update",
-        };
+        let kind = change_kind(path, &body, &stored);
         let store = self.inner.store.clone();
         let (n, actor, at) = (name.to_owned(), caller.user.clone(), now());
         let result = blocking(move || {
@@ -412,11 +416,10 @@ impl Api {
             })
         })
         .await?;
-        let updated = match result {
-            Ok(c) => c,
-            Err(UpdateError::Rejected(e)) => return Err(e),
-            Err(UpdateError::Store(e)) => return Err(e.into()),
-        };
+        let updated = result.map_err(|e| match e {
+            UpdateError::Rejected(e) => e,
+            UpdateError::Store(e) => e.into(),
+        })?;
         if kind != "update" {
             tracing::info!(csr = %name, by = %caller.user, change = kind, "csr updated");
         }

@@ -188,29 +188,12 @@ impl Server {
     pub async fn start_with_keys(
         cfg: &Config,
         key: Arc<dyn SignKey>,
-        mut signer_keys: BTreeMap<String, Arc<dyn SignKey>>,
+        signer_keys: BTreeMap<String, Arc<dyn SignKey>>,
         ready: ReadyFn,
     ) -> Result<Server, ServeError> {
         let store = Store::open(&cfg.data_dir)?;
         let authn = Authenticator::new(&cfg.auth, &cfg.data_dir)?;
-        let bundle = CaBundle::load(&cfg.ca.cert_file)?;
-        let der_of = |c: &x509_cert::Certificate| {
-            der::Encode::to_der(c)
-                .map(CertificateDer::from)
-                .map_err(|e| IssueError::Build(e.to_string()))
-        };
-        let mut roots = vec![der_of(&bundle.cert)?];
-        let mut issuer = Issuer::new(bundle, key, cfg.issuance.clone())?;
-        for (name, sc) in &cfg.ca.signers {
-            let unknown = || ServeError::UnknownSigner { name: name.clone() };
-            let signer = SignerName::parse(name).ok_or_else(unknown)?;
-            let key = signer_keys
-                .remove(name)
-                .ok_or_else(|| ServeError::MissingSignerKey { name: name.clone() })?;
-            let bundle = CaBundle::load(&sc.cert_file)?;
-            roots.push(der_of(&bundle.cert)?);
-            issuer = issuer.with_signer_ca(signer, bundle, key)?;
-        }
+        let (issuer, mut roots) = build_issuer(cfg, key, signer_keys)?;
         let (chain, tls_key) = match (&cfg.server.tls_cert_file, &cfg.server.tls_private_key_file) {
             (Some(c), Some(k)) => (load_certs(c)?, load_private_key(k)?),
             (None, None) => {
@@ -294,6 +277,33 @@ pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// The issuer (main CA plus `[ca.signers]`) and the CA certificates trusted for client auth.
+fn build_issuer(
+    cfg: &Config,
+    key: Arc<dyn SignKey>,
+    mut signer_keys: BTreeMap<String, Arc<dyn SignKey>>,
+) -> Result<(Issuer, Vec<CertificateDer<'static>>), ServeError> {
+    let bundle = CaBundle::load(&cfg.ca.cert_file)?;
+    let der_of = |c: &x509_cert::Certificate| {
+        der::Encode::to_der(c)
+            .map(CertificateDer::from)
+            .map_err(|e| IssueError::Build(e.to_string()))
+    };
+    let mut roots = vec![der_of(&bundle.cert)?];
+    let mut issuer = Issuer::new(bundle, key, cfg.issuance.clone())?;
+    for (name, sc) in &cfg.ca.signers {
+        let unknown = || ServeError::UnknownSigner { name: name.clone() };
+        let signer = SignerName::parse(name).ok_or_else(unknown)?;
+        let key = signer_keys
+            .remove(name)
+            .ok_or_else(|| ServeError::MissingSignerKey { name: name.clone() })?;
+        let bundle = CaBundle::load(&sc.cert_file)?;
+        roots.push(der_of(&bundle.cert)?);
+        issuer = issuer.with_signer_ca(signer, bundle, key)?;
+    }
+    Ok((issuer, roots))
 }
 
 #[derive(Debug, Clone, Copy)]
