@@ -313,3 +313,17 @@ mod tests {
         assert_eq!(cfg.server.max_watches, 3);
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use crate::config::{Config, ServerConfig};
+
+    /// The example file documents every key; it must parse and keep the defaults.
+    #[test]
+    fn example_config_parses_with_defaults() {
+        let cfg = Config::parse(include_str!("../../systemd/kubesigner.example.toml")).unwrap();
+        assert_eq!(cfg.server, ServerConfig::default());
+        assert_eq!(cfg.auth, crate::config::AuthConfig::default());
+        assert_eq!(cfg.issuance, crate::config::IssuanceConfig::default());
+    }
+}
