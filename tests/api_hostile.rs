@@ -759,3 +759,37 @@ async fn signer_rule_violation_is_stored_as_failed_and_unknown_fields_warn() {
     let w = r.headers.get("warning").unwrap().to_str().unwrap();
     assert!(w.contains("spec.extraThing"), "{w}");
 }
+
+#[tokio::test]
+async fn abandoned_watch_frees_its_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SoftKey::generate();
+    let pem = ca_pem(&key);
+    let limits = Limits {
+        max_watches: 1,
+        ..Limits::default()
+    };
+    let h = harness_with(dir.path(), key, pem, IssuanceConfig::default(), limits);
+    let open = || {
+        let req = http::Request::get(format!("{CSRS}?watch=1"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        h.api.handle_as(
+            req,
+            kubesigner::api::hooks::AuthnResult::Authenticated(admin()),
+        )
+    };
+    let first = open().await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(open().await.status(), StatusCode::TOO_MANY_REQUESTS);
+    drop(first);
+    let start = Instant::now();
+    loop {
+        let r = open().await;
+        if r.status() == StatusCode::OK {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(2), "slot not freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
