@@ -353,6 +353,24 @@ impl Store {
         text.map(|t| decode(name, &t)).transpose()
     }
 
+    /// One CSR (if any) and the resourceVersion of that read, atomically (a list by name).
+    pub fn get_with_rv(
+        &self,
+        name: &str,
+    ) -> Result<(Option<CertificateSigningRequest>, u64), StoreError> {
+        let st = self.lock()?;
+        let text: Option<String> = st
+            .conn
+            .query_row(
+                "SELECT object FROM csrs WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let csr = text.map(|t| decode(name, &t)).transpose()?;
+        Ok((csr, current_rv(&st.conn)?))
+    }
+
     /// Every CSR, ordered by name, and the resourceVersion of that snapshot.
     pub fn list(&self) -> Result<(Vec<CertificateSigningRequest>, u64), StoreError> {
         let st = self.lock()?;
