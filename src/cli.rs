@@ -40,6 +40,9 @@ pub enum Command {
     Token(cmd::token::TokenCommand),
     /// Run the HTTPS appliance (CSR API, approval, signing).
     Serve(cmd::serve::ServeArgs),
+    /// The embedded default: a SoftHSM token, CA, admin and bootstrap kubeconfigs in one
+    /// directory, then serve (a generated production configuration).
+    Dev(cmd::dev::DevArgs),
     /// Node states: disable, enable, forget.
     #[command(subcommand)]
     Node(cmd::node::NodeCommand),
@@ -53,6 +56,7 @@ impl Command {
             Command::Ca(c) => c.run(),
             Command::Token(c) => c.run(),
             Command::Serve(c) => c.run(),
+            Command::Dev(c) => c.run(),
             Command::Node(c) => c.run(),
         }
     }

@@ -13,7 +13,7 @@ use kubesigner::signer::{Pkcs11Uri, Settings, SignKey, TokenSigner, UriOrigin};
 use support::TokenEnv;
 
 const THREADS: usize = 8;
-const PER_THREAD: usize = 40;
+const PER_THREAD: usize = 60;
 const MAX_SESSIONS: usize = 3;
 
 #[test]
@@ -24,10 +24,13 @@ fn eight_threads_share_a_bounded_pool() {
         let signer = TokenSigner::open(&uri, Settings::default()).unwrap();
         assert_eq!(signer.max_sessions(), MAX_SESSIONS);
         let point = signer.public_key().subject_public_key.raw_bytes().to_vec();
+        let start = Arc::new(std::sync::Barrier::new(THREADS));
         let handles: Vec<_> = (0..THREADS)
             .map(|t| {
                 let signer = Arc::clone(&signer);
+                let start = Arc::clone(&start);
                 std::thread::spawn(move || {
+                    start.wait();
                     (0..PER_THREAD)
                         .map(|i| {
                             let msg = format!("thread {t} message {i}").into_bytes();

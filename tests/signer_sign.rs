@@ -9,6 +9,8 @@ mod support;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::UserType;
+use std::os::unix::fs::PermissionsExt;
+
 use der::EncodePem;
 use kubesigner::signer::{
     Algorithm, Pkcs11Uri, Settings, SignKey, SignerError, TokenSigner, UriOrigin,
@@ -262,4 +264,55 @@ fn missing_key_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
     let tok = TokenEnv::create(dir.path(), "missing");
     tok.run_child("missing_key_is_a_config_error", &[]);
+}
+
+/// `init_token` (for the dev mode) initialises a free slot and its user PIN without shelling
+/// out; a key generated in the new token signs with the user PIN it set.
+#[test]
+fn init_token_then_keygen_and_sign() {
+    const TEST: &str = "init_token_then_keygen_and_sign";
+    if let Some(tok) = TokenEnv::child(TEST) {
+        let user = "user-pin-0123456789abcdef";
+        let so = SecretString::from("so-pin-0123456789abcdef");
+        kubesigner::signer::init_token(
+            std::path::Path::new(&tok.module),
+            &tok.label,
+            &so,
+            &SecretString::from(user),
+        )
+        .unwrap();
+        std::fs::write(&tok.pin_file, user).unwrap();
+        std::fs::set_permissions(&tok.pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let uri = Pkcs11Uri::parse(&tok.uri("ca"), UriOrigin::CommandLine).unwrap();
+        let key = kubesigner::signer::keygen(&uri, Algorithm::EcdsaP256, None, None).unwrap();
+        assert_eq!(key.label, "ca");
+        let signer = TokenSigner::open(&uri, Settings::default()).unwrap();
+        assert_eq!(signer.public_key(), &key.public.spki);
+        signer.sign(b"dev").unwrap();
+        return;
+    }
+    // A SoftHSM configuration with an empty token directory: only a free slot.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tokens")).unwrap();
+    let conf = dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let module =
+        std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hsm/find-module"))
+            .output()
+            .unwrap();
+    let tok = TokenEnv {
+        dir: dir.path().to_owned(),
+        conf: conf.display().to_string(),
+        module: String::from_utf8(module.stdout).unwrap().trim().to_owned(),
+        label: "kubesigner-dev".into(),
+        pin_file: dir.path().join("pin"),
+    };
+    tok.run_child(TEST, &[]);
 }

@@ -1,6 +1,7 @@
 //! Subcommand implementations, one file per subcommand.
 
 pub mod ca;
+pub mod dev;
 pub mod hsm;
 pub mod node;
 pub mod serve;

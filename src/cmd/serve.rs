@@ -130,6 +130,23 @@ fn minimal_config(
 }
 
 impl ServeArgs {
+    /// `serve --config PATH` and nothing else (what `kubesigner dev` runs).
+    pub fn with_config(path: PathBuf) -> ServeArgs {
+        ServeArgs {
+            config: Some(path),
+            data_dir: None,
+            listen: None,
+            token_auth_file: None,
+            client_ca_files: Vec::new(),
+            cluster_signing_cert_file: None,
+            cluster_signing_key: None,
+            tls_cert_file: None,
+            tls_private_key_file: None,
+            auto_approve_groups: Vec::new(),
+            legacy_auto_approve_groups: Vec::new(),
+        }
+    }
+
     /// The configuration: the file (if any) with the flags applied.
     pub fn config(self) -> Result<Config, ServeConfigError> {
         if let Some(key) = &self.cluster_signing_key {

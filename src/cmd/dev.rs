@@ -1,0 +1,398 @@
+//! `kubesigner dev`: the embedded default. On first run it creates, in one directory, a SoftHSM
+//! token (`kubesigner-dev`, random PIN in `DIR/pin`), a P-256 CA key in it, the self-signed CA
+//! certificate `DIR/ca.crt`, and writes `DIR/kubesigner.toml` — a production configuration,
+//! the same one `kubesigner serve --config DIR/kubesigner.toml` runs. Every run then issues an
+//! admin client certificate (`DIR/admin.kubeconfig`), keeps a bootstrap token valid
+//! (`DIR/bootstrap.kubeconfig`) and serves. Re-running reuses the token, key and CA.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use secrecy::SecretString;
+use zeroize::Zeroizing;
+
+use crate::authn::bootstrap::{BootstrapTokenId, BootstrapTokens};
+use crate::cmd::serve::{ServeArgs, load_config};
+use crate::exit;
+use crate::issue::{self, CaBundle, Issuer};
+use crate::kubeconfig::{Credential, Kubeconfig, write_private_file};
+use crate::signer::{self, Algorithm, Pkcs11Uri, TokenSigner, UriOrigin};
+
+/// Token label of the dev token.
+const TOKEN_LABEL: &str = "kubesigner-dev";
+/// Label of the CA key in the dev token.
+const KEY_LABEL: &str = "kubesigner-ca";
+/// Subject of the dev CA.
+const CA_SUBJECT: &str = "CN=kubesigner-dev-ca,O=kubesigner";
+/// Lifetime of the dev CA (ten years, like kubeadm's CA).
+const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// Lifetime of the admin client certificate written on each run.
+const ADMIN_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Lifetime of the dev bootstrap token; a new one is made when less than a day is left.
+const BOOTSTRAP_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+const BOOTSTRAP_MIN_LEFT: Duration = Duration::from_secs(24 * 3600);
+/// Length of the generated PINs (characters from [A-Za-z0-9], ≈ 143 bits).
+const PIN_LEN: usize = 24;
+
+/// Where SoftHSM's module is on common systems.
+const SOFTHSM_MODULES: &[&str] = &[
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib64/pkcs11/libsofthsm2.so",
+    "/usr/lib/pkcs11/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+    "/opt/homebrew/lib/softhsm/libsofthsm2.so",
+];
+
+/// Arguments of `kubesigner dev`.
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// Directory for the dev token, CA, configuration, kubeconfigs and state.
+    #[arg(long, default_value = ".kubesigner-dev")]
+    pub dir: PathBuf,
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// The SoftHSM PKCS#11 module (default: found in the usual places).
+    #[arg(long)]
+    pub module: Option<PathBuf>,
+    /// Set up (token, CA, configuration, kubeconfigs) and exit without serving.
+    #[arg(long)]
+    pub setup_only: bool,
+}
+
+/// Why the dev setup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    /// A file or directory could not be made.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No SoftHSM module.
+    #[error("SoftHSM's PKCS#11 module not found (install softhsm2, or pass --module)")]
+    NoModule,
+    /// The module environment could not be applied.
+    #[error(transparent)]
+    Env(#[from] signer::EnvError),
+    /// The token failed.
+    #[error(transparent)]
+    Signer(#[from] signer::SignerError),
+    /// The CA certificate failed.
+    #[error(transparent)]
+    Ca(#[from] issue::CaError),
+    /// Issuing the admin certificate failed.
+    #[error(transparent)]
+    Issue(#[from] issue::IssueError),
+    /// Bootstrap token store.
+    #[error(transparent)]
+    Token(#[from] crate::authn::AuthnError),
+    /// Writing a kubeconfig failed.
+    #[error(transparent)]
+    Kubeconfig(#[from] crate::kubeconfig::KubeconfigError),
+    /// The generated configuration does not load (a bug).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A path is not valid UTF-8 (it must go into a URI and a TOML file).
+    #[error("path {0} is not UTF-8")]
+    NonUtf8(PathBuf),
+}
+
+impl DevError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            DevError::Signer(e) => e.exit_code(),
+            DevError::NoModule | DevError::NonUtf8(_) | DevError::Config(_) => exit::USAGE,
+            _ => exit::UNAVAILABLE,
+        }
+    }
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DevError {
+    let path = path.to_owned();
+    move |source| DevError::Io { what, path, source }
+}
+
+fn utf8(p: &Path) -> Result<&str, DevError> {
+    p.to_str().ok_or_else(|| DevError::NonUtf8(p.to_owned()))
+}
+
+impl DevArgs {
+    /// Sets up, then serves the generated configuration; returns the exit code.
+    pub fn run(self) -> i32 {
+        match self.setup() {
+            Ok(config) if self.setup_only => {
+                println!(
+                    "kubesigner dev: set up; serve with: kubesigner serve --config {}",
+                    config.display()
+                );
+                0
+            }
+            Ok(config) => ServeArgs::with_config(config).run(),
+            Err(e) => {
+                eprintln!("kubesigner dev: {e}");
+                e.exit_code()
+            }
+        }
+    }
+
+    /// Creates what is missing and writes the configuration and kubeconfigs; returns the
+    /// configuration file's path.
+    fn setup(&self) -> Result<PathBuf, DevError> {
+        std::fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
+        let dir = std::fs::canonicalize(&self.dir).map_err(io("resolve", &self.dir))?;
+        set_mode(&dir, 0o700)?;
+        let tokens = dir.join("tokens");
+        std::fs::create_dir_all(&tokens).map_err(io("create", &tokens))?;
+        let softhsm_conf = dir.join("softhsm2.conf");
+        if !softhsm_conf.exists() {
+            let text = format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+                utf8(&tokens)?
+            );
+            write_private_file(&softhsm_conf, text.as_bytes())
+                .map_err(io("write", &softhsm_conf))?;
+        }
+        let env = [("SOFTHSM2_CONF".to_owned(), utf8(&softhsm_conf)?.to_owned())].into();
+        // Replaces this process with itself when SOFTHSM2_CONF is not yet set (no threads yet).
+        signer::apply_module_environment(&env)?;
+
+        let module = match &self.module {
+            Some(m) => m.clone(),
+            None => SOFTHSM_MODULES
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists())
+                .ok_or(DevError::NoModule)?,
+        };
+        let pin_file = dir.join("pin");
+        let so_pin_file = dir.join("so-pin");
+        let uri_text = format!(
+            "pkcs11:token={TOKEN_LABEL};object={KEY_LABEL}?module-path={}&pin-source=file:{}",
+            utf8(&module)?,
+            utf8(&pin_file)?
+        );
+        let ca_file = dir.join("ca.crt");
+        if !ca_file.exists() {
+            self.create_token_and_ca(&dir, &module, &uri_text, &pin_file, &so_pin_file, &ca_file)?;
+        }
+        let config = dir.join("kubesigner.toml");
+        let text = config_text(self.listen, &uri_text, &softhsm_conf)?;
+        write_private_file(&config, text.as_bytes()).map_err(io("write", &config))?;
+        let cfg = load_config(&config)?;
+
+        let server = format!("https://{}", self.listen);
+        let ca_pem = std::fs::read_to_string(&ca_file).map_err(io("read", &ca_file))?;
+        self.write_admin_kubeconfig(&dir, &cfg, &uri_text, &server, &ca_pem)?;
+        write_bootstrap_kubeconfig(&dir, &cfg.data_dir, &server, &ca_pem)?;
+        println!("kubesigner dev: directory      {}", dir.display());
+        println!("kubesigner dev: configuration  {}", config.display());
+        println!("kubesigner dev: CA certificate {}", ca_file.display());
+        println!(
+            "kubesigner dev: admin          KUBECONFIG={}",
+            dir.join("admin.kubeconfig").display()
+        );
+        println!(
+            "kubesigner dev: bootstrap      {}",
+            dir.join("bootstrap.kubeconfig").display()
+        );
+        Ok(config)
+    }
+
+    fn create_token_and_ca(
+        &self,
+        dir: &Path,
+        module: &Path,
+        uri_text: &str,
+        pin_file: &Path,
+        so_pin_file: &Path,
+        ca_file: &Path,
+    ) -> Result<(), DevError> {
+        let token_exists = std::fs::read_dir(dir.join("tokens"))
+            .map_err(io("read", &dir.join("tokens")))?
+            .next()
+            .is_some();
+        if !token_exists {
+            let pin = random_pin()?;
+            let so_pin = random_pin()?;
+            write_private_file(pin_file, pin.as_bytes()).map_err(io("write", pin_file))?;
+            write_private_file(so_pin_file, so_pin.as_bytes()).map_err(io("write", so_pin_file))?;
+            signer::init_token(
+                module,
+                TOKEN_LABEL,
+                &SecretString::from(so_pin.as_str()),
+                &SecretString::from(pin.as_str()),
+            )?;
+        }
+        let uri =
+            Pkcs11Uri::parse(uri_text, UriOrigin::ConfigFile).map_err(signer::SignerError::from)?;
+        match signer::keygen(&uri, Algorithm::EcdsaP256, None, Some(KEY_LABEL.to_owned())) {
+            Ok(_) | Err(signer::SignerError::KeyExists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let key = TokenSigner::open(&uri, signer::Settings::default())?;
+        let subject = issue::ca::parse_subject(CA_SUBJECT)?;
+        let cert =
+            issue::ca::self_signed_ca(key.as_ref(), subject, SystemTime::now(), CA_LIFETIME)?;
+        let pem = issue::ca::to_pem(&cert)?;
+        write_private_file(ca_file, pem.as_bytes()).map_err(io("write", ca_file))?;
+        set_mode(ca_file, 0o644)
+    }
+
+    fn write_admin_kubeconfig(
+        &self,
+        dir: &Path,
+        cfg: &crate::config::Config,
+        uri_text: &str,
+        server: &str,
+        ca_pem: &str,
+    ) -> Result<(), DevError> {
+        let uri =
+            Pkcs11Uri::parse(uri_text, UriOrigin::ConfigFile).map_err(signer::SignerError::from)?;
+        let key = TokenSigner::open(&uri, signer::Settings::default())?;
+        let bundle = CaBundle::load(&cfg.ca.cert_file)?;
+        let issuer = Issuer::new(
+            bundle,
+            Arc::clone(&key) as Arc<dyn signer::SignKey>,
+            cfg.issuance.clone(),
+        )?;
+        let admin = issue::admin_client_certificate(&issuer, SystemTime::now(), ADMIN_TTL)?;
+        drop(issuer);
+        drop(key);
+        Kubeconfig {
+            server: server.to_owned(),
+            ca_pem: ca_pem.to_owned(),
+            user_name: issue::ADMIN_COMMON_NAME.to_owned(),
+            credential: Credential::ClientCertificate {
+                cert_pem: admin.certificate.pem_chain.clone(),
+                key_pem: admin.key_pem,
+            },
+        }
+        .write(&dir.join("admin.kubeconfig"))?;
+        Ok(())
+    }
+}
+
+/// Keeps a bootstrap token with at least a day left in `DIR/bootstrap-token` (0600) and
+/// writes `DIR/bootstrap.kubeconfig` for it.
+fn write_bootstrap_kubeconfig(
+    dir: &Path,
+    data_dir: &Path,
+    server: &str,
+    ca_pem: &str,
+) -> Result<(), DevError> {
+    std::fs::create_dir_all(data_dir).map_err(io("create", data_dir))?;
+    set_mode(data_dir, 0o700)?;
+    let tokens = BootstrapTokens::open(&data_dir.join(crate::authn::DB_FILE_NAME))?;
+    let token_file = dir.join("bootstrap-token");
+    let now = SystemTime::now();
+    let existing = std::fs::read_to_string(&token_file).ok().and_then(|t| {
+        let t = Zeroizing::new(t);
+        let id = BootstrapTokenId::parse(t.trim().split('.').next()?)?;
+        let records = tokens.list().ok()?;
+        let rec = records.iter().find(|r| r.id == id)?;
+        (rec.expires > now + BOOTSTRAP_MIN_LEFT).then(|| SecretString::from(t.trim()))
+    });
+    let token = match existing {
+        Some(t) => t,
+        None => {
+            let (_, t) = tokens.create(
+                BOOTSTRAP_TTL,
+                Vec::new(),
+                "kubesigner dev bootstrap token".to_owned(),
+                Vec::new(),
+                now,
+            )?;
+            use secrecy::ExposeSecret;
+            write_private_file(&token_file, t.expose_secret().as_bytes())
+                .map_err(io("write", &token_file))?;
+            t
+        }
+    };
+    Kubeconfig {
+        server: server.to_owned(),
+        ca_pem: ca_pem.to_owned(),
+        user_name: "kubelet-bootstrap".to_owned(),
+        credential: Credential::Token(token),
+    }
+    .write(&dir.join("bootstrap.kubeconfig"))?;
+    Ok(())
+}
+
+/// The generated configuration: a production config for this directory.
+fn config_text(listen: SocketAddr, uri: &str, softhsm_conf: &Path) -> Result<String, DevError> {
+    let esc = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    Ok(format!(
+        "# Generated by `kubesigner dev`; rewritten on every dev run. `kubesigner serve --config\n\
+         # <this file>` runs the same appliance. Every key is documented in\n\
+         # systemd/kubesigner.example.toml. Relative paths are relative to this file.\n\
+         data_dir = \"state\"\n\n\
+         [server]\nlisten = {listen}\n\n\
+         [signer]\n# The CA key in the dev SoftHSM token; the PIN is read from the pin-source file.\n\
+         key = {uri}\n\n\
+         [signer.environment]\nSOFTHSM2_CONF = {conf}\n\n\
+         [ca]\ncert_file = \"ca.crt\"\n",
+        listen = esc(&listen.to_string()),
+        uri = esc(uri),
+        conf = esc(utf8(softhsm_conf)?),
+    ))
+}
+
+fn random_pin() -> Result<Zeroizing<String>, DevError> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut pin = Zeroizing::new(String::with_capacity(PIN_LEN));
+    while pin.len() < PIN_LEN {
+        let mut buf = Zeroizing::new([0u8; 64]);
+        aws_lc_rs::rand::fill(buf.as_mut()).map_err(|_| DevError::Io {
+            what: "random",
+            path: PathBuf::new(),
+            source: std::io::Error::other("system random number generator failed"),
+        })?;
+        // Rejection sampling: 248 = 4 × 62, so keeping bytes below it is unbiased.
+        for b in buf.iter().filter(|b| **b < 248) {
+            if pin.len() < PIN_LEN {
+                pin.push(char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]));
+            }
+        }
+    }
+    Ok(pin)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), DevError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io("chmod", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_are_long_and_from_the_alphabet() {
+        let a = random_pin().unwrap();
+        let b = random_pin().unwrap();
+        assert_eq!(a.len(), PIN_LEN);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(*a, *b);
+    }
+
+    #[test]
+    fn generated_config_parses() {
+        let t = config_text(
+            "127.0.0.1:6443".parse().unwrap(),
+            "pkcs11:token=kubesigner-dev;object=kubesigner-ca?module-path=/m.so&pin-source=file:/d/pin",
+            Path::new("/d/softhsm2.conf"),
+        )
+        .unwrap();
+        let cfg = crate::config::Config::parse(&t).unwrap();
+        assert_eq!(cfg.signer.environment["SOFTHSM2_CONF"], "/d/softhsm2.conf");
+    }
+}

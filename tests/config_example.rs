@@ -1,0 +1,23 @@
+//! The example configuration in systemd/ parses, and names every section the appliance has.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[test]
+fn example_config_parses() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/kubesigner.example.toml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let cfg = kubesigner::config::Config::parse(&text).unwrap();
+    assert_eq!(cfg.server, kubesigner::config::ServerConfig::default());
+    assert_eq!(cfg.issuance, kubesigner::config::IssuanceConfig::default());
+    assert_eq!(cfg.auth, kubesigner::config::AuthConfig::default());
+}
+
+#[test]
+fn unknown_key_is_refused() {
+    let bad = "data_dir = \"d\"\nlisten = \"x\"\n[signer]\nkey = \"pkcs11:token=t\"\n[ca]\ncert_file = \"c\"\n";
+    let err = kubesigner::config::Config::parse(bad).unwrap_err();
+    assert!(err.contains("listen"), "{err}");
+}

@@ -1,0 +1,235 @@
+//! Shared end-to-end harness: a `kubesigner dev` appliance in a fresh directory (its own SoftHSM
+//! token, CA, admin and bootstrap kubeconfigs), stopped when the handle drops; and helpers that
+//! run the real `kubectl`, `openssl` and `pkilint`.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `kubesigner dev` appliance.
+pub struct Appliance {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kubesigner")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Appliance {
+    /// Sets up and starts `kubesigner dev` in a fresh directory; waits for `/readyz`.
+    pub fn start() -> Appliance {
+        Self::start_with(&[])
+    }
+
+    /// As [`Appliance::start`], with extra `dev` arguments.
+    pub fn start_with(extra: &[&str]) -> Appliance {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut a = Appliance {
+            dir,
+            addr,
+            child: None,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        a.spawn();
+        a
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("appliance.log")).unwrap();
+        let child = Command::new(bin())
+            .arg("dev")
+            .arg("--dir")
+            .arg(self.dir.path().join("state"))
+            .arg("--listen")
+            .arg(&self.addr)
+            .args(&self.extra_args)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// The appliance's state directory (the `dev --dir`).
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn admin_kubeconfig(&self) -> PathBuf {
+        self.state().join("admin.kubeconfig")
+    }
+
+    pub fn bootstrap_kubeconfig(&self) -> PathBuf {
+        self.state().join("bootstrap.kubeconfig")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("appliance.log")).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("appliance exited with {status}:\n{}", self.log());
+            }
+            if self.admin_kubeconfig().exists() {
+                let out = kubectl(&self.admin_kubeconfig(), &["get", "--raw", "/readyz"]);
+                if out.status.success() {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("appliance not ready after 60 s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stops the appliance (SIGTERM, then SIGKILL after 10 s).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if child.try_wait().unwrap().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops and starts the appliance again on the same directory and address.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs the real kubectl with the given kubeconfig.
+pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
+    Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", kubeconfig.parent().unwrap())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("kubectl must be installed")
+}
+
+/// kubectl that must succeed; returns stdout.
+pub fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = kubectl(kubeconfig, args);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A fresh P-256 key and a PEM CSR made by openssl for `subject` (e.g.
+/// `/O=system:nodes/CN=system:node:node1`), with optional `subjectAltName` (e.g.
+/// `DNS:node1,IP:10.0.0.1`). Returns (key PEM path, CSR PEM).
+pub fn openssl_csr(dir: &Path, name: &str, subject: &str, san: Option<&str>) -> (PathBuf, String) {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(format!("{name}.csr"));
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ])
+    .arg("-keyout")
+    .arg(&key)
+    .arg("-out")
+    .arg(&csr)
+    .args(["-subj", subject]);
+    if let Some(san) = san {
+        cmd.args(["-addext", &format!("subjectAltName={san}")]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (key, std::fs::read_to_string(csr).unwrap())
+}
+
+/// A CertificateSigningRequest manifest (YAML) for kubectl create -f.
+pub fn csr_manifest(name: &str, csr_pem: &str, signer: &str, usages: &[&str]) -> String {
+    use base64::Engine;
+    let request = base64::engine::general_purpose::STANDARD.encode(csr_pem);
+    let usages: String = usages.iter().map(|u| format!("  - {u}\n")).collect();
+    format!(
+        "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: {name}\n\
+         spec:\n  request: {request}\n  signerName: {signer}\n  usages:\n{usages}"
+    )
+}
+
+/// Checks a PEM certificate (leaf first) with `openssl verify` against `ca` and with pkilint at
+/// WARNING; returns the pkilint findings other than the `allowed` codes (must be empty).
+pub fn check_certificate(dir: &Path, cert_pem: &str, ca: &Path, allowed: &[&str]) -> Vec<String> {
+    let leaf_end = cert_pem.find("-----END CERTIFICATE-----").unwrap() + 25;
+    let leaf = dir.join("leaf.pem");
+    std::fs::write(&leaf, &cert_pem[..leaf_end]).unwrap();
+    let v = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(ca)
+        .arg(&leaf)
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "openssl verify: {}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+    let lint = Command::new("lint_pkix_cert")
+        .args(["lint", "-s", "WARNING"])
+        .arg(&leaf)
+        .output()
+        .expect("pkilint (lint_pkix_cert) must be installed");
+    String::from_utf8_lossy(&lint.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| !allowed.iter().any(|a| l.contains(a)))
+        .map(str::to_owned)
+        .collect()
+}
