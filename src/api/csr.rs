@@ -58,17 +58,33 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
 }
 
 fn new_uid() -> Result<String, ApiError> {
-    let mut b = random_bytes::<16>()?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
+    let [
+        a0,
+        a1,
+        a2,
+        a3,
+        b0,
+        b1,
+        c0,
+        c1,
+        d0,
+        d1,
+        e0,
+        e1,
+        e2,
+        e3,
+        e4,
+        e5,
+    ] = random_bytes::<16>()?;
+    // RFC 4122 version 4 (random), variant 1.
+    let (c0, d0) = ((c0 & 0x0f) | 0x40, (d0 & 0x3f) | 0x80);
     Ok(format!(
         "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
+        hex::encode([a0, a1, a2, a3]),
+        hex::encode([b0, b1]),
+        hex::encode([c0, c1]),
+        hex::encode([d0, d1]),
+        hex::encode([e0, e1, e2, e3, e4, e5])
     ))
 }
 
@@ -77,7 +93,8 @@ fn generated_name(base: &str) -> Result<String, ApiError> {
     let r = random_bytes::<GENERATE_SUFFIX_LEN>()?;
     let suffix: String = r
         .iter()
-        .map(|b| char::from(GENERATE_ALPHABET[usize::from(*b) % GENERATE_ALPHABET.len()]))
+        .filter_map(|b| GENERATE_ALPHABET.get(usize::from(*b) % GENERATE_ALPHABET.len()))
+        .map(|c| char::from(*c))
         .collect();
     Ok(format!("{base}{suffix}"))
 }
@@ -209,15 +226,25 @@ fn change_kind(
 }
 
 impl Api {
-    /// Reads one stored CSR (404 when absent).
-    async fn stored(&self, name: &str) -> Result<CertificateSigningRequest, ApiError> {
+    /// Reads one stored CSR and authorizes `verb` on it. When it does not exist, the verb-level
+    /// permission decides between 403 and 404 (so a stranger learns nothing about names).
+    async fn stored(
+        &self,
+        caller: &Caller,
+        verb: Verb,
+        name: &str,
+    ) -> Result<CertificateSigningRequest, ApiError> {
         let store = self.inner.store.clone();
         let n = name.to_owned();
-        blocking(move || store.get(&n))
-            .await??
-            .ok_or_else(|| ApiError::NotFound {
+        let Some(csr) = blocking(move || store.get(&n)).await?? else {
+            self.authorize(caller, verb, None)?;
+            return Err(ApiError::NotFound {
                 name: name.to_owned(),
-            })
+            });
+        };
+        let cn = cn_of(&csr);
+        self.authorize(caller, verb, Some(&facts_of(&csr, cn.as_deref())))?;
+        Ok(csr)
     }
 
     async fn read_body<B>(&self, q: &Query, req: Request<B>) -> Result<Decoded, ApiError>
@@ -347,9 +374,7 @@ impl Api {
         name: &str,
         req: &Request<B>,
     ) -> Result<Response<ResponseBody>, ApiError> {
-        let csr = self.stored(name).await?;
-        let cn = cn_of(&csr);
-        self.authorize(caller, Verb::Get, Some(&facts_of(&csr, cn.as_deref())))?;
+        let csr = self.stored(caller, Verb::Get, name).await?;
         object_response(StatusCode::OK, &csr, accept(req).as_deref(), &[])
     }
 
@@ -358,9 +383,7 @@ impl Api {
         caller: &Caller,
         name: &str,
     ) -> Result<Response<ResponseBody>, ApiError> {
-        let csr = self.stored(name).await?;
-        let cn = cn_of(&csr);
-        self.authorize(caller, Verb::Delete, Some(&facts_of(&csr, cn.as_deref())))?;
+        self.stored(caller, Verb::Delete, name).await?;
         let store = self.inner.store.clone();
         let (n, actor) = (name.to_owned(), caller.user.clone());
         let gone = blocking(move || store.delete(&n, &actor)).await??;
@@ -394,14 +417,12 @@ impl Api {
             ));
         }
         let expected_rv = expected_rv(&body, name)?;
-        let stored = self.stored(name).await?;
-        let cn = cn_of(&stored);
         let verb = match path {
             UpdatePath::Main => Verb::Update,
             UpdatePath::Approval => Verb::UpdateApproval,
             UpdatePath::Status => Verb::UpdateStatus,
         };
-        self.authorize(caller, verb, Some(&facts_of(&stored, cn.as_deref())))?;
+        let stored = self.stored(caller, verb, name).await?;
         let kind = change_kind(path, &body, &stored);
         let store = self.inner.store.clone();
         let (n, actor, at) = (name.to_owned(), caller.user.clone(), now());
