@@ -334,6 +334,14 @@ fn cases(pending: &Value, issued: &Value) -> Vec<Case> {
             b"junk".to_vec(),
             StatusCode::BAD_REQUEST,
         ),
+        case(
+            "stranger probing a missing name",
+            nobody(),
+            Method::GET,
+            &format!("{CSRS}/nope"),
+            Value::Null,
+            StatusCode::FORBIDDEN,
+        ),
         raw(
             "CBOR body",
             admin(),
