@@ -713,6 +713,7 @@ async fn huge_watch_timeout_is_capped_and_watch_count_bounded() {
     )
     .await;
     assert_eq!(second.code, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(second.headers.get("retry-after").unwrap(), "1");
     let start = Instant::now();
     let _ = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect())
         .await

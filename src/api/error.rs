@@ -217,9 +217,19 @@ impl ApiError {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),
         );
+        if matches!(self, ApiError::TooManyRequests | ApiError::Unavailable) {
+            // client-go waits this long and retries (it honours Retry-After on 429 and 503).
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
         resp
     }
 }
+
+/// Seconds a client should wait after a 429/503 (short: watch slots and the store free quickly).
+const RETRY_AFTER_SECONDS: &str = "1";
 
 /// One-cause 422.
 pub fn invalid(
