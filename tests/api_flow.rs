@@ -524,3 +524,14 @@ async fn delete_generate_name_status_and_metadata_update() {
     assert_eq!(g.code, StatusCode::NOT_FOUND);
     assert_eq!(g.body["reason"], "NotFound");
 }
+
+#[tokio::test]
+async fn renewal_needs_a_node_identity_not_just_the_user_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    let mut impostor = kubelet_bootstrap();
+    impostor.user = "system:node:n1".to_owned();
+    let r = create(&h.api, &impostor, &node_csr("imp", "n1")).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.body);
+    assert!(condition_types(&r.body).is_empty(), "{}", r.body);
+}
