@@ -5,6 +5,14 @@
 //! Request path: authenticate → route → decode (bounded) → authorize → rules → store (blocking
 //! thread) → approval and signing ([`hooks::Issuance`]) → response. Every error becomes a
 //! Kubernetes `Status` in [`error`].
+//!
+//! Designed-for, not built (issue 6): PATCH (merge/strategic/JSON patch) decodes to a full object
+//! and then takes the PUT path's rules (`rules::apply_*`), so no new rule code; protobuf request
+//! bodies are already decoded ([`protobuf`]), protobuf responses would be one more encoder next
+//! to the JSON one; garbage collection is a periodic task over the store's `phase` and
+//! `created_unix` indexes deleting through `Store::delete` (so watches see DELETED and the audit
+//! hook records it); per-requester limits count pending CSRs by the indexed `requester` column
+//! at create time.
 
 pub mod body;
 mod csr;
