@@ -535,3 +535,44 @@ async fn renewal_needs_a_node_identity_not_just_the_user_name() {
     assert_eq!(r.code, StatusCode::CREATED, "{}", r.body);
     assert!(condition_types(&r.body).is_empty(), "{}", r.body);
 }
+
+#[tokio::test]
+async fn bookmarks_only_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    create(&h.api, &kubelet_bootstrap(), &node_csr("b1", "n1")).await;
+    let rv = h.api.store().resource_version().unwrap().to_string();
+    // One event parses as a single JSON object; several come back as the raw text.
+    let types = |body: &Value| -> Vec<Value> {
+        match body {
+            Value::String(text) => text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
+            one => vec![one.clone()],
+        }
+    };
+    let with = call(
+        &h.api,
+        &admin(),
+        Method::GET,
+        &format!("{CSRS}?watch=1&allowWatchBookmarks=true&timeoutSeconds=1"),
+        None,
+    )
+    .await;
+    let evs = types(&with.body);
+    let last = evs.last().unwrap();
+    assert_eq!(last["type"], "BOOKMARK");
+    assert_eq!(last["object"]["metadata"]["resourceVersion"], rv);
+    assert_eq!(last["object"]["kind"], "CertificateSigningRequest");
+    let without = call(
+        &h.api,
+        &admin(),
+        Method::GET,
+        &format!("{CSRS}?watch=1&timeoutSeconds=1"),
+        None,
+    )
+    .await;
+    let evs = types(&without.body);
+    assert!(evs.iter().all(|e| e["type"] != "BOOKMARK"), "{evs:?}");
+}

@@ -105,6 +105,10 @@ async fn run(
             return;
         }
     }
+    // A bookmark at the end of the initial events tells the client where it stands at once.
+    if w.bookmarks && tx.send(w.bookmark(last_rv)).await.is_err() {
+        return;
+    }
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
