@@ -30,6 +30,12 @@ pub struct Config {
     /// The HTTPS API: listen address, serving certificate, bounds.
     #[serde(default)]
     pub server: ServerConfig,
+    /// `[gc]`: CSR garbage collection ages (defaults: upstream's csrcleaner).
+    #[serde(default)]
+    pub gc: crate::compat::gc::GcConfig,
+    /// `[limits]`: per-node and per-requester CSR-create limits.
+    #[serde(default)]
+    pub limits: crate::compat::limits::LimitsConfig,
 }
 
 /// `[server]`: the HTTPS API. Every key is optional.

@@ -8,6 +8,7 @@ pub mod authn;
 pub mod authz;
 pub mod cli;
 pub mod cmd;
+pub mod compat;
 pub mod config;
 pub mod exit;
 pub mod issue;

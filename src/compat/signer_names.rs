@@ -1,0 +1,142 @@
+//! The `Failed` condition for CSRs whose signer name this appliance does not sign for.
+//!
+//! Upstream silently ignores unknown signer names: the CSR stays Pending until the GC deletes it
+//! 24 h later, and the requester waits in vain (a known complaint). Here such a CSR gets a
+//! terminal `Failed` condition at once; kubelets and client-go treat `Failed` as terminal
+//! (reference §4.3), so the requester learns the reason immediately.
+//!
+//! Reason: [`REASON`] = `UnknownSigner`, not `SignerValidationFailure`. The latter is what a
+//! signer writes when a request it *does* handle breaks that signer's rules (design.md uses it
+//! that way); an operator or alert keyed on it would be misled. `UnknownSigner` says what is
+//! wrong (the name, not the request) in the CamelCase form Kubernetes reasons use. Clients do not
+//! branch on the reason, only on the `Failed` type, so nothing depends on the upstream string.
+//!
+//! # How the API calls it
+//! **Standalone `serve` mode only.** On create, after the generic validation (reference §1.3:
+//! the signer name is well formed and not `kubernetes.io/legacy-unknown`) and after
+//! `PrepareForCreate` cleared the status: if the signer name is not one the appliance has a
+//! profile for (the kubelet names, plus configured ones), call
+//! [`mark_unknown_signer`]`(&mut csr, Timestamp::now())`, store the CSR (201 Created) and do not
+//! run the approver or signer on it. The watch then shows `Failed`.
+//! **Never in `controller` mode**: behind a real kube-apiserver other signers may own the name.
+
+use k8s_openapi::api::certificates::v1::{
+    CertificateSigningRequest, CertificateSigningRequestCondition,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+/// The condition reason for an unknown signer name.
+pub const REASON: &str = "UnknownSigner";
+
+/// The condition type written.
+pub const FAILED: &str = "Failed";
+
+/// Longest signer name quoted in the message: the validation limit on signer names
+/// (reference §1.3: total ≤ 571). Longer (invalid) names are cut.
+pub const MAX_SIGNER_NAME_BYTES: usize = 571;
+
+/// `this appliance does not sign for signer name "X"` (X quoted and escaped, cut to
+/// [`MAX_SIGNER_NAME_BYTES`]).
+pub fn unknown_signer_message(signer_name: &str) -> String {
+    let mut end = signer_name.len().min(MAX_SIGNER_NAME_BYTES);
+    while !signer_name.is_char_boundary(end) {
+        end = end.saturating_sub(1);
+    }
+    let shown = signer_name.get(..end).unwrap_or("");
+    format!("this appliance does not sign for signer name {shown:?}")
+}
+
+/// The `Failed` condition for `signer_name`, stamped `now`.
+pub fn unknown_signer_condition(
+    signer_name: &str,
+    now: Timestamp,
+) -> CertificateSigningRequestCondition {
+    CertificateSigningRequestCondition {
+        type_: FAILED.to_owned(),
+        status: "True".to_owned(),
+        reason: Some(REASON.to_owned()),
+        message: Some(unknown_signer_message(signer_name)),
+        last_update_time: Some(Time(now)),
+        last_transition_time: Some(Time(now)),
+    }
+}
+
+/// Whether [`mark_unknown_signer`] changed the CSR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marked {
+    /// The `Failed` condition was appended.
+    Added,
+    /// The CSR already had a `Failed` condition; nothing changed (conditions are unique by type).
+    AlreadyFailed,
+}
+
+/// Appends the unknown-signer `Failed` condition to `csr` (named by its own `spec.signerName`)
+/// unless it already has a `Failed` condition.
+pub fn mark_unknown_signer(csr: &mut CertificateSigningRequest, now: Timestamp) -> Marked {
+    let condition = unknown_signer_condition(&csr.spec.signer_name, now);
+    let status = csr.status.get_or_insert_with(Default::default);
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    if conditions.iter().any(|c| c.type_ == FAILED) {
+        return Marked::AlreadyFailed;
+    }
+    conditions.push(condition);
+    Marked::Added
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        "2026-03-01T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn message_names_the_signer() {
+        assert_eq!(
+            unknown_signer_message("example.com/foo"),
+            "this appliance does not sign for signer name \"example.com/foo\""
+        );
+    }
+
+    #[test]
+    fn message_escapes_and_bounds_hostile_names() {
+        let m = unknown_signer_message("a/b\n\u{1b}[31mred");
+        assert!(!m.contains('\n') && !m.contains('\u{1b}'), "{m}");
+        let long = "é".repeat(1000);
+        let m = unknown_signer_message(&long);
+        assert!(m.len() < MAX_SIGNER_NAME_BYTES + 60, "{}", m.len());
+    }
+
+    #[test]
+    fn condition_is_failed_true_with_reason_and_times() {
+        let c = unknown_signer_condition("example.com/foo", now());
+        assert_eq!(c.type_, "Failed");
+        assert_eq!(c.status, "True");
+        assert_eq!(c.reason.as_deref(), Some("UnknownSigner"));
+        assert_eq!(c.last_update_time, Some(Time(now())));
+        assert_eq!(c.last_transition_time, Some(Time(now())));
+        // It serializes as the Kubernetes JSON the clients read.
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["lastUpdateTime"], "2026-03-01T12:00:00Z");
+        assert_eq!(json["type"], "Failed");
+    }
+
+    #[test]
+    fn mark_appends_once() {
+        let mut csr = CertificateSigningRequest::default();
+        csr.spec.signer_name = "example.com/foo".into();
+        assert_eq!(mark_unknown_signer(&mut csr, now()), Marked::Added);
+        assert_eq!(mark_unknown_signer(&mut csr, now()), Marked::AlreadyFailed);
+        let conds = csr.status.unwrap().conditions.unwrap();
+        assert_eq!(conds.len(), 1);
+        assert!(
+            conds[0]
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("example.com/foo")
+        );
+    }
+}
