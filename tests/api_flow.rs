@@ -576,3 +576,75 @@ async fn bookmarks_only_when_allowed() {
     let evs = types(&without.body);
     assert!(evs.iter().all(|e| e["type"] != "BOOKMARK"), "{evs:?}");
 }
+
+#[tokio::test]
+async fn patch_labels_and_json_patch_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    create(&h.api, &kubelet_bootstrap(), &node_csr("p1", "n1")).await;
+    let patch = |uri: String, ct: &'static str, body: Value| {
+        let api = h.api.clone();
+        async move {
+            call_raw(
+                &api,
+                Some(admin()),
+                Method::PATCH,
+                &uri,
+                &[("content-type", ct)],
+                body.to_string().into_bytes(),
+            )
+            .await
+        }
+    };
+    let r = patch(
+        format!("{CSRS}/p1"),
+        "application/merge-patch+json",
+        json!({"metadata": {"labels": {"team": "a"}}, "spec": {"signerName": "example.com/x"}}),
+    )
+    .await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["metadata"]["labels"]["team"], "a");
+    assert_eq!(r.body["spec"]["signerName"], CLIENT, "spec stays as stored");
+    let add = json!([{"op": "add", "path": "/status/conditions", "value": [{"type": "Approved", "status": "True", "reason": "Patched"}]}]);
+    let r = patch(
+        format!("{CSRS}/p1/approval"),
+        "application/json-patch+json",
+        add,
+    )
+    .await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.body);
+    assert_eq!(condition_types(&r.body), vec!["Approved"]);
+    assert!(
+        has_certificate(&r.body),
+        "approval by PATCH triggers signing"
+    );
+    // Removing the condition through a patch is refused like through PUT.
+    let rm = json!([{"op": "remove", "path": "/status/conditions/0"}]);
+    let r = patch(
+        format!("{CSRS}/p1/approval"),
+        "application/json-patch+json",
+        rm,
+    )
+    .await;
+    assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    // Patching status.certificate is refused for everyone.
+    let cert = json!({"status": {"certificate": b64("x")}});
+    let r = patch(
+        format!("{CSRS}/p1/status"),
+        "application/merge-patch+json",
+        cert,
+    )
+    .await;
+    assert_eq!(r.code, StatusCode::FORBIDDEN);
+    // A non-admin may not patch.
+    let req = call_raw(
+        &h.api,
+        Some(kubelet_bootstrap()),
+        Method::PATCH,
+        &format!("{CSRS}/p1"),
+        &[("content-type", "application/merge-patch+json")],
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(req.code, StatusCode::FORBIDDEN);
+}

@@ -578,12 +578,12 @@ fn cases(pending: &Value, issued: &Value) -> Vec<Case> {
             StatusCode::BAD_REQUEST,
         ),
         case(
-            "PATCH (not supported yet)",
+            "PATCH with a non-patch content type",
             admin(),
             Method::PATCH,
             &format!("{CSRS}/victim"),
             json!({}),
-            StatusCode::METHOD_NOT_ALLOWED,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ),
         case(
             "unknown path",

@@ -209,6 +209,24 @@ fn expected_rv(body: &CertificateSigningRequest, name: &str) -> Result<Option<u6
     }
 }
 
+/// A decoded PUT or PATCH, ready for the endpoint's rules.
+struct Update {
+    path: UpdatePath,
+    body: CertificateSigningRequest,
+    stored: CertificateSigningRequest,
+    warnings: Vec<String>,
+    accept: Option<String>,
+}
+
+/// The authorization verb of an update path.
+fn verb_of(path: UpdatePath) -> Verb {
+    match path {
+        UpdatePath::Main => Verb::Update,
+        UpdatePath::Approval => Verb::UpdateApproval,
+        UpdatePath::Status => Verb::UpdateStatus,
+    }
+}
+
 /// The audit name of a change.
 fn change_kind(
     path: UpdatePath,
@@ -411,18 +429,95 @@ impl Api {
             csr: body,
             warnings,
         } = self.read_body(q, req).await?;
+        let stored = self.stored(caller, verb_of(path), name).await?;
+        let update = Update {
+            path,
+            body,
+            stored,
+            warnings,
+            accept,
+        };
+        self.commit_update(caller, name, update).await
+    }
+
+    /// PATCH (merge, strategic-merge, JSON patch) on the CSR, `/approval` or `/status`: the
+    /// patch is applied to the stored object, then the PUT rules of that endpoint decide, with
+    /// the stored resourceVersion as precondition (a concurrent change gives 409).
+    pub(super) async fn patch<B>(
+        &self,
+        caller: &Caller,
+        name: &str,
+        path: UpdatePath,
+        q: &Query,
+        req: Request<B>,
+    ) -> Result<Response<ResponseBody>, ApiError>
+    where
+        B: Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        use crate::compat::patch::{PatchError, PatchKind, apply};
+        let accept = accept(&req);
+        if q.get("dryRun").is_some() {
+            return Err(bad_request("dryRun is not supported"));
+        }
+        let kind = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(PatchKind::from_content_type)
+            .ok_or(ApiError::UnsupportedMediaType)?;
+        let fv = FieldValidation::from_query(q)?;
+        let bytes = read_limited(req.into_body(), self.inner.limits.max_body_bytes).await?;
+        let stored = self.stored(caller, verb_of(path), name).await?;
+        let doc = serde_json::to_value(&stored)
+            .map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
+        let patched = apply(&doc, kind, &bytes).map_err(|e| match e {
+            PatchError::TooLarge { max, .. } => ApiError::TooLarge { limit: max },
+            e @ (PatchError::OperationFailed { .. } | PatchError::ResultTooLarge) => {
+                invalid(name, "FieldValueInvalid", "patch", e.to_string())
+            }
+            e => bad_request(e.to_string()),
+        })?;
+        let patched =
+            serde_json::to_vec(&patched).map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
+        let Decoded {
+            csr: mut body,
+            warnings,
+        } = decode_csr(&patched, fv)?;
+        if body.metadata.resource_version.is_none() {
+            body.metadata.resource_version = stored.metadata.resource_version.clone();
+        }
+        let update = Update {
+            path,
+            body,
+            stored,
+            warnings,
+            accept,
+        };
+        self.commit_update(caller, name, update).await
+    }
+
+    /// The common tail of PUT and PATCH: preconditions, the endpoint's rules in one store
+    /// transaction, signing when the change approved the CSR, the response.
+    async fn commit_update(
+        &self,
+        caller: &Caller,
+        name: &str,
+        u: Update,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        let Update {
+            path,
+            body,
+            stored,
+            warnings,
+            accept,
+        } = u;
         if body.metadata.name.as_deref().is_some_and(|n| n != name) {
             return Err(bad_request(
                 "the name in the body does not match the name in the URL",
             ));
         }
         let expected_rv = expected_rv(&body, name)?;
-        let verb = match path {
-            UpdatePath::Main => Verb::Update,
-            UpdatePath::Approval => Verb::UpdateApproval,
-            UpdatePath::Status => Verb::UpdateStatus,
-        };
-        let stored = self.stored(caller, verb, name).await?;
         let kind = change_kind(path, &body, &stored);
         let store = self.inner.store.clone();
         let (n, actor, at) = (name.to_owned(), caller.user.clone(), now());

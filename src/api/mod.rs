@@ -273,6 +273,18 @@ impl Api {
                 self.update(&caller, name, csr::UpdatePath::Status, &q, req)
                     .await
             }
+            ([name], &Method::PATCH) => {
+                self.patch(&caller, name, csr::UpdatePath::Main, &q, req)
+                    .await
+            }
+            ([name, "approval"], &Method::PATCH) => {
+                self.patch(&caller, name, csr::UpdatePath::Approval, &q, req)
+                    .await
+            }
+            ([name, "status"], &Method::PATCH) => {
+                self.patch(&caller, name, csr::UpdatePath::Status, &q, req)
+                    .await
+            }
             ([_] | [_, "approval" | "status"] | [], _) => Err(ApiError::MethodNotAllowed),
             _ => Err(ApiError::NoRoute { path: path.clone() }),
         }
