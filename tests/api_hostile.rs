@@ -802,3 +802,40 @@ async fn abandoned_watch_frees_its_slot() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn pending_csrs_per_node_are_capped_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    for i in 0..3 {
+        let r = create(
+            &h.api,
+            &kubelet_bootstrap(),
+            &node_csr(&format!("cap{i}"), "capped"),
+        )
+        .await;
+        assert_eq!(r.code, StatusCode::CREATED, "{}", r.body);
+    }
+    let rv = h.api.store().resource_version().unwrap();
+    let r = create(&h.api, &kubelet_bootstrap(), &node_csr("cap3", "capped")).await;
+    assert_eq!(r.code, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(r.headers.get("retry-after").is_some());
+    assert_eq!(
+        h.api.store().resource_version().unwrap(),
+        rv,
+        "nothing stored"
+    );
+    // Administrators are exempt; other nodes are not affected.
+    assert_eq!(
+        create(&h.api, &admin(), &node_csr("cap-admin", "capped"))
+            .await
+            .code,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        create(&h.api, &kubelet_bootstrap(), &node_csr("other", "free"))
+            .await
+            .code,
+        StatusCode::CREATED
+    );
+}

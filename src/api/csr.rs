@@ -318,6 +318,8 @@ impl Api {
                 signer_name: &body.spec.signer_name,
             }),
         )?;
+        self.check_create_limits(caller, index.node_name.as_deref())
+            .await?;
         let csr = self.prepare(body, name, caller)?;
         let issuance = self.inner.issuance.clone();
         let probe = csr.clone();
@@ -346,6 +348,53 @@ impl Api {
             .after_create(stored, caller, &index, inspection)
             .await?;
         object_response(StatusCode::CREATED, &latest, accept.as_deref(), &warnings)
+    }
+
+    /// Per-node pending cap and create rates (`compat::limits`); administrators are exempt.
+    async fn check_create_limits(
+        &self,
+        caller: &Caller,
+        node: Option<&str>,
+    ) -> Result<(), ApiError> {
+        use crate::compat::limits::{CreateAttempt, Decision, Requester};
+        let Some(limiter) = &self.inner.limiter else {
+            return Ok(());
+        };
+        let pending_for_node = match node {
+            Some(n) => {
+                let (store, n) = (self.inner.store.clone(), n.to_owned());
+                blocking(move || store.pending_for_node(&n)).await??
+            }
+            None => 0,
+        };
+        let requester = if crate::authz::is_admin(caller, &self.inner.authz) {
+            Requester::Admin
+        } else {
+            Requester::User(&caller.user)
+        };
+        let attempt = CreateAttempt {
+            requester,
+            node,
+            pending_for_node,
+        };
+        let decision = limiter
+            .lock()
+            .map_err(|_| ApiError::Internal("limiter lock poisoned".to_owned()))?
+            .check_create(&attempt, std::time::Instant::now());
+        match decision {
+            Decision::Allow => Ok(()),
+            Decision::Throttle { limit, .. } => {
+                tracing::info!(requester = %caller.user, ?node, ?limit, "csr create throttled");
+                Err(ApiError::Throttled {
+                    limit: match limit {
+                        crate::compat::limits::Limit::PendingPerNode => "pending CSRs per node",
+                        crate::compat::limits::Limit::NodeRate => "creates per node",
+                        crate::compat::limits::Limit::RequesterRate => "creates per requester",
+                    },
+                    retry_after: decision.retry_after_secs().unwrap_or(1),
+                })
+            }
+        }
     }
 
     /// Server-owned fields on create (reference §1.2).

@@ -62,8 +62,8 @@ pub const MAX_LIST_LIMIT: usize = 1000;
 /// How often the signer backlog is re-scanned when nothing wakes it.
 pub const BACKLOG_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Named bounds on untrusted input, from `[server]`.
-#[derive(Debug, Clone, Copy)]
+/// Named bounds on untrusted input, from `[server]` and `[limits]`.
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Request-body limit in bytes (413 beyond).
     pub max_body_bytes: usize,
@@ -71,6 +71,8 @@ pub struct Limits {
     pub max_watches: usize,
     /// Longest watch.
     pub max_watch_timeout: Duration,
+    /// Per-node and per-requester create limits (`[limits]`).
+    pub create: crate::compat::limits::LimitsConfig,
 }
 
 impl Default for Limits {
@@ -79,6 +81,7 @@ impl Default for Limits {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_watches: DEFAULT_MAX_WATCHES,
             max_watch_timeout: DEFAULT_MAX_WATCH_TIMEOUT,
+            create: crate::compat::limits::LimitsConfig::default(),
         }
     }
 }
@@ -92,6 +95,7 @@ struct Inner {
     watches: Arc<Semaphore>,
     wake_signer: Notify,
     signing: Mutex<HashSet<String>>,
+    limiter: Option<Mutex<crate::compat::limits::Limiter>>,
 }
 
 /// The API router and its state; cheap to clone.
@@ -170,6 +174,9 @@ impl Api {
                 authz,
                 issuance,
                 watches: Arc::new(Semaphore::new(limits.max_watches)),
+                limiter: limits.create.enabled.then(|| {
+                    Mutex::new(crate::compat::limits::Limiter::new(limits.create.clone()))
+                }),
                 limits,
                 wake_signer: Notify::new(),
                 signing: Mutex::new(HashSet::new()),

@@ -26,7 +26,7 @@ use super::serving::serving_identity;
 use super::{Api, Limits};
 use crate::authn::{Authenticator, AuthnError};
 use crate::authz::AuthzConfig;
-use crate::config::{Config, ServerConfig};
+use crate::config::Config;
 use crate::issue::{CaBundle, CaError, IssueError, Issuer, SignerName};
 use crate::signer::{Pkcs11Uri, SignKey, SignerError, TokenSigner, UriOrigin};
 use crate::store::{Store, StoreError};
@@ -104,9 +104,11 @@ impl ServeError {
     }
 }
 
-/// The API bounds from `[server]`.
-pub fn limits(s: &ServerConfig) -> Limits {
+/// The API bounds from `[server]` and `[limits]`.
+pub fn limits(cfg: &Config) -> Limits {
+    let s = &cfg.server;
     Limits {
+        create: cfg.limits.clone(),
         max_body_bytes: s.max_body_bytes,
         max_watches: s.max_watches,
         max_watch_timeout: s.max_watch_timeout,
@@ -209,13 +211,7 @@ impl Server {
         let tls = server_config(chain, tls_key, roots)?;
         let engine = Engine::new(issuer, cfg.issuance.clone(), ready);
         let authz = AuthzConfig::from(&cfg.auth);
-        let api = Api::new(
-            store,
-            Arc::new(authn),
-            authz,
-            Arc::new(engine),
-            limits(&cfg.server),
-        );
+        let api = Api::new(store, Arc::new(authn), authz, Arc::new(engine), limits(cfg));
         let listener = TcpListener::bind(cfg.server.listen)
             .await
             .map_err(|source| ServeError::Bind {

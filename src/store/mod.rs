@@ -426,6 +426,17 @@ impl Store {
         })
     }
 
+    /// How many pending CSRs (no Approved/Denied/Failed, no certificate) name this node.
+    pub fn pending_for_node(&self, node: &str) -> Result<usize, StoreError> {
+        let st = self.lock()?;
+        let n: i64 = st.conn.query_row(
+            "SELECT count(*) FROM csrs WHERE node_name = ?1 AND phase = 'pending'",
+            params![node],
+            |r| r.get(0),
+        )?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
     /// Marks a node disabled (its CSRs are denied) or enabled again.
     pub fn set_node_disabled(&self, node: &str, disabled: bool) -> Result<(), StoreError> {
         let st = self.lock()?;
