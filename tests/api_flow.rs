@@ -648,3 +648,40 @@ async fn patch_labels_and_json_patch_approval() {
     .await;
     assert_eq!(req.code, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn garbage_collection_keeps_approved_unsigned_and_issued_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    create(&h.api, &kubelet_bootstrap(), &node_csr("pending", "g1")).await;
+    assert!(has_certificate(
+        &create(&h.api, &bootstrap(&[]), &node_csr("issued", "g2"))
+            .await
+            .body
+    ));
+    h.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+    create(&h.api, &bootstrap(&[]), &node_csr("waiting", "g3")).await;
+    let cfg = kubesigner::compat::gc::GcConfig::default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let soon = k8s_openapi::jiff::Timestamp::from_second(now + 60).unwrap();
+    assert_eq!(h.api.collect_garbage(&cfg, soon).await.unwrap(), 0);
+    let later = k8s_openapi::jiff::Timestamp::from_second(now + 25 * 3600).unwrap();
+    assert_eq!(h.api.collect_garbage(&cfg, later).await.unwrap(), 2);
+    let left = call(&h.api, &admin(), Method::GET, CSRS, None).await.body;
+    assert_eq!(left["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        left["items"][0]["metadata"]["name"], "waiting",
+        "approved, not yet signed: kept"
+    );
+    // The issued-certificate record outlives the CSR object.
+    assert!(
+        h.api
+            .store()
+            .node_state("g2", now)
+            .unwrap()
+            .unexpired_certificate
+    );
+}

@@ -20,6 +20,7 @@ pub mod decode;
 pub mod discovery;
 pub mod engine;
 pub mod error;
+mod gc;
 pub mod hooks;
 mod list;
 pub mod openapi;

@@ -123,6 +123,7 @@ pub struct Server {
     stop: Option<oneshot::Sender<()>>,
     accept: JoinHandle<()>,
     backlog: JoinHandle<()>,
+    gc: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -236,6 +237,7 @@ impl Server {
             stopped,
         ));
         let backlog = api.spawn_backlog();
+        let gc = api.spawn_gc(cfg.gc.clone());
         tracing::info!(%local_addr, "serving");
         Ok(Server {
             local_addr,
@@ -243,6 +245,7 @@ impl Server {
             stop: Some(stop),
             accept,
             backlog,
+            gc,
         })
     }
 
@@ -263,6 +266,9 @@ impl Server {
         }
         let _ = (&mut self.accept).await;
         self.backlog.abort();
+        if let Some(gc) = &self.gc {
+            gc.abort();
+        }
     }
 }
 
