@@ -46,6 +46,8 @@ pub enum Command {
     /// Node states: disable, enable, forget.
     #[command(subcommand)]
     Node(cmd::node::NodeCommand),
+    /// Node side: TLS bootstrap with kubelet semantics, then certificate rotation.
+    Bootstrap(cmd::bootstrap::BootstrapArgs),
 }
 
 impl Command {
@@ -58,6 +60,7 @@ impl Command {
             Command::Serve(c) => c.run(),
             Command::Dev(c) => c.run(),
             Command::Node(c) => c.run(),
+            Command::Bootstrap(c) => c.run(),
         }
     }
 }

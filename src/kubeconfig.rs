@@ -11,6 +11,9 @@ use base64::engine::general_purpose::STANDARD;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
+mod read;
+pub use read::*;
+
 /// How the kubeconfig's user authenticates.
 pub enum Credential {
     /// A client certificate and its private key (PEM), embedded as data.

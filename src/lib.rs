@@ -6,6 +6,7 @@
 pub mod api;
 pub mod authn;
 pub mod authz;
+pub mod bootstrap;
 pub mod cli;
 pub mod cmd;
 pub mod compat;

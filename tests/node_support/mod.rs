@@ -1,0 +1,406 @@
+//! End-to-end set-up for the node side: the appliance's HTTPS server in process (a software CA
+//! key: the PKCS#11 signer has its own SoftHSM tests), bootstrap tokens made by the real
+//! `kubesigner token create`, an admin kubeconfig for the real `kubectl`, and the real
+//! `kubesigner bootstrap` binary as the node.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../support/api_support.rs"]
+mod api_support;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use kubesigner::api::server::Server;
+use kubesigner::config::{Config, IssuanceConfig};
+use kubesigner::issue::{CaBundle, Issuer, admin_client_certificate};
+
+pub const BOOTSTRAP_GROUP_TOKEN: &str = "3f0a1b2c3d4e5f60718293a4b5c6d7e8";
+
+/// The signing appliance, served in process on a fixed port (so it can be restarted).
+pub struct Signer {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    key: Arc<api_support::SoftKey>,
+    /// The server's own runtime: dropped on stop, which closes every open connection (open
+    /// watches included), as a process restart would.
+    rt: Option<tokio::runtime::Runtime>,
+    server: Option<Server>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Signer {
+    /// Starts an appliance; `inventory` is the node inventory TOML.
+    pub fn start(inventory: &str) -> Signer {
+        let dir = tempfile::tempdir().unwrap();
+        let key = api_support::SoftKey::generate();
+        let pem = api_support::ca_pem(&key);
+        std::fs::write(dir.path().join("ca.crt"), &pem).unwrap();
+        std::fs::write(dir.path().join("nodes.toml"), inventory).unwrap();
+        // A static token in the seeds' group: may create client CSRs, not auto-approved.
+        std::fs::write(
+            dir.path().join("tokens.csv"),
+            format!(
+                "{BOOTSTRAP_GROUP_TOKEN},kubelet-bootstrap,10001,\"system:kubelet-bootstrap\"\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let d = dir.path();
+        std::fs::write(
+            d.join("kubesigner.toml"),
+            format!(
+                "data_dir = {:?}\n[signer]\nkey = \"pkcs11:token=unused;object=unused\"\n\
+                 [ca]\ncert_file = {:?}\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+                 [auth]\ntoken_auth_file = {:?}\n[issuance]\nnode_inventory = {:?}\n",
+                d.join("data"),
+                d.join("ca.crt"),
+                d.join("tokens.csv"),
+                d.join("nodes.toml"),
+            ),
+        )
+        .unwrap();
+        let mut s = Signer {
+            dir,
+            port,
+            key,
+            rt: None,
+            server: None,
+        };
+        s.serve();
+        s.write_admin_kubeconfig(&pem);
+        s
+    }
+
+    fn config(&self) -> Config {
+        let text = std::fs::read_to_string(self.config_path()).unwrap();
+        Config::parse(&text).unwrap()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("kubesigner.toml")
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    fn serve(&mut self) {
+        let cfg = self.config();
+        let key = self.key.clone();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = rt.block_on(async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                // The port may still be held a moment after a restart.
+                match Server::start_with_key(&cfg, key.clone(), Arc::new(|| true)).await {
+                    Ok(s) => return s,
+                    Err(e) if Instant::now() < deadline => {
+                        eprintln!("server start: {e}; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(e) => panic!("server start: {e}"),
+                }
+            }
+        });
+        self.server = Some(server);
+        self.rt = Some(rt);
+    }
+
+    pub fn stop(&mut self) {
+        if let (Some(s), Some(rt)) = (self.server.take(), self.rt.take()) {
+            rt.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(2), s.shutdown()).await;
+            });
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+
+    /// Stops and starts the server again on the same port and data dir.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.serve();
+    }
+
+    fn write_admin_kubeconfig(&self, ca_pem: &str) {
+        let cfg = self.config();
+        let issuer = Issuer::new(
+            CaBundle::from_pem(ca_pem.as_bytes()).unwrap(),
+            self.key.clone(),
+            IssuanceConfig::default(),
+        )
+        .unwrap();
+        let _ = cfg;
+        let admin = admin_client_certificate(&issuer, SystemTime::now(), Duration::from_secs(3600))
+            .unwrap();
+        let k = kubesigner::kubeconfig::Kubeconfig {
+            server: self.url(),
+            ca_pem: ca_pem.to_string(),
+            user_name: "admin".into(),
+            credential: kubesigner::kubeconfig::Credential::ClientCertificate {
+                cert_pem: admin.certificate.pem_chain.clone(),
+                key_pem: admin.key_pem.clone(),
+            },
+        };
+        k.write(&self.admin_kubeconfig()).unwrap();
+    }
+
+    pub fn admin_kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("admin.kubeconfig")
+    }
+
+    /// A bootstrap token from the real `kubesigner token create`.
+    pub fn create_token(&self, ttl: &str) -> String {
+        let out = Command::new(bin())
+            .args(["token", "create", "--ttl", ttl, "--config"])
+            .arg(self.config_path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Writes a bootstrap kubeconfig holding `token` into `dir`.
+    pub fn bootstrap_kubeconfig(&self, dir: &Path, token: &str) -> PathBuf {
+        let k = kubesigner::kubeconfig::Kubeconfig {
+            server: self.url(),
+            ca_pem: std::fs::read_to_string(self.ca()).unwrap(),
+            user_name: "kubelet-bootstrap".into(),
+            credential: kubesigner::kubeconfig::Credential::Token(token.to_string().into()),
+        };
+        let p = dir.join("bootstrap.kubeconfig");
+        k.write(&p).unwrap();
+        p
+    }
+}
+
+impl Drop for Signer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kubesigner")
+}
+
+/// A node: its own directory with the bootstrap kubeconfig, OUT kubeconfig and cert dir.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+    pub bootstrap: PathBuf,
+}
+
+impl Node {
+    pub fn new(signer: &Signer, name: &str, token: &str) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let bootstrap = signer.bootstrap_kubeconfig(dir.path(), token);
+        Node {
+            dir,
+            name: name.to_string(),
+            bootstrap,
+        }
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubelet.conf")
+    }
+
+    pub fn cert_dir(&self) -> PathBuf {
+        self.dir.path().join("pki")
+    }
+
+    /// `kubesigner bootstrap` for this node with `extra` arguments.
+    pub fn command(&self, extra: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("bootstrap")
+            .arg("--bootstrap-kubeconfig")
+            .arg(&self.bootstrap)
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cert-dir")
+            .arg(self.cert_dir())
+            .args(["--node-name", &self.name])
+            .args(extra)
+            .env("KUBESIGNER_LOG", "info")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, extra: &[&str]) -> Output {
+        self.command(extra).output().unwrap()
+    }
+
+    /// Starts `kubesigner bootstrap` in the background, its log in the node dir.
+    pub fn spawn(&self, extra: &[&str]) -> Child {
+        let log = std::fs::File::create(self.log_path()).unwrap();
+        self.command(extra)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("bootstrap.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// The target of `<prefix>-current.pem`.
+    pub fn current(&self, prefix: &str) -> Option<PathBuf> {
+        std::fs::read_link(self.cert_dir().join(format!("{prefix}-current.pem"))).ok()
+    }
+
+    /// The files in the cert dir, sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut v: Vec<String> = match std::fs::read_dir(self.cert_dir()) {
+            Ok(rd) => rd
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        v.sort();
+        v
+    }
+}
+
+/// Runs the real kubectl.
+pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
+    Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env(
+            "KUBECACHEDIR",
+            kubeconfig.parent().unwrap().join(".kube-cache"),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("kubectl must be installed")
+}
+
+pub fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = kubectl(kubeconfig, args);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Waits until `f` returns Some, up to `secs` seconds.
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits for a child to exit, up to `secs`; kills it and fails otherwise.
+pub fn wait_exit(child: &mut Child, secs: u64, log: impl Fn() -> String) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("bootstrap did not exit in {secs} s:\n{}", log());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The names of the pending CSRs of `signer` visible to the admin.
+pub fn pending(admin: &Path, signer: &str) -> Vec<String> {
+    let out = kubectl_ok(
+        admin,
+        &[
+            "get",
+            "csr",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.spec.signerName} {.status.conditions[*].type}{\"\\n\"}{end}",
+        ],
+    );
+    out.lines()
+        .filter_map(|l| {
+            let mut p = l.split_whitespace();
+            let name = p.next()?;
+            let s = p.next()?;
+            (s == signer && p.next().is_none()).then(|| name.to_string())
+        })
+        .collect()
+}
+
+/// The subject, SANs and EKU of a PEM certificate, from `openssl x509 -text`.
+pub fn x509_text(pem_file: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-nameopt", "RFC2253", "-in"])
+        .arg(pem_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `openssl verify -CAfile ca leaf` and pkilint at WARNING: returns the findings.
+pub fn verify_and_lint(dir: &Path, pem_file: &Path, ca: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(pem_file).unwrap();
+    let end = text.find("-----END CERTIFICATE-----").unwrap() + 25;
+    let leaf = dir.join("leaf-check.pem");
+    std::fs::write(&leaf, format!("{}\n", &text[..end])).unwrap();
+    let v = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(ca)
+        .arg(&leaf)
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "openssl verify: {}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+    let lint = Command::new("lint_pkix_cert")
+        .args(["lint", "-s", "WARNING"])
+        .arg(&leaf)
+        .output()
+        .expect("pkilint (lint_pkix_cert) must be installed");
+    String::from_utf8_lossy(&lint.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
