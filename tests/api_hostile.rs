@@ -839,3 +839,34 @@ async fn pending_csrs_per_node_are_capped_with_retry_after() {
         StatusCode::CREATED
     );
 }
+
+#[tokio::test]
+async fn node_rate_limits_bootstrap_loops_but_not_self_renewal() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    // A node renewing with its own identity: not throttled per node.
+    for i in 0..7 {
+        let r = create(
+            &h.api,
+            &node("busy"),
+            &node_csr(&format!("renew{i}"), "busy"),
+        )
+        .await;
+        assert_eq!(r.code, StatusCode::CREATED, "{i}: {}", r.body);
+    }
+    // A bootstrap loop for one node name (auto-approved, so not pending): the node rate stops it.
+    let codes: Vec<StatusCode> = {
+        let mut v = Vec::new();
+        for i in 0..7 {
+            let mut who = bootstrap(&[]);
+            who.user = format!("system:bootstrap:abc{i:03}");
+            v.push(
+                create(&h.api, &who, &node_csr(&format!("loop{i}"), "looping"))
+                    .await
+                    .code,
+            );
+        }
+        v
+    };
+    assert!(codes.contains(&StatusCode::TOO_MANY_REQUESTS), "{codes:?}");
+}
