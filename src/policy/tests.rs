@@ -191,6 +191,17 @@ fn route_picks_the_path() {
         rule_of(&r(&serving, &bootstrapper()).unwrap_err()),
         "serving_requester_not_node"
     );
+    // The node's user name without the nodes group is no node identity (e.g. a static token
+    // that names itself system:node:node1): no renewal, no serving.
+    let impostor = who("system:node:node1", &["system:authenticated"]);
+    assert_eq!(
+        rule_of(&r(&client, &impostor).unwrap_err()),
+        "requester_not_auto_approved"
+    );
+    assert_eq!(
+        rule_of(&r(&serving, &impostor).unwrap_err()),
+        "serving_requester_not_node"
+    );
     let api = client_csr(SignerName::ApiserverClient);
     assert_eq!(
         rule_of(&r(&api, &node1()).unwrap_err()),
