@@ -29,6 +29,7 @@ pub type ReadyFn = Arc<dyn Fn() -> bool + Send + Sync>;
 pub struct Engine {
     issuer: Issuer,
     cfg: IssuanceConfig,
+    admin_groups: Vec<String>,
     approver: Approver,
     ready: ReadyFn,
 }
@@ -126,12 +127,19 @@ fn to_conditions(csr: &str, d: policy::Decision) -> Decision {
 }
 
 impl Engine {
-    /// An engine over `issuer`, with the issuance config, the approval policy and the
-    /// signer's readiness.
-    pub fn new(issuer: Issuer, cfg: IssuanceConfig, approver: Approver, ready: ReadyFn) -> Engine {
+    /// An engine over `issuer`, with the issuance config, `[auth] admin_groups` (admission),
+    /// the approval policy and the signer's readiness.
+    pub fn new(
+        issuer: Issuer,
+        cfg: IssuanceConfig,
+        admin_groups: Vec<String>,
+        approver: Approver,
+        ready: ReadyFn,
+    ) -> Engine {
         Engine {
             issuer,
             cfg,
+            admin_groups,
             approver,
             ready,
         }
@@ -145,7 +153,7 @@ impl Engine {
 impl Issuance for Engine {
     fn inspect(&self, csr: &CertificateSigningRequest) -> Inspection {
         match self.validated(csr) {
-            Ok(v) => match crate::issue::admit(&v, &self.cfg) {
+            Ok(v) => match crate::issue::admit(&v, &self.admin_groups) {
                 Ok(()) => Inspection::Valid,
                 Err(r) => Inspection::AdmissionDenied {
                     message: r.to_string(),

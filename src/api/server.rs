@@ -223,8 +223,9 @@ impl Server {
             Some(p) => Some(NodeInventory::load(p)?),
             None => None,
         };
-        let approver = Approver::new(&cfg.issuance, inventory)?;
-        let engine = Engine::new(issuer, cfg.issuance.clone(), approver, ready);
+        let approver = Approver::new(&cfg.auth, &cfg.issuance, inventory)?;
+        let admin_groups = cfg.auth.admin_groups.clone();
+        let engine = Engine::new(issuer, cfg.issuance.clone(), admin_groups, approver, ready);
         let authz = AuthzConfig::from(&cfg.auth);
         let api = Api::new(store, Arc::new(authn), authz, Arc::new(engine), limits(cfg));
         let listener = TcpListener::bind(cfg.server.listen)

@@ -11,7 +11,7 @@ use super::groups::GroupMatcher;
 use super::inventory::NodeInventory;
 use super::validators::*;
 use super::{Approver, Decision};
-use crate::config::IssuanceConfig;
+use crate::config::{AuthConfig, IssuanceConfig};
 use crate::issue::ca::parse_subject;
 use crate::issue::{
     NodeName, ParsedCsr, Requester, San, SignerName, SubjectIdentity, SubjectKey, Usage, UsageSet,
@@ -285,6 +285,7 @@ fn sans_in_inventory_checks_every_san() {
 
 fn approver() -> Approver {
     Approver::new(
+        &AuthConfig::default(),
         &IssuanceConfig::default(),
         Some(NodeInventory::parse(INVENTORY).unwrap()),
     )
@@ -383,7 +384,7 @@ fn approver_phases() {
     let mut cfg = IssuanceConfig::default();
     cfg.auto_approve_groups
         .push("system:kubelet-bootstrap".into());
-    let a2 = Approver::new(&cfg, None).unwrap();
+    let a2 = Approver::new(&AuthConfig::default(), &cfg, None).unwrap();
     assert_eq!(
         kind(&a2.decide(&client, &static_token, &f, now())),
         ("approve", "AutoApproved")
