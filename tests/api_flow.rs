@@ -685,3 +685,38 @@ async fn garbage_collection_keeps_approved_unsigned_and_issued_records() {
             .unexpired_certificate
     );
 }
+
+#[tokio::test]
+async fn a_bad_node_inventory_stops_the_server_with_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = SoftKey::generate();
+    std::fs::write(d.join("ca.crt"), ca_pem(&key)).unwrap();
+    std::fs::write(
+        d.join("bad.toml"),
+        "[nodes.node1]\naddresses = [\"not-an-ip\"]\n",
+    )
+    .unwrap();
+    for inventory in ["bad.toml", "missing.toml"] {
+        let text = format!(
+            "data_dir = {:?}\n[signer]\nkey = \"pkcs11:token=unused;object=unused\"\n\
+             [ca]\ncert_file = {:?}\n[server]\nlisten = \"127.0.0.1:0\"\n\
+             [issuance]\nnode_inventory = {:?}\n",
+            d.join("data"),
+            d.join("ca.crt"),
+            d.join(inventory),
+        );
+        let cfg = kubesigner::config::Config::parse(&text).unwrap();
+        let started = kubesigner::api::server::Server::start_with_key(
+            &cfg,
+            key.clone(),
+            std::sync::Arc::new(|| true),
+        )
+        .await;
+        let Err(e) = started else {
+            panic!("{inventory}: the server started");
+        };
+        assert_eq!(e.exit_code(), 64, "{inventory}: {e}");
+        assert!(e.to_string().contains("node_inventory"), "{e}");
+    }
+}

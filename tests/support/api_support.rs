@@ -208,7 +208,15 @@ pub fn harness_with(
     let issuer = Issuer::new(bundle, key, issuance.clone()).unwrap();
     let ready = Arc::new(AtomicBool::new(true));
     let r = ready.clone();
-    let engine = Engine::new(issuer, issuance, Arc::new(move || r.load(Ordering::SeqCst)));
+    let auth = kubesigner::config::AuthConfig::default();
+    let approver = kubesigner::policy::Approver::new(&auth, &issuance, None).unwrap();
+    let engine = Engine::new(
+        issuer,
+        issuance,
+        auth.admin_groups,
+        approver,
+        Arc::new(move || r.load(Ordering::SeqCst)),
+    );
     let api = Api::new(
         store,
         Arc::new(NoTransportAuth),
