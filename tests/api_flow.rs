@@ -5,11 +5,8 @@
 #[path = "support/api_support.rs"]
 mod api_support;
 
-use std::time::Duration;
-
 use api_support::*;
 use http::{Method, StatusCode};
-use http_body_util::BodyExt;
 use kubesigner::api::Limits;
 use kubesigner::config::IssuanceConfig;
 use serde_json::{Value, json};
@@ -334,43 +331,6 @@ async fn visibility_selectors_paging_and_table() {
     assert_eq!(t["rows"][0]["cells"][5], "Pending");
     assert_eq!(t["rows"][0]["cells"][3], "kubelet-bootstrap");
     assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
-}
-
-async fn next_event(
-    body: &mut kubesigner::api::body::ResponseBody,
-    buf: &mut String,
-) -> Option<Value> {
-    loop {
-        if let Some(i) = buf.find('\n') {
-            let line: String = buf.drain(..=i).collect();
-            return Some(serde_json::from_str(&line).unwrap());
-        }
-        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
-            .await
-            .ok()??
-            .ok()?;
-        if let Ok(data) = frame.into_data() {
-            buf.push_str(std::str::from_utf8(&data).unwrap());
-        }
-    }
-}
-
-async fn open_watch(
-    h: &Harness,
-    who: &kubesigner::authn::Identity,
-    query: &str,
-) -> (StatusCode, kubesigner::api::body::ResponseBody) {
-    let req = http::Request::get(format!("{CSRS}?watch=1&{query}"))
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    let resp = h
-        .api
-        .handle_as(
-            req,
-            kubesigner::api::hooks::AuthnResult::Authenticated(who.clone()),
-        )
-        .await;
-    (resp.status(), resp.into_body())
 }
 
 #[tokio::test]
