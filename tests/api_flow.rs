@@ -680,3 +680,27 @@ async fn a_bad_node_inventory_stops_the_server_with_a_usage_error() {
         assert!(e.to_string().contains("node_inventory"), "{e}");
     }
 }
+
+#[tokio::test]
+async fn unknown_signer_names_are_stored_as_failed_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    let mut body = node_csr("other-signer", "n1");
+    body["spec"]["signerName"] = json!("example.com/foo");
+    let r = create(&h.api, &admin(), &body).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.body);
+    let stored = get(&h.api, &admin(), "other-signer").await.body;
+    assert_eq!(condition_types(&stored), ["Failed"]);
+    let cond = &stored["status"]["conditions"][0];
+    assert_eq!(cond["reason"], "UnknownSigner");
+    assert_eq!(
+        cond["message"],
+        "this appliance does not sign for signer name \"example.com/foo\""
+    );
+    assert!(!has_certificate(&stored));
+    // Approving it changes nothing: Failed is terminal and nothing is signed.
+    decide(&h.api, &admin(), "other-signer", "Approved").await;
+    assert!(!has_certificate(
+        &get(&h.api, &admin(), "other-signer").await.body
+    ));
+}

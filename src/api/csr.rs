@@ -331,7 +331,9 @@ impl Api {
                     causes: causes.clone(),
                 });
             }
-            Inspection::Valid | Inspection::SignerRuleViolation { .. } => {}
+            Inspection::Valid
+            | Inspection::SignerRuleViolation { .. }
+            | Inspection::UnknownSigner { .. } => {}
         }
         let store = self.inner.store.clone();
         let actor = caller.user.clone();
