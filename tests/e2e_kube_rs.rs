@@ -65,10 +65,10 @@ async fn kube_rs_creates_patches_approval_and_watches_with_initial_events() {
         while let Some(ev) = stream.next().await {
             match ev.unwrap() {
                 watcher::Event::InitDone => initial = true,
-                watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-                    if o.status.and_then(|s| s.certificate).is_some() {
-                        return initial;
-                    }
+                watcher::Event::Apply(o) | watcher::Event::InitApply(o)
+                    if o.status.and_then(|s| s.certificate).is_some() =>
+                {
+                    return initial;
                 }
                 _ => {}
             }
