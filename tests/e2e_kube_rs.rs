@@ -66,7 +66,10 @@ async fn kube_rs_creates_patches_approval_and_watches_with_initial_events() {
             match ev.unwrap() {
                 watcher::Event::InitDone => initial = true,
                 watcher::Event::Apply(o) | watcher::Event::InitApply(o)
-                    if o.status.and_then(|s| s.certificate).is_some() =>
+                    if o.status
+                        .as_ref()
+                        .and_then(|s| s.certificate.as_ref())
+                        .is_some() =>
                 {
                     return initial;
                 }
