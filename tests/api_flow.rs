@@ -5,11 +5,8 @@
 #[path = "support/api_support.rs"]
 mod api_support;
 
-use std::time::Duration;
-
 use api_support::*;
 use http::{Method, StatusCode};
-use http_body_util::BodyExt;
 use kubesigner::api::Limits;
 use kubesigner::config::IssuanceConfig;
 use serde_json::{Value, json};
@@ -334,43 +331,6 @@ async fn visibility_selectors_paging_and_table() {
     assert_eq!(t["rows"][0]["cells"][5], "Pending");
     assert_eq!(t["rows"][0]["cells"][3], "kubelet-bootstrap");
     assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
-}
-
-async fn next_event(
-    body: &mut kubesigner::api::body::ResponseBody,
-    buf: &mut String,
-) -> Option<Value> {
-    loop {
-        if let Some(i) = buf.find('\n') {
-            let line: String = buf.drain(..=i).collect();
-            return Some(serde_json::from_str(&line).unwrap());
-        }
-        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
-            .await
-            .ok()??
-            .ok()?;
-        if let Ok(data) = frame.into_data() {
-            buf.push_str(std::str::from_utf8(&data).unwrap());
-        }
-    }
-}
-
-async fn open_watch(
-    h: &Harness,
-    who: &kubesigner::authn::Identity,
-    query: &str,
-) -> (StatusCode, kubesigner::api::body::ResponseBody) {
-    let req = http::Request::get(format!("{CSRS}?watch=1&{query}"))
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    let resp = h
-        .api
-        .handle_as(
-            req,
-            kubesigner::api::hooks::AuthnResult::Authenticated(who.clone()),
-        )
-        .await;
-    (resp.status(), resp.into_body())
 }
 
 #[tokio::test]
@@ -719,4 +679,28 @@ async fn a_bad_node_inventory_stops_the_server_with_a_usage_error() {
         assert_eq!(e.exit_code(), 64, "{inventory}: {e}");
         assert!(e.to_string().contains("node_inventory"), "{e}");
     }
+}
+
+#[tokio::test]
+async fn unknown_signer_names_are_stored_as_failed_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    let mut body = node_csr("other-signer", "n1");
+    body["spec"]["signerName"] = json!("example.com/foo");
+    let r = create(&h.api, &admin(), &body).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.body);
+    let stored = get(&h.api, &admin(), "other-signer").await.body;
+    assert_eq!(condition_types(&stored), ["Failed"]);
+    let cond = &stored["status"]["conditions"][0];
+    assert_eq!(cond["reason"], "UnknownSigner");
+    assert_eq!(
+        cond["message"],
+        "this appliance does not sign for signer name \"example.com/foo\""
+    );
+    assert!(!has_certificate(&stored));
+    // Approving it changes nothing: Failed is terminal and nothing is signed.
+    decide(&h.api, &admin(), "other-signer", "Approved").await;
+    assert!(!has_certificate(
+        &get(&h.api, &admin(), "other-signer").await.body
+    ));
 }

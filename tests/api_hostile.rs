@@ -277,18 +277,6 @@ fn cases(pending: &Value, issued: &Value) -> Vec<Case> {
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         case(
-            "signer not served",
-            admin(),
-            Method::POST,
-            CSRS,
-            with(
-                ok.clone(),
-                &["spec", "signerName"],
-                json!("example.com/foo"),
-            ),
-            StatusCode::FORBIDDEN,
-        ),
-        case(
             "bootstrap token creating a serving CSR",
             bootstrap(&[]),
             Method::POST,

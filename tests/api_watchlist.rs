@@ -6,41 +6,11 @@
 #[path = "support/api_support.rs"]
 mod api_support;
 
-use std::time::Duration;
-
 use api_support::*;
 use http::StatusCode;
-use http_body_util::BodyExt;
-use serde_json::Value;
 
 async fn open(h: &Harness, query: &str) -> (StatusCode, kubesigner::api::body::ResponseBody) {
-    let req = http::Request::get(format!("{CSRS}?watch=1&{query}"))
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    let resp = h
-        .api
-        .handle_as(
-            req,
-            kubesigner::api::hooks::AuthnResult::Authenticated(admin()),
-        )
-        .await;
-    (resp.status(), resp.into_body())
-}
-
-async fn next(body: &mut kubesigner::api::body::ResponseBody, buf: &mut String) -> Option<Value> {
-    loop {
-        if let Some(i) = buf.find('\n') {
-            let line: String = buf.drain(..=i).collect();
-            return Some(serde_json::from_str(&line).unwrap());
-        }
-        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
-            .await
-            .ok()??
-            .ok()?;
-        if let Ok(data) = frame.into_data() {
-            buf.push_str(std::str::from_utf8(&data).unwrap());
-        }
-    }
+    open_watch(h, &admin(), query).await
 }
 
 #[tokio::test]
@@ -58,7 +28,7 @@ async fn send_initial_events_then_the_end_bookmark_then_changes() {
     let mut buf = String::new();
     let mut added = Vec::new();
     let end = loop {
-        let ev = next(&mut body, &mut buf).await.expect("event");
+        let ev = next_event(&mut body, &mut buf).await.expect("event");
         match ev["type"].as_str().unwrap() {
             "ADDED" => added.push(
                 ev["object"]["metadata"]["name"]
@@ -85,7 +55,7 @@ async fn send_initial_events_then_the_end_bookmark_then_changes() {
     // Then changes.
     create(&h.api, &kubelet_bootstrap(), &node_csr("wl3", "n3")).await;
     let ev = loop {
-        let ev = next(&mut body, &mut buf).await.expect("change");
+        let ev = next_event(&mut body, &mut buf).await.expect("change");
         if ev["type"] != "BOOKMARK" {
             break ev;
         }
@@ -110,7 +80,7 @@ async fn malformed_watch_list_requests_are_400() {
     let (code, mut body) = open(&h, "allowWatchBookmarks=true&timeoutSeconds=5").await;
     assert_eq!(code, StatusCode::OK);
     let mut buf = String::new();
-    let ev = next(&mut body, &mut buf).await.unwrap();
+    let ev = next_event(&mut body, &mut buf).await.unwrap();
     assert_eq!(ev["type"], "BOOKMARK");
     assert!(ev["object"]["metadata"].get("annotations").is_none());
 }

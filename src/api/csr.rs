@@ -153,8 +153,26 @@ pub(super) fn object_response(
             warnings,
         ));
     }
-    let v = serde_json::to_value(csr).map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
-    Ok(json_response(code, &v, warnings))
+    use crate::compat::media::ResponseFormat;
+    match ResponseFormat::negotiate(accept).ok_or(ApiError::NotAcceptable)? {
+        ResponseFormat::Json => {
+            let v = serde_json::to_value(csr)
+                .map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
+            Ok(json_response(code, &v, warnings))
+        }
+        // A client that accepts only protobuf (reference §6.6).
+        ResponseFormat::Protobuf => {
+            let mut resp = Response::new(super::body::full(bytes::Bytes::from(
+                crate::compat::protobuf::encode_csr(csr),
+            )));
+            *resp.status_mut() = code;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(crate::compat::media::PROTOBUF),
+            );
+            Ok(resp)
+        }
+    }
 }
 
 fn accept<B>(req: &Request<B>) -> Option<String> {
@@ -331,7 +349,9 @@ impl Api {
                     causes: causes.clone(),
                 });
             }
-            Inspection::Valid | Inspection::SignerRuleViolation { .. } => {}
+            Inspection::Valid
+            | Inspection::SignerRuleViolation { .. }
+            | Inspection::UnknownSigner { .. } => {}
         }
         let store = self.inner.store.clone();
         let actor = caller.user.clone();

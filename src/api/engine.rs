@@ -167,8 +167,8 @@ impl Issuance for Engine {
             Err(CsrRejection::SignerValidation(f)) => Inspection::SignerRuleViolation {
                 message: f.to_string(),
             },
-            Err(e @ CsrRejection::NotOurSigner { .. }) => Inspection::AdmissionDenied {
-                message: e.to_string(),
+            Err(CsrRejection::NotOurSigner { signer_name }) => Inspection::UnknownSigner {
+                message: crate::compat::signer_names::unknown_signer_message(&signer_name),
             },
         }
     }

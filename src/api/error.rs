@@ -77,6 +77,9 @@ pub enum ApiError {
     /// Unsupported request media type — 415.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// No response encoding the client accepts (JSON, or protobuf for single objects) — 406.
+    #[error("not acceptable")]
+    NotAcceptable,
     /// Too many concurrent watches — 429.
     #[error("too many requests")]
     TooManyRequests,
@@ -137,6 +140,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType")
             }
+            ApiError::NotAcceptable => (StatusCode::NOT_ACCEPTABLE, "NotAcceptable"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
             ApiError::TooManyRequests | ApiError::Throttled { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests")
@@ -178,6 +182,10 @@ impl ApiError {
             ),
             ApiError::UnsupportedMediaType => (
                 "the body of the request was in an unknown format - accepted media types include: application/json".to_owned(),
+                None,
+            ),
+            ApiError::NotAcceptable => (
+                "none of the accepted media types can be produced - supported: application/json (and application/vnd.kubernetes.protobuf for single objects)".to_owned(),
                 None,
             ),
             ApiError::Invalid { name, causes } => {

@@ -48,6 +48,12 @@ pub enum Inspection {
         /// Client-safe reason.
         message: String,
     },
+    /// A signer name this appliance does not sign for (and not a refused built-in name): stored,
+    /// then marked `Failed` / `UnknownSigner` (upstream silently leaves such CSRs pending).
+    UnknownSigner {
+        /// Client-safe reason naming the signer.
+        message: String,
+    },
     /// Refused by admission before storing (403).
     AdmissionDenied {
         /// Client-safe reason.

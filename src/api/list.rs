@@ -190,6 +190,12 @@ impl Api {
                 &[],
             ));
         }
+        // Lists are served as JSON only; a client that accepts nothing else gets 406.
+        if crate::compat::media::ResponseFormat::negotiate(accept)
+            != Some(crate::compat::media::ResponseFormat::Json)
+        {
+            return Err(ApiError::NotAcceptable);
+        }
         let mut meta = json!({"resourceVersion": rv.to_string()});
         if let (Some(c), Some(m)) = (cont, meta.as_object_mut()) {
             m.insert("continue".to_owned(), json!(c));

@@ -79,6 +79,14 @@ impl Api {
                 .await?;
             return Ok(r.unwrap_or(stored));
         }
+        if let Inspection::UnknownSigner { message } = inspection {
+            tracing::info!(csr = %name, %message, "csr names a signer this appliance does not serve");
+            let reason = crate::compat::signer_names::REASON.to_owned();
+            let r = self
+                .add_terminal(&name, "fail", "Failed", reason, message)
+                .await?;
+            return Ok(r.unwrap_or(stored));
+        }
         let store = self.inner.store.clone();
         let node = index.node_name.clone();
         let node_state = match node {

@@ -193,6 +193,17 @@ impl Api {
                     .map_err(|_| super::error::bad_request("invalid resourceVersion"))?,
             ),
         };
+        // Watch streams are JSON only; a client that accepts nothing else gets 406.
+        let accept_header = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        if !table::wants_table(accept_header)
+            && crate::compat::media::ResponseFormat::negotiate(accept_header)
+                != Some(crate::compat::media::ResponseFormat::Json)
+        {
+            return Err(ApiError::NotAcceptable);
+        }
         let permit = Arc::clone(&self.inner.watches)
             .try_acquire_owned()
             .map_err(|_| ApiError::TooManyRequests)?;
