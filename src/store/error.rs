@@ -68,6 +68,9 @@ pub enum StoreError {
     /// A previous holder of the connection lock panicked.
     #[error("store lock poisoned")]
     Poisoned,
+    /// A commit could not be made durable (the group sync of the write-ahead log failed).
+    #[error(transparent)]
+    Sync(#[from] super::group_sync::SyncError),
 }
 
 /// The result of a read-modify-write closure that refused the change.

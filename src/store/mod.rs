@@ -1,4 +1,5 @@
-//! The durable CSR store: SQLite (WAL, `synchronous=FULL`) in `data_dir/kubesigner.db`.
+//! The durable CSR store: SQLite (WAL, group commit: see [`group_sync`]) in
+//! `data_dir/kubesigner.db`.
 //!
 //! Every write is one transaction that also bumps the global resourceVersion counter; a write
 //! returns (and so is acknowledged to a client) only after its commit. Committed changes are
@@ -7,6 +8,7 @@
 
 mod error;
 pub mod feed;
+mod group_sync;
 mod nodes;
 mod schema;
 
@@ -22,6 +24,7 @@ pub use feed::{Event, EventKind, Subscription};
 pub use nodes::{IssuedRecord, NodeState};
 
 use feed::Feed;
+use group_sync::GroupSync;
 
 /// File name of the database inside the data dir (shared with the bootstrap-token table).
 pub const DB_FILE: &str = "kubesigner.db";
@@ -73,6 +76,7 @@ struct State {
 #[derive(Clone)]
 pub struct Store {
     state: Arc<Mutex<State>>,
+    sync: Arc<GroupSync>,
 }
 
 impl std::fmt::Debug for Store {
@@ -173,11 +177,13 @@ impl Store {
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        // Commits do not sync; writers wait for a group sync of the WAL instead.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
         let rv = current_rv(&conn)?;
         Ok(Store {
+            sync: Arc::new(GroupSync::new(path)),
             state: Arc::new(Mutex::new(State {
                 conn,
                 feed: Feed::new(rv),
@@ -244,11 +250,14 @@ impl Store {
             },
         )?;
         tx.commit()?;
+        let seq = self.sync.committed().map_err(StoreError::from)?;
         st.feed.publish(Event {
             kind: EventKind::Added,
             resource_version: rv,
             object: Arc::new(csr.clone()),
         });
+        drop(st);
+        self.sync.wait_durable(seq).map_err(StoreError::from)?;
         Ok(csr)
     }
 
@@ -362,11 +371,14 @@ impl Store {
             },
         )?;
         tx.commit()?;
+        let seq = self.sync.committed().map_err(StoreError::from)?;
         st.feed.publish(Event {
             kind: EventKind::Modified,
             resource_version: rv,
             object: Arc::new(csr.clone()),
         });
+        drop(st);
+        self.sync.wait_durable(seq).map_err(StoreError::from)?;
         Ok(csr)
     }
 
@@ -398,12 +410,15 @@ impl Store {
             },
         )?;
         tx.commit()?;
+        let seq = self.sync.committed().map_err(StoreError::from)?;
         csr.metadata.resource_version = Some(rv.to_string());
         st.feed.publish(Event {
             kind: EventKind::Deleted,
             resource_version: rv,
             object: Arc::new(csr.clone()),
         });
+        drop(st);
+        self.sync.wait_durable(seq).map_err(StoreError::from)?;
         Ok(csr)
     }
 
@@ -440,14 +455,21 @@ impl Store {
     /// Marks a node disabled (its CSRs are denied) or enabled again.
     pub fn set_node_disabled(&self, node: &str, disabled: bool) -> Result<(), StoreError> {
         let st = self.lock()?;
-        nodes::set_disabled(&st.conn, node, disabled, unix_now())
+        nodes::set_disabled(&st.conn, node, disabled, unix_now())?;
+        let seq = self.sync.committed()?;
+        drop(st);
+        Ok(self.sync.wait_durable(seq)?)
     }
 
     /// Forgets a node: its state and its issued-certificate records (so it may bootstrap
     /// again). Returns whether anything was known.
     pub fn forget_node(&self, node: &str) -> Result<bool, StoreError> {
         let mut st = self.lock()?;
-        nodes::forget(&mut st.conn, node)
+        let known = nodes::forget(&mut st.conn, node)?;
+        let seq = self.sync.committed()?;
+        drop(st);
+        self.sync.wait_durable(seq)?;
+        Ok(known)
     }
 
     /// What the approver needs to know about a node at `now_unix`.
