@@ -96,7 +96,7 @@ fn fuzz_seeds_token_file() {
         if let Ok(tokens) = StaticTokens::parse(&data, Path::new("seed.csv")) {
             ok += 1;
             let _ = tokens.lookup(&data);
-            assert_eq!(tokens.is_empty(), tokens.len() < 1);
+            assert!(tokens.len() <= data.split(|&b| b == b'\n').count());
         }
     }
     assert!(ok >= 1, "the basic token file must parse");
