@@ -4,6 +4,7 @@ pub mod bootstrap;
 pub mod ca;
 pub mod dev;
 pub mod hsm;
+pub mod lifecycle;
 pub mod node;
 pub mod serve;
 pub mod token;
