@@ -14,6 +14,7 @@ pub mod config;
 pub mod exit;
 pub mod issue;
 pub mod kubeconfig;
+pub mod metrics;
 pub mod policy;
 pub mod signer;
 pub mod store;
