@@ -1,16 +1,20 @@
 //! Watch: newline-delimited JSON events (reference §6.5), from a resourceVersion (replayed from
 //! the store's event window, or 410 Expired when too old) or from now (current objects as
-//! ADDED), bookmarks when asked, closed after a bounded timeout.
+//! ADDED), bookmarks when asked, closed after a bounded timeout. The watch-list form that
+//! client-go ≥ 1.35 uses by default (`sendInitialEvents=true&resourceVersionMatch=NotOlderThan`,
+//! reference §4.3) sends the current objects as ADDED, then a BOOKMARK annotated
+//! `k8s.io/initial-events-end: "true"`, then changes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, channel::Channel};
+use http_body::Frame;
+use http_body_util::BodyExt;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use serde_json::{Value, json};
-use tokio::sync::{OwnedSemaphorePermit, broadcast};
+use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
 
 use super::body::ResponseBody;
 use super::decode::Query;
@@ -25,14 +29,35 @@ const WATCH_BUFFER: usize = 16;
 /// Bookmark interval (kube-apiserver sends one about every minute).
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The streamed response body: frames from the watch task. Dropped by hyper when the client
+/// goes away, which the task sees at once (`Sender::closed`) and ends, freeing its watch slot.
+struct WatchBody(mpsc::Receiver<Bytes>);
+
+impl http_body::Body for WatchBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
 struct Watcher {
     api: Api,
     caller: Caller,
     selectors: Selectors,
     as_table: bool,
     bookmarks: bool,
+    /// Watch-list: the bookmark after the initial events carries the initial-events-end mark.
+    initial_events_end: bool,
     _permit: OwnedSemaphorePermit,
 }
+
+/// The annotation that ends the initial events of a watch-list (`sendInitialEvents=true`).
+pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 
 fn event_type(kind: EventKind) -> &'static str {
     match kind {
@@ -64,12 +89,16 @@ impl Watcher {
         Some(line(&json!({"type": kind, "object": self.object(csr, rv)})))
     }
 
-    fn bookmark(&self, rv: u64) -> Bytes {
+    fn bookmark(&self, rv: u64, initial_events_end: bool) -> Bytes {
+        let mut metadata = json!({"resourceVersion": rv.to_string()});
+        if initial_events_end {
+            metadata["annotations"] = json!({ INITIAL_EVENTS_END: "true" });
+        }
         let obj = if self.as_table {
-            json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv.to_string()}, "columnDefinitions": [], "rows": []})
+            json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "columnDefinitions": [], "rows": []})
         } else {
             json!({"kind": "CertificateSigningRequest", "apiVersion": "certificates.k8s.io/v1",
-                   "metadata": {"resourceVersion": rv.to_string()}, "spec": {"request": "", "signerName": ""}})
+                   "metadata": metadata, "spec": {"request": "", "signerName": ""}})
         };
         line(&json!({"type": "BOOKMARK", "object": obj}))
     }
@@ -81,12 +110,21 @@ async fn run(
     mut live: broadcast::Receiver<Event>,
     mut last_rv: u64,
     timeout: Duration,
-    mut tx: http_body_util::channel::Sender<Bytes>,
+    tx: mpsc::Sender<Bytes>,
 ) {
     for b in initial {
-        if tx.send_data(b).await.is_err() {
+        if tx.send(b).await.is_err() {
             return;
         }
+    }
+    // A bookmark at the end of the initial events tells the client where it stands at once.
+    if w.bookmarks
+        && tx
+            .send(w.bookmark(last_rv, w.initial_events_end))
+            .await
+            .is_err()
+    {
+        return;
     }
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
@@ -95,7 +133,8 @@ async fn run(
     loop {
         let out = tokio::select! {
             () = &mut deadline => return,
-            _ = ticker.tick(), if w.bookmarks => Some(w.bookmark(last_rv)),
+            () = tx.closed() => return,
+            _ = ticker.tick(), if w.bookmarks => Some(w.bookmark(last_rv, false)),
             ev = live.recv() => match ev {
                 Ok(e) if e.resource_version <= last_rv => None,
                 Ok(e) => {
@@ -103,14 +142,14 @@ async fn run(
                     w.event(event_type(e.kind), &e.object, e.resource_version)
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    let _ = tx.send_data(line(&json!({"type": "ERROR", "object": ApiError::Expired.status_json()}))).await;
+                    let _ = tx.send(line(&json!({"type": "ERROR", "object": ApiError::Expired.status_json()}))).await;
                     return;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
         };
         if let Some(b) = out
-            && tx.send_data(b).await.is_err()
+            && tx.send(b).await.is_err()
         {
             return;
         }
@@ -131,7 +170,23 @@ impl Api {
         let timeout = q
             .u64("timeoutSeconds")?
             .map_or(max, |s| Duration::from_secs(s).min(max));
+        let initial_events_end = q.bool("sendInitialEvents")?;
+        if initial_events_end {
+            // As kube-apiserver validates watch-list requests.
+            if q.get("resourceVersionMatch") != Some("NotOlderThan") {
+                return Err(super::error::bad_request(
+                    "sendInitialEvents requires resourceVersionMatch=NotOlderThan",
+                ));
+            }
+            if !bookmarks {
+                return Err(super::error::bad_request(
+                    "sendInitialEvents requires allowWatchBookmarks=true",
+                ));
+            }
+        }
         let from = match q.get("resourceVersion") {
+            // Watch-list: the current state (never older than the given version) as ADDED.
+            _ if initial_events_end => None,
             None | Some("") | Some("0") => None,
             Some(rv) => Some(
                 rv.parse::<u64>()
@@ -151,6 +206,7 @@ impl Api {
             selectors,
             as_table: table::wants_table(accept),
             bookmarks,
+            initial_events_end,
             _permit: permit,
         };
         let store = self.inner.store.clone();
@@ -175,7 +231,8 @@ impl Api {
                 (initial, snap.live, snap.resource_version)
             }
         };
-        let (tx, body) = Channel::<Bytes>::new(WATCH_BUFFER);
+        let (tx, rx) = mpsc::channel::<Bytes>(WATCH_BUFFER);
+        let body = WatchBody(rx);
         tokio::spawn(run(w, initial, live, last_rv, timeout, tx));
         let mut resp = Response::new(body.boxed());
         *resp.status_mut() = StatusCode::OK;
