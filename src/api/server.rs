@@ -202,6 +202,9 @@ impl Server {
             (None, None) => {
                 let s = &cfg.server;
                 let id = serving_identity(&issuer, s.listen, &s.serving_names, s.serving_cert_ttl)?;
+                crate::metrics::global()
+                    .serving_not_after
+                    .set(unix_secs(id.not_after));
                 (id.chain, id.key)
             }
             _ => return Err(ServeError::TlsFilesIncomplete),
@@ -281,6 +284,12 @@ pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()
     Ok(())
 }
 
+fn unix_secs(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// The issuer (main CA plus `[ca.signers]`) and the CA certificates trusted for client auth.
 fn build_issuer(
     cfg: &Config,
@@ -293,6 +302,8 @@ fn build_issuer(
             .map(CertificateDer::from)
             .map_err(|e| IssueError::Build(e.to_string()))
     };
+    let now_unix = unix_secs(std::time::SystemTime::now());
+    crate::metrics::global().set_ca_not_after(unix_secs(bundle.not_after()), now_unix);
     let mut roots = vec![der_of(&bundle.cert)?];
     let mut issuer = Issuer::new(bundle, key, cfg.issuance.clone())?;
     for (name, sc) in &cfg.ca.signers {
