@@ -28,6 +28,7 @@ pub mod protobuf;
 pub mod rules;
 pub mod server;
 pub mod serving;
+pub mod serving_renew;
 mod signing;
 pub mod table;
 mod watch;
