@@ -1,5 +1,6 @@
 //! Subcommand implementations, one file per subcommand.
 
+pub mod audit;
 pub mod bootstrap;
 pub mod ca;
 pub mod dev;
