@@ -61,6 +61,16 @@ fn audit_export_verifies_and_detects_tampering() {
     );
     kubectl_ok(&a.admin_kubeconfig(), &["certificate", "deny", "audit-two"]);
     kubectl_ok(&a.admin_kubeconfig(), &["delete", "csr", "audit-two"]);
+    let disabled = Command::new(bin())
+        .args(["node", "disable", "node9", "--config"])
+        .arg(a.state().join("kubesigner.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        disabled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&disabled.stderr)
+    );
 
     let out = Command::new(bin())
         .args(["audit", "export", "--config"])
@@ -80,12 +90,14 @@ fn audit_export_verifies_and_detects_tampering() {
         "\"approve\"",
         "\"deny\"",
         "\"delete\"",
+        "\"node-disable\"",
         "audit-two",
     ] {
         assert!(export.contains(kind), "{kind} missing:\n{export}");
     }
-    // The head hash the appliance logged with its newest record (the outside copy).
-    let log = a.log();
+    // The head hash logged with the newest record (the outside copy): the node change was made
+    // by the CLI, so its record's hash is in the CLI's log.
+    let log = a.log() + &String::from_utf8_lossy(&disabled.stderr);
     let head = log
         .lines()
         .rev()
@@ -93,6 +105,10 @@ fn audit_export_verifies_and_detects_tampering() {
         .find_map(|h| h.split_whitespace().next())
         .unwrap_or_else(|| panic!("no head= in the log:\n{log}"))
         .to_owned();
+    assert!(
+        lines.last().unwrap().contains(&head),
+        "the logged head is not the newest record"
+    );
     let p = a.dir.path().join("export.jsonl");
     std::fs::write(&p, &export).unwrap();
     let ok = verify(&p, Some(&head));

@@ -485,8 +485,27 @@ impl Store {
 
     /// Marks a node disabled (its CSRs are denied) or enabled again.
     pub fn set_node_disabled(&self, node: &str, disabled: bool) -> Result<(), StoreError> {
-        let st = self.lock()?;
-        nodes::set_disabled(&st.conn, node, disabled, unix_now())
+        let mut st = self.lock()?;
+        let tx = st.conn.transaction()?;
+        nodes::set_disabled(&tx, node, disabled, unix_now())?;
+        let rv = current_rv(&tx)?;
+        let kind = if disabled {
+            "node-disable"
+        } else {
+            "node-enable"
+        };
+        // The audit record names the node in `csr_name` (the subject of the change).
+        record(
+            &tx,
+            &AuditEvent {
+                kind,
+                csr_name: node,
+                actor: "kubesigner-cli",
+                resource_version: rv,
+            },
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Forgets a node: its state and its issued-certificate records (so it may bootstrap
