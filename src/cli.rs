@@ -48,6 +48,9 @@ pub enum Command {
     Node(cmd::node::NodeCommand),
     /// Node side: TLS bootstrap with kubelet semantics, then certificate rotation.
     Bootstrap(cmd::bootstrap::BootstrapArgs),
+    /// The tamper-evident audit log: export, verify.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
 }
 
 impl Command {
@@ -61,6 +64,7 @@ impl Command {
             Command::Dev(c) => c.run(),
             Command::Node(c) => c.run(),
             Command::Bootstrap(c) => c.run(),
+            Command::Audit(c) => c.run(),
         }
     }
 }

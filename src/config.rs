@@ -80,7 +80,8 @@ impl Default for ServerConfig {
             tls_cert_file: None,
             tls_private_key_file: None,
             serving_names: Vec::new(),
-            serving_cert_ttl: Duration::from_secs(30 * 24 * 3600),
+            // A year (capped by [issuance] max_ttl); ≤ 825 days, renewed 60 days ahead.
+            serving_cert_ttl: Duration::from_secs(8760 * 3600),
             max_body_bytes: 1024 * 1024,
             max_watches: 1024,
             max_watch_timeout: Duration::from_secs(1800),

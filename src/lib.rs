@@ -4,6 +4,7 @@
 //! path: `tls → authn → authz → api → policy → issue → signer → store`.
 
 pub mod api;
+pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod bootstrap;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod exit;
 pub mod issue;
 pub mod kubeconfig;
+pub mod metrics;
 pub mod policy;
 pub mod signer;
 pub mod store;

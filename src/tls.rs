@@ -116,6 +116,22 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// As [`server_config`], with the serving certificate from `resolver` (renewed in place).
+pub fn server_config_with_resolver(
+    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
+    client_ca_roots: Vec<CertificateDer<'static>>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(crypto_provider());
+    let verifier = client_verifier(client_ca_roots, &provider)?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(resolver);
+    config.ignore_client_order = true;
+    config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
 /// Reads every certificate of a PEM file (e.g. a serving chain or a client CA bundle).
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem_err = |source| TlsError::Pem {

@@ -194,6 +194,17 @@ impl Issuance for Engine {
     }
 
     fn sign(&self, csr: &CertificateSigningRequest) -> Result<Issued, SignFailure> {
+        let started = std::time::Instant::now();
+        let issued = self.sign_timed(csr);
+        crate::metrics::global()
+            .issuance_seconds
+            .observe(started.elapsed().as_secs_f64());
+        issued
+    }
+}
+
+impl Engine {
+    fn sign_timed(&self, csr: &CertificateSigningRequest) -> Result<Issued, SignFailure> {
         let v = self.validated(csr).map_err(|e| SignFailure::Refused {
             message: e.to_string(),
         })?;

@@ -27,6 +27,7 @@ pub mod openapi;
 pub mod rules;
 pub mod server;
 pub mod serving;
+pub mod serving_renew;
 mod signing;
 pub mod table;
 mod watch;
@@ -221,6 +222,21 @@ impl Api {
             Err(e) => e.into_response(),
         };
         tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+        let code = resp.status().as_u16();
+        let m = crate::metrics::global();
+        m.requests
+            .get_or_create(&crate::metrics::CodeLabels { code })
+            .inc();
+        let kind = match resp.status() {
+            StatusCode::UNAUTHORIZED => Some("unauthenticated"),
+            StatusCode::FORBIDDEN => Some("forbidden"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            m.auth_failures
+                .get_or_create(&crate::metrics::KindLabels { kind })
+                .inc();
+        }
         resp
     }
 
@@ -238,6 +254,7 @@ impl Api {
         match path.as_str() {
             "/healthz" | "/livez" => return Ok(text_response(StatusCode::OK, "ok")),
             "/readyz" => return Ok(self.readyz().await),
+            "/metrics" => return Ok(self.metrics().await),
             _ => {}
         }
         let caller = match auth {
@@ -295,6 +312,28 @@ impl Api {
             ([_] | [_, "approval" | "status"] | [], _) => Err(ApiError::MethodNotAllowed),
             _ => Err(ApiError::NoRoute { path: path.clone() }),
         }
+    }
+
+    /// `/metrics`, anonymous (counts and times only; see `crate::metrics`). Gauges that
+    /// describe the present (HSM up, pending CSRs) are read at scrape time.
+    async fn metrics(&self) -> Response<ResponseBody> {
+        let m = crate::metrics::global();
+        m.hsm_up.set(i64::from(self.inner.issuance.ready()));
+        let store = self.inner.store.clone();
+        if let Ok(Ok((csrs, _))) = blocking(move || store.list()).await {
+            let pending = csrs
+                .iter()
+                .filter(|c| crate::store::phase(c) == "pending")
+                .count();
+            m.pending_csrs
+                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+        }
+        let mut resp = Response::new(full(m.render()));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        resp
     }
 
     async fn readyz(&self) -> Response<ResponseBody> {

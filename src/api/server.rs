@@ -23,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::engine::{Engine, ReadyFn};
 use super::serving::serving_identity;
+use super::serving_renew::{Renewal, ServingCert, renew_loop};
 use super::{Api, Limits};
 use crate::authn::{Authenticator, AuthnError};
 use crate::authz::AuthzConfig;
@@ -31,7 +32,9 @@ use crate::issue::{CaBundle, CaError, IssueError, Issuer, SignerName};
 use crate::policy::{Approver, GroupPatternError, InventoryError, NodeInventory};
 use crate::signer::{Pkcs11Uri, SignKey, SignerError, TokenSigner, UriOrigin};
 use crate::store::{Store, StoreError};
-use crate::tls::{TlsError, load_certs, load_private_key, server_config};
+use crate::tls::{
+    TlsError, load_certs, load_private_key, server_config, server_config_with_resolver,
+};
 
 /// How long graceful shutdown waits for open connections (watches end at once).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -133,6 +136,7 @@ pub struct Server {
     accept: JoinHandle<()>,
     backlog: JoinHandle<()>,
     gc: Option<JoinHandle<()>>,
+    renew: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -205,20 +209,32 @@ impl Server {
     ) -> Result<Server, ServeError> {
         let store = Store::open(&cfg.data_dir)?;
         let authn = Authenticator::new(&cfg.auth, &cfg.data_dir)?;
-        let (issuer, mut roots) = build_issuer(cfg, key, signer_keys)?;
-        let (chain, tls_key) = match (&cfg.server.tls_cert_file, &cfg.server.tls_private_key_file) {
-            (Some(c), Some(k)) => (load_certs(c)?, load_private_key(k)?),
-            (None, None) => {
-                let s = &cfg.server;
-                let id = serving_identity(&issuer, s.listen, &s.serving_names, s.serving_cert_ttl)?;
-                (id.chain, id.key)
-            }
-            _ => return Err(ServeError::TlsFilesIncomplete),
-        };
+        let (issuer, mut roots) = build_issuer(cfg, Arc::clone(&key), signer_keys.clone())?;
         for f in &cfg.auth.client_ca_files {
             roots.extend(load_certs(f)?);
         }
-        let tls = server_config(chain, tls_key, roots)?;
+        let mut renewal = None;
+        let tls = match (&cfg.server.tls_cert_file, &cfg.server.tls_private_key_file) {
+            (Some(c), Some(k)) => server_config(load_certs(c)?, load_private_key(k)?, roots)?,
+            (None, None) => {
+                let s = &cfg.server;
+                let id = serving_identity(&issuer, s.listen, &s.serving_names, s.serving_cert_ttl)?;
+                let not_after = id.not_after;
+                crate::metrics::global()
+                    .serving_not_after
+                    .set(unix_secs(not_after));
+                let cert = ServingCert::new(id)?;
+                let again = Renewal {
+                    issuer: build_issuer(cfg, key, signer_keys)?.0,
+                    listen: s.listen,
+                    names: s.serving_names.clone(),
+                    ttl: s.serving_cert_ttl,
+                };
+                renewal = Some((Arc::clone(&cert), not_after, again));
+                server_config_with_resolver(cert, roots)?
+            }
+            _ => return Err(ServeError::TlsFilesIncomplete),
+        };
         let inventory = match &cfg.issuance.node_inventory {
             Some(p) => Some(NodeInventory::load(p)?),
             None => None,
@@ -252,6 +268,8 @@ impl Server {
             stopped,
         ));
         let backlog = api.spawn_backlog();
+        let renew =
+            renewal.map(|(cert, not_after, r)| tokio::spawn(renew_loop(cert, not_after, r)));
         let gc = api.spawn_gc(cfg.gc.clone());
         tracing::info!(%local_addr, "serving");
         Ok(Server {
@@ -261,6 +279,7 @@ impl Server {
             accept,
             backlog,
             gc,
+            renew,
         })
     }
 
@@ -281,6 +300,9 @@ impl Server {
         }
         let _ = (&mut self.accept).await;
         self.backlog.abort();
+        if let Some(renew) = &self.renew {
+            renew.abort();
+        }
         if let Some(gc) = &self.gc {
             gc.abort();
         }
@@ -296,6 +318,12 @@ pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()
     Ok(())
 }
 
+pub(crate) fn unix_secs(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// The issuer (main CA plus `[ca.signers]`) and the CA certificates trusted for client auth.
 fn build_issuer(
     cfg: &Config,
@@ -308,6 +336,8 @@ fn build_issuer(
             .map(CertificateDer::from)
             .map_err(|e| IssueError::Build(e.to_string()))
     };
+    let now_unix = unix_secs(std::time::SystemTime::now());
+    crate::metrics::global().set_ca_not_after(unix_secs(bundle.not_after()), now_unix);
     let mut roots = vec![der_of(&bundle.cert)?];
     let mut issuer = Issuer::new(bundle, key, cfg.issuance.clone())?;
     for (name, sc) in &cfg.ca.signers {

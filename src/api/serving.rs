@@ -28,6 +28,8 @@ pub struct ServingIdentity {
     pub chain: Vec<CertificateDer<'static>>,
     /// The key (PKCS#8).
     pub key: PrivateKeyDer<'static>,
+    /// When the leaf expires.
+    pub not_after: SystemTime,
 }
 
 impl std::fmt::Debug for ServingIdentity {
@@ -100,5 +102,6 @@ pub fn serving_identity(
     Ok(ServingIdentity {
         chain,
         key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec())),
+        not_after: issued.not_after,
     })
 }

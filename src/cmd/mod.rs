@@ -1,9 +1,11 @@
 //! Subcommand implementations, one file per subcommand.
 
+pub mod audit;
 pub mod bootstrap;
 pub mod ca;
 pub mod dev;
 pub mod hsm;
+pub mod lifecycle;
 pub mod node;
 pub mod serve;
 pub mod token;

@@ -5,7 +5,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::api::server::{ServeError, serve};
+use crate::api::server::{ServeError, Server};
+use crate::cmd::lifecycle;
 use crate::config::{Config, ConfigError};
 use crate::exit;
 use crate::signer::{Pkcs11Uri, UriOrigin, apply_module_environment};
@@ -47,6 +48,9 @@ pub struct ServeArgs {
     /// The seeds' name for `--auto-approve-group` (deprecated alias; logged as a warning).
     #[arg(long = "insecure-experimental-approve-all-kubelet-csrs-for-group")]
     pub legacy_auto_approve_groups: Vec<String>,
+    /// Run even as root (the appliance belongs under its own user; see systemd/).
+    #[arg(long)]
+    pub allow_root: bool,
 }
 
 /// Why `serve` could not assemble its configuration.
@@ -144,6 +148,8 @@ impl ServeArgs {
             tls_private_key_file: None,
             auto_approve_groups: Vec::new(),
             legacy_auto_approve_groups: Vec::new(),
+            // `dev` is a local sandbox and runs as whoever starts it.
+            allow_root: true,
         }
     }
 
@@ -206,10 +212,20 @@ impl ServeArgs {
 
     /// Runs the server until SIGTERM / SIGINT; returns the exit code.
     pub fn run(self) -> i32 {
+        if let Err(e) = lifecycle::check_not_root(self.allow_root) {
+            tracing::error!(error = %e, "refusing to start");
+            return exit::USAGE;
+        }
         let cfg = match self.config() {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!(error = %e, "bad configuration");
+                // One log line (TOML errors span several, with a caret diagram).
+                let error = e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                tracing::error!(%error, "bad configuration");
                 return exit::USAGE;
             }
         };
@@ -228,7 +244,7 @@ impl ServeArgs {
                 return exit::SOFTWARE;
             }
         };
-        match runtime.block_on(serve(cfg, shutdown_signal())) {
+        match runtime.block_on(serve_notified(cfg)) {
             Ok(()) => 0,
             Err(e) => {
                 tracing::error!(error = %e, "serve failed");
@@ -236,6 +252,23 @@ impl ServeArgs {
             }
         }
     }
+}
+
+/// Starts the server, tells systemd it is ready, pings the watchdog while healthy, and stops
+/// on SIGTERM / SIGINT.
+async fn serve_notified(cfg: Config) -> Result<(), ServeError> {
+    let server = Server::start(&cfg).await?;
+    lifecycle::notify_ready();
+    let watchdog = tokio::spawn(lifecycle::watchdog(
+        server.api().clone(),
+        cfg.data_dir.clone(),
+    ));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    lifecycle::notify_stopping();
+    watchdog.abort();
+    server.shutdown().await;
+    Ok(())
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -233,13 +233,18 @@ impl TokenSigner {
         if !self.ready() {
             return Err(self.unavailable());
         }
+        let metrics = crate::metrics::global();
+        let started = std::time::Instant::now();
+        metrics.sessions_in_use.inc();
         let sig = {
             let guard = self.read_live();
-            let Some(live) = guard.as_ref() else {
-                return Err(self.unavailable());
-            };
-            self.sign_on(live, msg)
+            match guard.as_ref() {
+                Some(live) => self.sign_on(live, msg),
+                None => Err(self.unavailable()),
+            }
         };
+        metrics.sessions_in_use.dec();
+        metrics.observe_sign(started.elapsed());
         match sig {
             Ok(sig) => self.check(msg, sig),
             // A pool timeout means every session is stuck in the token (e.g. a hung device):

@@ -129,21 +129,45 @@ fn rv_of(csr: &CertificateSigningRequest) -> Option<u64> {
     csr.metadata.resource_version.as_deref()?.parse().ok()
 }
 
-/// The audit hook: writes one row in the same transaction as the change. The hash chain and
-/// signed checkpoints are a later issue; this is where they go.
+/// The audit hook: writes one hash-chained row (`crate::audit`) in the same transaction as the
+/// change, and logs its hash (the outside copy that makes truncation visible).
 fn record(tx: &Transaction<'_>, event: &AuditEvent<'_>) -> Result<(), rusqlite::Error> {
-    let now = unix_now();
+    let last: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (last_seq, prev_hash) = last.unwrap_or((0, crate::audit::GENESIS.to_owned()));
+    let mut rec = crate::audit::AuditRecord {
+        seq: u64::try_from(last_seq).unwrap_or(0).saturating_add(1),
+        at_unix: unix_now(),
+        kind: event.kind.to_owned(),
+        csr_name: event.csr_name.to_owned(),
+        actor: event.actor.to_owned(),
+        resource_version: event.resource_version,
+        prev_hash,
+        hash: String::new(),
+    };
+    rec.hash = crate::audit::record_hash(&rec);
     tx.execute(
-        "INSERT INTO audit_events (at_unix, kind, csr_name, actor, resource_version)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO audit_events (seq, at_unix, kind, csr_name, actor, resource_version,
+                                   prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
-            now,
-            event.kind,
-            event.csr_name,
-            event.actor,
-            i64::try_from(event.resource_version).unwrap_or(i64::MAX)
+            i64::try_from(rec.seq).unwrap_or(i64::MAX),
+            rec.at_unix,
+            rec.kind,
+            rec.csr_name,
+            rec.actor,
+            i64::try_from(rec.resource_version).unwrap_or(i64::MAX),
+            rec.prev_hash,
+            rec.hash
         ],
     )?;
+    tracing::info!(target: "kubesigner::audit", seq = rec.seq, kind = %rec.kind,
+        csr = %rec.csr_name, actor = %rec.actor, head = %rec.hash, "audit");
     Ok(())
 }
 
@@ -259,6 +283,28 @@ impl Store {
         drop(st);
         self.sync.wait_durable(seq).map_err(StoreError::from)?;
         Ok(csr)
+    }
+
+    /// The whole audit chain, oldest first (`kubesigner audit export`).
+    pub fn audit_records(&self) -> Result<Vec<crate::audit::AuditRecord>, StoreError> {
+        let st = self.lock()?;
+        let mut stmt = st.conn.prepare(
+            "SELECT seq, at_unix, kind, csr_name, actor, resource_version, prev_hash, hash
+             FROM audit_events ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(crate::audit::AuditRecord {
+                seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                at_unix: r.get(1)?,
+                kind: r.get(2)?,
+                csr_name: r.get(3)?,
+                actor: r.get(4)?,
+                resource_version: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+                prev_hash: r.get(6)?,
+                hash: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Reads one CSR.
@@ -454,8 +500,26 @@ impl Store {
 
     /// Marks a node disabled (its CSRs are denied) or enabled again.
     pub fn set_node_disabled(&self, node: &str, disabled: bool) -> Result<(), StoreError> {
-        let st = self.lock()?;
-        nodes::set_disabled(&st.conn, node, disabled, unix_now())?;
+        let mut st = self.lock()?;
+        let tx = st.conn.transaction()?;
+        nodes::set_disabled(&tx, node, disabled, unix_now())?;
+        let rv = current_rv(&tx)?;
+        let kind = if disabled {
+            "node-disable"
+        } else {
+            "node-enable"
+        };
+        // The audit record names the node in `csr_name` (the subject of the change).
+        record(
+            &tx,
+            &AuditEvent {
+                kind,
+                csr_name: node,
+                actor: "kubesigner-cli",
+                resource_version: rv,
+            },
+        )?;
+        tx.commit()?;
         let seq = self.sync.committed()?;
         drop(st);
         Ok(self.sync.wait_durable(seq)?)

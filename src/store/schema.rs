@@ -55,6 +55,13 @@ const MIGRATIONS: &[&str] = &[
         actor TEXT NOT NULL,
         resource_version INTEGER NOT NULL
      );",
+    // 2: the audit log becomes a hash chain (crate::audit) and append-only.
+    "ALTER TABLE audit_events ADD COLUMN prev_hash TEXT NOT NULL DEFAULT '';
+     ALTER TABLE audit_events ADD COLUMN hash TEXT NOT NULL DEFAULT '';
+     CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+     CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
 ];
 
 /// Creates the version table if needed and applies every pending migration, each in its own

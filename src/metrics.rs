@@ -1,0 +1,189 @@
+//! Prometheus metrics (text exposition format), one process-wide registry.
+//!
+//! `/metrics` is served anonymously, like `/healthz` (kube-apiserver gates it behind RBAC; here
+//! it carries no CSR contents, names or secrets: only counts, latencies and expiry times, so a
+//! scraper needs no credential). See SECURITY.md (M-OPS-METRICS).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Days before the CA's `notAfter` at which `kubesigner_ca_expiry_alert` turns 1 (issue 9:
+/// "an alert metric when the CA is within 90 days of expiry").
+pub const CA_ALERT_DAYS: i64 = 90;
+
+/// Labels of `kubesigner_http_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    /// The HTTP status code.
+    pub code: u16,
+}
+
+/// Labels of `kubesigner_auth_failures_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// Why: `unauthenticated`, `forbidden`, ….
+    pub kind: &'static str,
+}
+
+/// Every metric of the appliance.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests answered, by status code.
+    pub requests: Family<CodeLabels, Counter>,
+    /// Time from an approved CSR to its issued certificate (validation, signing, store).
+    pub issuance_seconds: Histogram,
+    /// Time of one signature by the token.
+    pub token_sign_seconds: Histogram,
+    /// 1 while every token signer has a working session.
+    pub hsm_up: Gauge,
+    /// Token sessions in use.
+    pub sessions_in_use: Gauge,
+    /// CSRs neither approved nor denied.
+    pub pending_csrs: Gauge,
+    /// Refused requests, by kind.
+    pub auth_failures: Family<KindLabels, Counter>,
+    /// The CA certificate's `notAfter` (Unix seconds).
+    pub ca_not_after: Gauge,
+    /// The serving certificate's `notAfter` (Unix seconds).
+    pub serving_not_after: Gauge,
+    /// 1 when the CA expires within [`CA_ALERT_DAYS`].
+    pub ca_expiry_alert: Gauge,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    // 0.5 ms … ~16 s: SoftHSM signs in about a millisecond, a network HSM in tens.
+    exponential_buckets(0.0005, 2.0, 16)
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("kubesigner");
+        let m = Metrics {
+            requests: Family::default(),
+            issuance_seconds: Histogram::new(latency_buckets()),
+            token_sign_seconds: Histogram::new(latency_buckets()),
+            hsm_up: Gauge::default(),
+            sessions_in_use: Gauge::default(),
+            pending_csrs: Gauge::default(),
+            auth_failures: Family::default(),
+            ca_not_after: Gauge::default(),
+            serving_not_after: Gauge::default(),
+            ca_expiry_alert: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "http_requests",
+            "Requests answered, by status code",
+            m.requests.clone(),
+        );
+        r.register(
+            "issuance_seconds",
+            "Approved CSR to issued certificate",
+            m.issuance_seconds.clone(),
+        );
+        r.register(
+            "token_sign_seconds",
+            "One signature by the PKCS#11 token",
+            m.token_sign_seconds.clone(),
+        );
+        r.register(
+            "hsm_up",
+            "1 while every token signer has a working session",
+            m.hsm_up.clone(),
+        );
+        r.register(
+            "token_sessions_in_use",
+            "PKCS#11 sessions in use",
+            m.sessions_in_use.clone(),
+        );
+        r.register(
+            "pending_csrs",
+            "CSRs neither approved nor denied",
+            m.pending_csrs.clone(),
+        );
+        r.register(
+            "auth_failures",
+            "Refused requests, by kind",
+            m.auth_failures.clone(),
+        );
+        r.register(
+            "ca_not_after_timestamp_seconds",
+            "CA certificate notAfter",
+            m.ca_not_after.clone(),
+        );
+        r.register(
+            "serving_cert_not_after_timestamp_seconds",
+            "Serving certificate notAfter",
+            m.serving_not_after.clone(),
+        );
+        r.register(
+            "ca_expiry_alert",
+            "1 when the CA expires within 90 days",
+            m.ca_expiry_alert.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Records the CA's `notAfter` and sets the 90-day alert from `now_unix`.
+    pub fn set_ca_not_after(&self, not_after_unix: i64, now_unix: i64) {
+        self.ca_not_after.set(not_after_unix);
+        let alert = not_after_unix.saturating_sub(now_unix) < CA_ALERT_DAYS * 86_400;
+        self.ca_expiry_alert.set(i64::from(alert));
+    }
+
+    /// Records one token signature.
+    pub fn observe_sign(&self, took: Duration) {
+        self.token_sign_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The text exposition (`text/plain; version=0.0.4` compatible OpenMetrics text).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The process-wide metrics.
+pub fn global() -> &'static Metrics {
+    static GLOBAL: OnceLock<Metrics> = OnceLock::new();
+    GLOBAL.get_or_init(Metrics::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family_and_the_ca_alert() {
+        let m = Metrics::new();
+        m.requests.get_or_create(&CodeLabels { code: 201 }).inc();
+        m.set_ca_not_after(1_000 + 89 * 86_400, 1_000);
+        let text = m.render();
+        assert!(
+            text.contains("kubesigner_http_requests_total{code=\"201\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("kubesigner_ca_expiry_alert 1"), "{text}");
+        m.set_ca_not_after(1_000 + 91 * 86_400, 1_000);
+        assert!(m.render().contains("kubesigner_ca_expiry_alert 0"));
+        for name in [
+            "issuance_seconds_bucket",
+            "token_sign_seconds",
+            "hsm_up",
+            "pending_csrs",
+        ] {
+            assert!(text.contains(name), "{name} missing: {text}");
+        }
+    }
+}

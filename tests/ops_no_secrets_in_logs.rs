@@ -1,0 +1,127 @@
+//! No secret in any log: a full dev run (create a bootstrap token, bootstrap a node with it,
+//! auto-approve the client CSR, admin-approve the serving CSR) and then grep the appliance's,
+//! the bootstrap's and the token command's output for the PIN, the SO PIN and every token
+//! secret (whole and secret part alone).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/appliance.rs"]
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn read_trimmed(p: &std::path::Path) -> String {
+    std::fs::read_to_string(p).unwrap().trim().to_owned()
+}
+
+#[test]
+fn full_dev_run_logs_no_pin_or_token_secret() {
+    let a = Appliance::start();
+    let cfg = a.state().join("kubesigner.toml");
+    let created = Command::new(bin())
+        .args(["token", "create", "--ttl", "1h", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(created.status.success());
+    let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+
+    // The dev bootstrap kubeconfig with the new token.
+    let node = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(a.bootstrap_kubeconfig()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("token: "))
+        .unwrap();
+    let boot = node.path().join("bootstrap.kubeconfig");
+    std::fs::write(&boot, text.replace(line, &format!("    token: {token}"))).unwrap();
+    let blog = node.path().join("bootstrap.log");
+    let logf = std::fs::File::create(&blog).unwrap();
+    let pki = node.path().join("pki");
+    let mut child = Command::new(bin())
+        .arg("bootstrap")
+        .arg("--experimental-bootstrap-kubeconfig")
+        .arg(&boot)
+        .arg("--kubeconfig")
+        .arg(node.path().join("kubelet.conf"))
+        .arg("--cert-dir")
+        .arg(&pki)
+        .args([
+            "--node-name",
+            "node1",
+            "--serving",
+            "--address",
+            "127.0.0.1",
+        ])
+        .args(["--hostname", "node1.test"])
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(logf.try_clone().unwrap()))
+        .stderr(Stdio::from(logf))
+        .spawn()
+        .unwrap();
+    until(60, "the client certificate", || {
+        std::fs::read_link(pki.join("kubelet-client-current.pem")).ok()
+    });
+    let serving = until(60, "the serving CSR", || {
+        let out = kubectl_ok(&a.admin_kubeconfig(), &["get", "csr", "-o", "name"]);
+        let csrs: Vec<String> = out.lines().map(str::to_owned).collect();
+        csrs.into_iter().find(|n| {
+            kubectl_ok(
+                &a.admin_kubeconfig(),
+                &["get", n, "-o", "jsonpath={.spec.signerName}"],
+            )
+            .contains("kubelet-serving")
+        })
+    });
+    let serving = serving.trim_start_matches("certificatesigningrequest.certificates.k8s.io/");
+    kubectl_ok(&a.admin_kubeconfig(), &["certificate", "approve", serving]);
+    until(60, "the serving certificate", || {
+        std::fs::read_link(pki.join("kubelet-server-current.pem")).ok()
+    });
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+
+    let mut secrets = vec![
+        read_trimmed(&a.state().join("pin")),
+        read_trimmed(&a.state().join("so-pin")),
+        read_trimmed(&a.state().join("bootstrap-token")),
+        token.clone(),
+    ];
+    for t in [read_trimmed(&a.state().join("bootstrap-token")), token] {
+        if let Some((_, secret)) = t.split_once('.') {
+            secrets.push(secret.to_owned());
+        }
+    }
+    let logs = [
+        ("appliance", a.log()),
+        ("bootstrap", std::fs::read_to_string(&blog).unwrap()),
+        (
+            "token create",
+            String::from_utf8_lossy(&created.stderr).into_owned(),
+        ),
+    ];
+    assert!(logs[0].1.contains("serving"), "the appliance log is empty");
+    for (name, log) in &logs {
+        for s in &secrets {
+            assert!(s.len() >= 6, "secret too short to grep for: {s:?}");
+            assert!(
+                !log.contains(s.as_str()),
+                "the {name} log contains a secret"
+            );
+        }
+    }
+}
