@@ -51,14 +51,13 @@ async fn kill9_under_load_loses_nothing_acknowledged() {
     let kills = scale(5, 20);
     let acked = Arc::new(Mutex::new(BTreeSet::<String>::new()));
     let mut out = Outcome::default();
-    let mut seq = 0usize;
     for round in 0..kills {
         // Load: 4 workers creating distinct node CSRs until the kill.
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let workers: Vec<_> = (0..4)
             .map(|w| {
                 let (client, stop, acked) = (rig.client.clone(), stop.clone(), Arc::clone(&acked));
-                let base = seq + w * 100_000;
+                let base = w * 100_000;
                 tokio::spawn(async move {
                     let mut sent = 0;
                     while !*stop.borrow() {
@@ -76,7 +75,6 @@ async fn kill9_under_load_loses_nothing_acknowledged() {
                 })
             })
             .collect();
-        seq += 1;
         tokio::time::sleep(Duration::from_millis(200 + rng.below(1500))).await;
         rig.kill9();
         stop_tx.send(true).unwrap();
