@@ -448,6 +448,7 @@ impl Drop for TokenSigner {
             .take();
         if let Some(live) = live {
             live.teardown();
+            tracing::info!("PKCS#11 token closed: sessions closed (logged out), module finalized");
         }
         self.wake.notify();
     }
