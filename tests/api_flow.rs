@@ -524,3 +524,164 @@ async fn delete_generate_name_status_and_metadata_update() {
     assert_eq!(g.code, StatusCode::NOT_FOUND);
     assert_eq!(g.body["reason"], "NotFound");
 }
+
+#[tokio::test]
+async fn renewal_needs_a_node_identity_not_just_the_user_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    let mut impostor = kubelet_bootstrap();
+    impostor.user = "system:node:n1".to_owned();
+    let r = create(&h.api, &impostor, &node_csr("imp", "n1")).await;
+    assert_eq!(r.code, StatusCode::CREATED, "{}", r.body);
+    assert!(condition_types(&r.body).is_empty(), "{}", r.body);
+}
+
+#[tokio::test]
+async fn bookmarks_only_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    create(&h.api, &kubelet_bootstrap(), &node_csr("b1", "n1")).await;
+    let rv = h.api.store().resource_version().unwrap().to_string();
+    // One event parses as a single JSON object; several come back as the raw text.
+    let types = |body: &Value| -> Vec<Value> {
+        match body {
+            Value::String(text) => text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
+            one => vec![one.clone()],
+        }
+    };
+    let with = call(
+        &h.api,
+        &admin(),
+        Method::GET,
+        &format!("{CSRS}?watch=1&allowWatchBookmarks=true&timeoutSeconds=1"),
+        None,
+    )
+    .await;
+    let evs = types(&with.body);
+    let last = evs.last().unwrap();
+    assert_eq!(last["type"], "BOOKMARK");
+    assert_eq!(last["object"]["metadata"]["resourceVersion"], rv);
+    assert_eq!(last["object"]["kind"], "CertificateSigningRequest");
+    let without = call(
+        &h.api,
+        &admin(),
+        Method::GET,
+        &format!("{CSRS}?watch=1&timeoutSeconds=1"),
+        None,
+    )
+    .await;
+    let evs = types(&without.body);
+    assert!(evs.iter().all(|e| e["type"] != "BOOKMARK"), "{evs:?}");
+}
+
+#[tokio::test]
+async fn patch_labels_and_json_patch_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    create(&h.api, &kubelet_bootstrap(), &node_csr("p1", "n1")).await;
+    let patch = |uri: String, ct: &'static str, body: Value| {
+        let api = h.api.clone();
+        async move {
+            call_raw(
+                &api,
+                Some(admin()),
+                Method::PATCH,
+                &uri,
+                &[("content-type", ct)],
+                body.to_string().into_bytes(),
+            )
+            .await
+        }
+    };
+    let r = patch(
+        format!("{CSRS}/p1"),
+        "application/merge-patch+json",
+        json!({"metadata": {"labels": {"team": "a"}}, "spec": {"signerName": "example.com/x"}}),
+    )
+    .await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["metadata"]["labels"]["team"], "a");
+    assert_eq!(r.body["spec"]["signerName"], CLIENT, "spec stays as stored");
+    let add = json!([{"op": "add", "path": "/status/conditions", "value": [{"type": "Approved", "status": "True", "reason": "Patched"}]}]);
+    let r = patch(
+        format!("{CSRS}/p1/approval"),
+        "application/json-patch+json",
+        add,
+    )
+    .await;
+    assert_eq!(r.code, StatusCode::OK, "{}", r.body);
+    assert_eq!(condition_types(&r.body), vec!["Approved"]);
+    assert!(
+        has_certificate(&r.body),
+        "approval by PATCH triggers signing"
+    );
+    // Removing the condition through a patch is refused like through PUT.
+    let rm = json!([{"op": "remove", "path": "/status/conditions/0"}]);
+    let r = patch(
+        format!("{CSRS}/p1/approval"),
+        "application/json-patch+json",
+        rm,
+    )
+    .await;
+    assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    // Patching status.certificate is refused for everyone.
+    let cert = json!({"status": {"certificate": b64("x")}});
+    let r = patch(
+        format!("{CSRS}/p1/status"),
+        "application/merge-patch+json",
+        cert,
+    )
+    .await;
+    assert_eq!(r.code, StatusCode::FORBIDDEN);
+    // A non-admin may not patch.
+    let req = call_raw(
+        &h.api,
+        Some(kubelet_bootstrap()),
+        Method::PATCH,
+        &format!("{CSRS}/p1"),
+        &[("content-type", "application/merge-patch+json")],
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(req.code, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn garbage_collection_keeps_approved_unsigned_and_issued_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    create(&h.api, &kubelet_bootstrap(), &node_csr("pending", "g1")).await;
+    assert!(has_certificate(
+        &create(&h.api, &bootstrap(&[]), &node_csr("issued", "g2"))
+            .await
+            .body
+    ));
+    h.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+    create(&h.api, &bootstrap(&[]), &node_csr("waiting", "g3")).await;
+    let cfg = kubesigner::compat::gc::GcConfig::default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let soon = k8s_openapi::jiff::Timestamp::from_second(now + 60).unwrap();
+    assert_eq!(h.api.collect_garbage(&cfg, soon).await.unwrap(), 0);
+    let later = k8s_openapi::jiff::Timestamp::from_second(now + 25 * 3600).unwrap();
+    assert_eq!(h.api.collect_garbage(&cfg, later).await.unwrap(), 2);
+    let left = call(&h.api, &admin(), Method::GET, CSRS, None).await.body;
+    assert_eq!(left["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        left["items"][0]["metadata"]["name"], "waiting",
+        "approved, not yet signed: kept"
+    );
+    // The issued-certificate record outlives the CSR object.
+    assert!(
+        h.api
+            .store()
+            .node_state("g2", now)
+            .unwrap()
+            .unexpired_certificate
+    );
+}

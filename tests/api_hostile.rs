@@ -334,6 +334,14 @@ fn cases(pending: &Value, issued: &Value) -> Vec<Case> {
             b"junk".to_vec(),
             StatusCode::BAD_REQUEST,
         ),
+        case(
+            "stranger probing a missing name",
+            nobody(),
+            Method::GET,
+            &format!("{CSRS}/nope"),
+            Value::Null,
+            StatusCode::FORBIDDEN,
+        ),
         raw(
             "CBOR body",
             admin(),
@@ -570,12 +578,12 @@ fn cases(pending: &Value, issued: &Value) -> Vec<Case> {
             StatusCode::BAD_REQUEST,
         ),
         case(
-            "PATCH (not supported yet)",
+            "PATCH with a non-patch content type",
             admin(),
             Method::PATCH,
             &format!("{CSRS}/victim"),
             json!({}),
-            StatusCode::METHOD_NOT_ALLOWED,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ),
         case(
             "unknown path",
@@ -705,6 +713,7 @@ async fn huge_watch_timeout_is_capped_and_watch_count_bounded() {
     )
     .await;
     assert_eq!(second.code, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(second.headers.get("retry-after").unwrap(), "1");
     let start = Instant::now();
     let _ = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect())
         .await
@@ -758,4 +767,106 @@ async fn signer_rule_violation_is_stored_as_failed_and_unknown_fields_warn() {
     assert_eq!(r.code, StatusCode::CREATED);
     let w = r.headers.get("warning").unwrap().to_str().unwrap();
     assert!(w.contains("spec.extraThing"), "{w}");
+}
+
+#[tokio::test]
+async fn abandoned_watch_frees_its_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SoftKey::generate();
+    let pem = ca_pem(&key);
+    let limits = Limits {
+        max_watches: 1,
+        ..Limits::default()
+    };
+    let h = harness_with(dir.path(), key, pem, IssuanceConfig::default(), limits);
+    let open = || {
+        let req = http::Request::get(format!("{CSRS}?watch=1"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        h.api.handle_as(
+            req,
+            kubesigner::api::hooks::AuthnResult::Authenticated(admin()),
+        )
+    };
+    let first = open().await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(open().await.status(), StatusCode::TOO_MANY_REQUESTS);
+    drop(first);
+    let start = Instant::now();
+    loop {
+        let r = open().await;
+        if r.status() == StatusCode::OK {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(2), "slot not freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn pending_csrs_per_node_are_capped_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    for i in 0..3 {
+        let r = create(
+            &h.api,
+            &kubelet_bootstrap(),
+            &node_csr(&format!("cap{i}"), "capped"),
+        )
+        .await;
+        assert_eq!(r.code, StatusCode::CREATED, "{}", r.body);
+    }
+    let rv = h.api.store().resource_version().unwrap();
+    let r = create(&h.api, &kubelet_bootstrap(), &node_csr("cap3", "capped")).await;
+    assert_eq!(r.code, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(r.headers.get("retry-after").is_some());
+    assert_eq!(
+        h.api.store().resource_version().unwrap(),
+        rv,
+        "nothing stored"
+    );
+    // Administrators are exempt; other nodes are not affected.
+    assert_eq!(
+        create(&h.api, &admin(), &node_csr("cap-admin", "capped"))
+            .await
+            .code,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        create(&h.api, &kubelet_bootstrap(), &node_csr("other", "free"))
+            .await
+            .code,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn node_rate_limits_bootstrap_loops_but_not_self_renewal() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    // A node renewing with its own identity: not throttled per node.
+    for i in 0..7 {
+        let r = create(
+            &h.api,
+            &node("busy"),
+            &node_csr(&format!("renew{i}"), "busy"),
+        )
+        .await;
+        assert_eq!(r.code, StatusCode::CREATED, "{i}: {}", r.body);
+    }
+    // A bootstrap loop for one node name (auto-approved, so not pending): the node rate stops it.
+    let codes: Vec<StatusCode> = {
+        let mut v = Vec::new();
+        for i in 0..7 {
+            let mut who = bootstrap(&[]);
+            who.user = format!("system:bootstrap:abc{i:03}");
+            v.push(
+                create(&h.api, &who, &node_csr(&format!("loop{i}"), "looping"))
+                    .await
+                    .code,
+            );
+        }
+        v
+    };
+    assert!(codes.contains(&StatusCode::TOO_MANY_REQUESTS), "{codes:?}");
 }

@@ -161,6 +161,10 @@ async fn kubectl_create_get_approve_describe_delete() {
     .unwrap();
     let (ok, out) = kubectl(kc, &["create", "-f", bad.to_str().unwrap()]).await;
     assert!(!ok && out.contains("bogusField"), "{out}");
+    let (ok, out) = kubectl(kc, &["label", "csr", "node-csr-kubectl", "team=a"]).await;
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl(kc, &["get", "csr", "-l", "team=a", "-o", "name"]).await;
+    assert!(ok && out.contains("node-csr-kubectl"), "{out}");
     let (ok, out) = kubectl(kc, &["delete", "csr", "node-csr-kubectl"]).await;
     assert!(ok, "{out}");
     let (ok, out) = kubectl(kc, &["get", "csr", "node-csr-kubectl"]).await;

@@ -5,8 +5,6 @@
 #[path = "support/api_support.rs"]
 mod api_support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -17,7 +15,7 @@ use http::Method;
 use kubesigner::api::Limits;
 use kubesigner::api::server::Server;
 use kubesigner::config::{Config, IssuanceConfig};
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[tokio::test]
 async fn create_approve_issue_stop_start_everything_is_there() {
@@ -122,39 +120,6 @@ fn spawn_child(dir: &Path) -> (Child, u16) {
     }
 }
 
-fn request(port: u16, ca: &Path, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in kubesigner::tls::load_certs(ca).unwrap() {
-        roots.add(c).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let conn =
-        rustls::ClientConnection::new(Arc::new(cfg), "localhost".try_into().unwrap()).unwrap();
-    let mut s = rustls::StreamOwned::new(conn, TcpStream::connect(("127.0.0.1", port)).unwrap());
-    let body = body.map(Value::to_string).unwrap_or_default();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let text = String::from_utf8_lossy(&resp).into_owned();
-    let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let json_start = text.find("\r\n\r\n").map(|i| i + 4).unwrap_or(text.len());
-    // Responses are small and not chunked when Content-Length is known; tolerate chunking.
-    let payload = &text[json_start..];
-    let value = serde_json::from_str(payload).unwrap_or_else(|_| {
-        let inner = payload
-            .lines()
-            .filter(|l| l.starts_with('{'))
-            .collect::<String>();
-        serde_json::from_str(&inner).unwrap_or(Value::Null)
-    });
-    (code, value)
-}
-
 #[test]
 fn kill_9_loses_no_acknowledged_write() {
     if std::env::var("KUBESIGNER_TEST_CHILD_DIR").is_ok() {
@@ -184,9 +149,10 @@ fn kill_9_loses_no_acknowledged_write() {
     let mut approved = Vec::new();
     for i in 0..20 {
         let name = format!("k{i:02}");
-        let (code, body) = request(
+        let (code, body) = https_request(
             port,
             &ca,
+            ADMIN_TOKEN,
             "POST",
             CSRS,
             Some(&node_csr(&name, &format!("n{i}"))),
@@ -197,9 +163,10 @@ fn kill_9_loses_no_acknowledged_write() {
             let mut obj = body;
             obj["status"]["conditions"] =
                 json!([{"type": "Approved", "status": "True", "reason": "Test"}]);
-            let (code, b) = request(
+            let (code, b) = https_request(
                 port,
                 &ca,
+                ADMIN_TOKEN,
                 "PUT",
                 &format!("{CSRS}/{name}/approval"),
                 Some(&obj),
@@ -213,7 +180,7 @@ fn kill_9_loses_no_acknowledged_write() {
     child.kill().unwrap();
     child.wait().unwrap();
     let (mut child, port) = spawn_child(d);
-    let (code, list) = request(port, &ca, "GET", CSRS, None);
+    let (code, list) = https_request(port, &ca, ADMIN_TOKEN, "GET", CSRS, None);
     assert_eq!(code, 200);
     let items = list["items"].as_array().unwrap();
     let names: Vec<&str> = items

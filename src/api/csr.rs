@@ -58,17 +58,33 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
 }
 
 fn new_uid() -> Result<String, ApiError> {
-    let mut b = random_bytes::<16>()?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
+    let [
+        a0,
+        a1,
+        a2,
+        a3,
+        b0,
+        b1,
+        c0,
+        c1,
+        d0,
+        d1,
+        e0,
+        e1,
+        e2,
+        e3,
+        e4,
+        e5,
+    ] = random_bytes::<16>()?;
+    // RFC 4122 version 4 (random), variant 1.
+    let (c0, d0) = ((c0 & 0x0f) | 0x40, (d0 & 0x3f) | 0x80);
     Ok(format!(
         "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
+        hex::encode([a0, a1, a2, a3]),
+        hex::encode([b0, b1]),
+        hex::encode([c0, c1]),
+        hex::encode([d0, d1]),
+        hex::encode([e0, e1, e2, e3, e4, e5])
     ))
 }
 
@@ -77,7 +93,8 @@ fn generated_name(base: &str) -> Result<String, ApiError> {
     let r = random_bytes::<GENERATE_SUFFIX_LEN>()?;
     let suffix: String = r
         .iter()
-        .map(|b| char::from(GENERATE_ALPHABET[usize::from(*b) % GENERATE_ALPHABET.len()]))
+        .filter_map(|b| GENERATE_ALPHABET.get(usize::from(*b) % GENERATE_ALPHABET.len()))
+        .map(|c| char::from(*c))
         .collect();
     Ok(format!("{base}{suffix}"))
 }
@@ -152,7 +169,102 @@ fn accept<B>(req: &Request<B>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The new object's name: `metadata.name`, or `generateName` plus a random suffix.
+fn resolve_name(body: &CertificateSigningRequest) -> Result<String, ApiError> {
+    let name = match (
+        body.metadata.name.as_deref(),
+        body.metadata.generate_name.as_deref(),
+    ) {
+        (Some(n), _) if !n.is_empty() => n.to_owned(),
+        (_, Some(g)) if !g.is_empty() => {
+            check_name(g)
+                .map_err(|m| invalid(g, "FieldValueInvalid", "metadata.generateName", m))?;
+            generated_name(g)?
+        }
+        _ => {
+            return Err(invalid(
+                "",
+                "FieldValueRequired",
+                "metadata.name",
+                "name or generateName is required",
+            ));
+        }
+    };
+    check_name(&name).map_err(|m| invalid(&name, "FieldValueInvalid", "metadata.name", m))?;
+    Ok(name)
+}
+
+/// The caller's `metadata.resourceVersion` precondition, if any.
+fn expected_rv(body: &CertificateSigningRequest, name: &str) -> Result<Option<u64>, ApiError> {
+    match body.metadata.resource_version.as_deref() {
+        None | Some("") => Ok(None),
+        Some(rv) => rv.parse::<u64>().map(Some).map_err(|_| {
+            invalid(
+                name,
+                "FieldValueInvalid",
+                "metadata.resourceVersion",
+                "must be a resourceVersion from this server",
+            )
+        }),
+    }
+}
+
+/// A decoded PUT or PATCH, ready for the endpoint's rules.
+struct Update {
+    path: UpdatePath,
+    body: CertificateSigningRequest,
+    stored: CertificateSigningRequest,
+    warnings: Vec<String>,
+    accept: Option<String>,
+}
+
+/// The authorization verb of an update path.
+fn verb_of(path: UpdatePath) -> Verb {
+    match path {
+        UpdatePath::Main => Verb::Update,
+        UpdatePath::Approval => Verb::UpdateApproval,
+        UpdatePath::Status => Verb::UpdateStatus,
+    }
+}
+
+/// The audit name of a change.
+fn change_kind(
+    path: UpdatePath,
+    body: &CertificateSigningRequest,
+    stored: &CertificateSigningRequest,
+) -> &'static str {
+    let added = |t: &str| rules::has_condition(body, t) && !rules::has_condition(stored, t);
+    match path {
+        UpdatePath::Approval if added("Denied") => "deny",
+        UpdatePath::Approval if added("Approved") => "approve",
+        UpdatePath::Approval => "approval",
+        UpdatePath::Status => "status",
+        UpdatePath::Main => "update",
+    }
+}
+
 impl Api {
+    /// Reads one stored CSR and authorizes `verb` on it. When it does not exist, the verb-level
+    /// permission decides between 403 and 404 (so a stranger learns nothing about names).
+    async fn stored(
+        &self,
+        caller: &Caller,
+        verb: Verb,
+        name: &str,
+    ) -> Result<CertificateSigningRequest, ApiError> {
+        let store = self.inner.store.clone();
+        let n = name.to_owned();
+        let Some(csr) = blocking(move || store.get(&n)).await?? else {
+            self.authorize(caller, verb, None)?;
+            return Err(ApiError::NotFound {
+                name: name.to_owned(),
+            });
+        };
+        let cn = cn_of(&csr);
+        self.authorize(caller, verb, Some(&facts_of(&csr, cn.as_deref())))?;
+        Ok(csr)
+    }
+
     async fn read_body<B>(&self, q: &Query, req: Request<B>) -> Result<Decoded, ApiError>
     where
         B: Body<Data = Bytes> + Send,
@@ -195,26 +307,7 @@ impl Api {
             csr: body,
             warnings,
         } = self.read_body(q, req).await?;
-        let name = match (
-            body.metadata.name.as_deref(),
-            body.metadata.generate_name.as_deref(),
-        ) {
-            (Some(n), _) if !n.is_empty() => n.to_owned(),
-            (_, Some(g)) if !g.is_empty() => {
-                check_name(g)
-                    .map_err(|m| invalid(g, "FieldValueInvalid", "metadata.generateName", m))?;
-                generated_name(g)?
-            }
-            _ => {
-                return Err(invalid(
-                    "",
-                    "FieldValueRequired",
-                    "metadata.name",
-                    "name or generateName is required",
-                ));
-            }
-        };
-        check_name(&name).map_err(|m| invalid(&name, "FieldValueInvalid", "metadata.name", m))?;
+        let name = resolve_name(&body)?;
         let index = rules::validate_new(&body, &name)?;
         self.authorize(
             caller,
@@ -225,6 +318,8 @@ impl Api {
                 signer_name: &body.spec.signer_name,
             }),
         )?;
+        self.check_create_limits(caller, index.node_name.as_deref())
+            .await?;
         let csr = self.prepare(body, name, caller)?;
         let issuance = self.inner.issuance.clone();
         let probe = csr.clone();
@@ -253,6 +348,57 @@ impl Api {
             .after_create(stored, caller, &index, inspection)
             .await?;
         object_response(StatusCode::CREATED, &latest, accept.as_deref(), &warnings)
+    }
+
+    /// Per-node pending cap and create rates (`compat::limits`); administrators are exempt.
+    async fn check_create_limits(
+        &self,
+        caller: &Caller,
+        node: Option<&str>,
+    ) -> Result<(), ApiError> {
+        use crate::compat::limits::{CreateAttempt, Decision, Requester};
+        let Some(limiter) = &self.inner.limiter else {
+            return Ok(());
+        };
+        // A node renewing its own certificate authenticated with that certificate: the per-node
+        // limits target failing bootstrap loops (a shared token re-posting every 32 s); renewals
+        // are auto-approved at once and stay bounded by the requester rate.
+        let node = node.filter(|n| crate::authz::node_name(caller) != Some(*n));
+        let pending_for_node = match node {
+            Some(n) => {
+                let (store, n) = (self.inner.store.clone(), n.to_owned());
+                blocking(move || store.pending_for_node(&n)).await??
+            }
+            None => 0,
+        };
+        let requester = if crate::authz::is_admin(caller, &self.inner.authz) {
+            Requester::Admin
+        } else {
+            Requester::User(&caller.user)
+        };
+        let attempt = CreateAttempt {
+            requester,
+            node,
+            pending_for_node,
+        };
+        let decision = limiter
+            .lock()
+            .map_err(|_| ApiError::Internal("limiter lock poisoned".to_owned()))?
+            .check_create(&attempt, std::time::Instant::now());
+        match decision {
+            Decision::Allow => Ok(()),
+            Decision::Throttle { limit, .. } => {
+                tracing::info!(requester = %caller.user, ?node, ?limit, "csr create throttled");
+                Err(ApiError::Throttled {
+                    limit: match limit {
+                        crate::compat::limits::Limit::PendingPerNode => "pending CSRs per node",
+                        crate::compat::limits::Limit::NodeRate => "creates per node",
+                        crate::compat::limits::Limit::RequesterRate => "creates per requester",
+                    },
+                    retry_after: decision.retry_after_secs().unwrap_or(1),
+                })
+            }
+        }
     }
 
     /// Server-owned fields on create (reference §1.2).
@@ -299,15 +445,7 @@ impl Api {
         name: &str,
         req: &Request<B>,
     ) -> Result<Response<ResponseBody>, ApiError> {
-        let store = self.inner.store.clone();
-        let n = name.to_owned();
-        let csr = blocking(move || store.get(&n))
-            .await??
-            .ok_or_else(|| ApiError::NotFound {
-                name: name.to_owned(),
-            })?;
-        let cn = cn_of(&csr);
-        self.authorize(caller, Verb::Get, Some(&facts_of(&csr, cn.as_deref())))?;
+        let csr = self.stored(caller, Verb::Get, name).await?;
         object_response(StatusCode::OK, &csr, accept(req).as_deref(), &[])
     }
 
@@ -316,15 +454,7 @@ impl Api {
         caller: &Caller,
         name: &str,
     ) -> Result<Response<ResponseBody>, ApiError> {
-        let store = self.inner.store.clone();
-        let n = name.to_owned();
-        let csr = blocking(move || store.get(&n))
-            .await??
-            .ok_or_else(|| ApiError::NotFound {
-                name: name.to_owned(),
-            })?;
-        let cn = cn_of(&csr);
-        self.authorize(caller, Verb::Delete, Some(&facts_of(&csr, cn.as_deref())))?;
+        self.stored(caller, Verb::Delete, name).await?;
         let store = self.inner.store.clone();
         let (n, actor) = (name.to_owned(), caller.user.clone());
         let gone = blocking(move || store.delete(&n, &actor)).await??;
@@ -352,53 +482,96 @@ impl Api {
             csr: body,
             warnings,
         } = self.read_body(q, req).await?;
+        let stored = self.stored(caller, verb_of(path), name).await?;
+        let update = Update {
+            path,
+            body,
+            stored,
+            warnings,
+            accept,
+        };
+        self.commit_update(caller, name, update).await
+    }
+
+    /// PATCH (merge, strategic-merge, JSON patch) on the CSR, `/approval` or `/status`: the
+    /// patch is applied to the stored object, then the PUT rules of that endpoint decide, with
+    /// the stored resourceVersion as precondition (a concurrent change gives 409).
+    pub(super) async fn patch<B>(
+        &self,
+        caller: &Caller,
+        name: &str,
+        path: UpdatePath,
+        q: &Query,
+        req: Request<B>,
+    ) -> Result<Response<ResponseBody>, ApiError>
+    where
+        B: Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        use crate::compat::patch::{PatchError, PatchKind, apply};
+        let accept = accept(&req);
+        if q.get("dryRun").is_some() {
+            return Err(bad_request("dryRun is not supported"));
+        }
+        let kind = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(PatchKind::from_content_type)
+            .ok_or(ApiError::UnsupportedMediaType)?;
+        let fv = FieldValidation::from_query(q)?;
+        let bytes = read_limited(req.into_body(), self.inner.limits.max_body_bytes).await?;
+        let stored = self.stored(caller, verb_of(path), name).await?;
+        let doc = serde_json::to_value(&stored)
+            .map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
+        let patched = apply(&doc, kind, &bytes).map_err(|e| match e {
+            PatchError::TooLarge { max, .. } => ApiError::TooLarge { limit: max },
+            e @ (PatchError::OperationFailed { .. } | PatchError::ResultTooLarge) => {
+                invalid(name, "FieldValueInvalid", "patch", e.to_string())
+            }
+            e => bad_request(e.to_string()),
+        })?;
+        let patched =
+            serde_json::to_vec(&patched).map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
+        let Decoded {
+            csr: mut body,
+            warnings,
+        } = decode_csr(&patched, fv)?;
+        if body.metadata.resource_version.is_none() {
+            body.metadata.resource_version = stored.metadata.resource_version.clone();
+        }
+        let update = Update {
+            path,
+            body,
+            stored,
+            warnings,
+            accept,
+        };
+        self.commit_update(caller, name, update).await
+    }
+
+    /// The common tail of PUT and PATCH: preconditions, the endpoint's rules in one store
+    /// transaction, signing when the change approved the CSR, the response.
+    async fn commit_update(
+        &self,
+        caller: &Caller,
+        name: &str,
+        u: Update,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        let Update {
+            path,
+            body,
+            stored,
+            warnings,
+            accept,
+        } = u;
         if body.metadata.name.as_deref().is_some_and(|n| n != name) {
             return Err(bad_request(
                 "the name in the body does not match the name in the URL",
             ));
         }
-        let expected_rv = match body.metadata.resource_version.as_deref() {
-            None | Some("") => None,
-            Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
-                invalid(
-                    name,
-                    "FieldValueInvalid",
-                    "metadata.resourceVersion",
-                    "must be a resourceVersion from this server",
-                )
-            })?),
-        };
-        let store = self.inner.store.clone();
-        let n = name.to_owned();
-        let stored = blocking(move || store.get(&n))
-            .await??
-            .ok_or_else(|| ApiError::NotFound {
-                name: name.to_owned(),
-            })?;
-        let cn = cn_of(&stored);
-        let verb = match path {
-            UpdatePath::Main => Verb::Update,
-            UpdatePath::Approval => Verb::UpdateApproval,
-            UpdatePath::Status => Verb::UpdateStatus,
-        };
-        self.authorize(caller, verb, Some(&facts_of(&stored, cn.as_deref())))?;
-        let kind = match path {
-            UpdatePath::Approval
-                if rules::has_condition(&body, "Denied")
-                    && !rules::has_condition(&stored, "Denied") =>
-            {
-                "deny"
-            }
-            UpdatePath::Approval
-                if rules::has_condition(&body, "Approved")
-                    && !rules::has_condition(&stored, "Approved") =>
-            {
-                "approve"
-            }
-            UpdatePath::Approval => "approval",
-            UpdatePath::Status => "status",
-            UpdatePath::Main => "update",
-        };
+        let expected_rv = expected_rv(&body, name)?;
+        let kind = change_kind(path, &body, &stored);
         let store = self.inner.store.clone();
         let (n, actor, at) = (name.to_owned(), caller.user.clone(), now());
         let result = blocking(move || {
@@ -412,11 +585,10 @@ impl Api {
             })
         })
         .await?;
-        let updated = match result {
-            Ok(c) => c,
-            Err(UpdateError::Rejected(e)) => return Err(e),
-            Err(UpdateError::Store(e)) => return Err(e.into()),
-        };
+        let updated = result.map_err(|e| match e {
+            UpdateError::Rejected(e) => e,
+            UpdateError::Store(e) => e.into(),
+        })?;
         if kind != "update" {
             tracing::info!(csr = %name, by = %caller.user, change = kind, "csr updated");
         }

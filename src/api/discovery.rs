@@ -62,7 +62,7 @@ pub fn resource_list() -> Value {
         "resources": [
             {"name": "certificatesigningrequests", "singularName": "certificatesigningrequest",
              "namespaced": false, "kind": "CertificateSigningRequest",
-             "verbs": ["create", "delete", "get", "list", "update", "watch"],
+             "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
              "shortNames": ["csr"], "storageVersionHash": ""},
             sub("approval"),
             sub("status"),

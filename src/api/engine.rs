@@ -84,7 +84,8 @@ impl Engine {
                 format!("node {} is disabled", name.as_str()),
             );
         }
-        if caller.user == name.user_name() {
+        // Renewal: a node (system:node:<n> in system:nodes) asking for its own name.
+        if crate::authz::node_name(caller) == Some(name.as_str()) {
             return approve(
                 "Auto approving self kubelet client certificate after SubjectAccessReview.",
             );

@@ -80,6 +80,14 @@ pub enum ApiError {
     /// Too many concurrent watches — 429.
     #[error("too many requests")]
     TooManyRequests,
+    /// A create limit (pending per node, node or requester rate) — 429 with Retry-After.
+    #[error("create throttled ({limit}); retry after {retry_after}s")]
+    Throttled {
+        /// Which limit.
+        limit: &'static str,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// Validation failed — 422 Invalid with field causes.
     #[error("invalid {name}: {causes:?}")]
     Invalid {
@@ -130,7 +138,9 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType")
             }
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
-            ApiError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
+            ApiError::TooManyRequests | ApiError::Throttled { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
         }
@@ -188,6 +198,10 @@ impl ApiError {
                     })),
                 )
             }
+            ApiError::Throttled { retry_after, .. } => (
+                "too many certificate signing requests, try again later".to_owned(),
+                Some(json!({"retryAfterSeconds": retry_after})),
+            ),
             ApiError::TooManyRequests => ("too many concurrent watches, try again later".to_owned(), None),
             ApiError::Internal(_) => ("an internal error occurred".to_owned(), None),
             ApiError::Unavailable => ("the service is temporarily unavailable".to_owned(), None),
@@ -217,9 +231,23 @@ impl ApiError {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),
         );
+        if let ApiError::Throttled { retry_after, .. } = &self
+            && let Ok(v) = header::HeaderValue::from_str(&retry_after.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        } else if matches!(self, ApiError::TooManyRequests | ApiError::Unavailable) {
+            // client-go waits this long and retries (it honours Retry-After on 429 and 503).
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
         resp
     }
 }
+
+/// Seconds a client should wait after a 429/503 (short: watch slots and the store free quickly).
+const RETRY_AFTER_SECONDS: &str = "1";
 
 /// One-cause 422.
 pub fn invalid(

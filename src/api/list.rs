@@ -87,6 +87,15 @@ impl Selectors {
         })
     }
 
+    /// The name an equality field selector pins (`metadata.name=X`), if any: the kubelet's
+    /// list-then-watch of its own CSR reads one row instead of the table.
+    pub(super) fn pinned_name(&self) -> Option<&str> {
+        self.fields.iter().find_map(|r| match r {
+            Req::Eq(k, v) if k == "metadata.name" => Some(v.as_str()),
+            _ => None,
+        })
+    }
+
     /// Whether an object matches.
     pub(super) fn matches(&self, csr: &CertificateSigningRequest) -> bool {
         let empty = BTreeMap::new();
@@ -144,7 +153,14 @@ impl Api {
             .map(decode_continue)
             .transpose()?;
         let store = self.inner.store.clone();
-        let (all, rv) = blocking(move || store.list()).await??;
+        let pinned = sel.pinned_name().map(str::to_owned);
+        let (all, rv) = blocking(move || match pinned {
+            Some(name) => store
+                .get_with_rv(&name)
+                .map(|(c, rv)| (c.into_iter().collect(), rv)),
+            None => store.list(),
+        })
+        .await??;
         let mut items: Vec<&CertificateSigningRequest> = all
             .iter()
             .filter(|c| {

@@ -5,6 +5,14 @@
 //! Request path: authenticate → route → decode (bounded) → authorize → rules → store (blocking
 //! thread) → approval and signing ([`hooks::Issuance`]) → response. Every error becomes a
 //! Kubernetes `Status` in [`error`].
+//!
+//! Designed-for, not built (issue 6): PATCH (merge/strategic/JSON patch) decodes to a full object
+//! and then takes the PUT path's rules (`rules::apply_*`), so no new rule code; protobuf request
+//! bodies are already decoded ([`protobuf`]), protobuf responses would be one more encoder next
+//! to the JSON one; garbage collection is a periodic task over the store's `phase` and
+//! `created_unix` indexes deleting through `Store::delete` (so watches see DELETED and the audit
+//! hook records it); per-requester limits count pending CSRs by the indexed `requester` column
+//! at create time.
 
 pub mod body;
 mod csr;
@@ -12,6 +20,7 @@ pub mod decode;
 pub mod discovery;
 pub mod engine;
 pub mod error;
+mod gc;
 pub mod hooks;
 mod list;
 pub mod openapi;
@@ -54,8 +63,8 @@ pub const MAX_LIST_LIMIT: usize = 1000;
 /// How often the signer backlog is re-scanned when nothing wakes it.
 pub const BACKLOG_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Named bounds on untrusted input, from `[server]`.
-#[derive(Debug, Clone, Copy)]
+/// Named bounds on untrusted input, from `[server]` and `[limits]`.
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Request-body limit in bytes (413 beyond).
     pub max_body_bytes: usize,
@@ -63,6 +72,8 @@ pub struct Limits {
     pub max_watches: usize,
     /// Longest watch.
     pub max_watch_timeout: Duration,
+    /// Per-node and per-requester create limits (`[limits]`).
+    pub create: crate::compat::limits::LimitsConfig,
 }
 
 impl Default for Limits {
@@ -71,6 +82,7 @@ impl Default for Limits {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_watches: DEFAULT_MAX_WATCHES,
             max_watch_timeout: DEFAULT_MAX_WATCH_TIMEOUT,
+            create: crate::compat::limits::LimitsConfig::default(),
         }
     }
 }
@@ -84,6 +96,7 @@ struct Inner {
     watches: Arc<Semaphore>,
     wake_signer: Notify,
     signing: Mutex<HashSet<String>>,
+    limiter: Option<Mutex<crate::compat::limits::Limiter>>,
 }
 
 /// The API router and its state; cheap to clone.
@@ -162,6 +175,9 @@ impl Api {
                 authz,
                 issuance,
                 watches: Arc::new(Semaphore::new(limits.max_watches)),
+                limiter: limits.create.enabled.then(|| {
+                    Mutex::new(crate::compat::limits::Limiter::new(limits.create.clone()))
+                }),
                 limits,
                 wake_signer: Notify::new(),
                 signing: Mutex::new(HashSet::new()),
@@ -263,6 +279,18 @@ impl Api {
             }
             ([name, "status"], &Method::PUT) => {
                 self.update(&caller, name, csr::UpdatePath::Status, &q, req)
+                    .await
+            }
+            ([name], &Method::PATCH) => {
+                self.patch(&caller, name, csr::UpdatePath::Main, &q, req)
+                    .await
+            }
+            ([name, "approval"], &Method::PATCH) => {
+                self.patch(&caller, name, csr::UpdatePath::Approval, &q, req)
+                    .await
+            }
+            ([name, "status"], &Method::PATCH) => {
+                self.patch(&caller, name, csr::UpdatePath::Status, &q, req)
                     .await
             }
             ([_] | [_, "approval" | "status"] | [], _) => Err(ApiError::MethodNotAllowed),

@@ -26,7 +26,7 @@ use super::serving::serving_identity;
 use super::{Api, Limits};
 use crate::authn::{Authenticator, AuthnError};
 use crate::authz::AuthzConfig;
-use crate::config::{Config, ServerConfig};
+use crate::config::Config;
 use crate::issue::{CaBundle, CaError, IssueError, Issuer, SignerName};
 use crate::signer::{Pkcs11Uri, SignKey, SignerError, TokenSigner, UriOrigin};
 use crate::store::{Store, StoreError};
@@ -104,9 +104,11 @@ impl ServeError {
     }
 }
 
-/// The API bounds from `[server]`.
-pub fn limits(s: &ServerConfig) -> Limits {
+/// The API bounds from `[server]` and `[limits]`.
+pub fn limits(cfg: &Config) -> Limits {
+    let s = &cfg.server;
     Limits {
+        create: cfg.limits.clone(),
         max_body_bytes: s.max_body_bytes,
         max_watches: s.max_watches,
         max_watch_timeout: s.max_watch_timeout,
@@ -121,6 +123,7 @@ pub struct Server {
     stop: Option<oneshot::Sender<()>>,
     accept: JoinHandle<()>,
     backlog: JoinHandle<()>,
+    gc: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -188,29 +191,12 @@ impl Server {
     pub async fn start_with_keys(
         cfg: &Config,
         key: Arc<dyn SignKey>,
-        mut signer_keys: BTreeMap<String, Arc<dyn SignKey>>,
+        signer_keys: BTreeMap<String, Arc<dyn SignKey>>,
         ready: ReadyFn,
     ) -> Result<Server, ServeError> {
         let store = Store::open(&cfg.data_dir)?;
         let authn = Authenticator::new(&cfg.auth, &cfg.data_dir)?;
-        let bundle = CaBundle::load(&cfg.ca.cert_file)?;
-        let der_of = |c: &x509_cert::Certificate| {
-            der::Encode::to_der(c)
-                .map(CertificateDer::from)
-                .map_err(|e| IssueError::Build(e.to_string()))
-        };
-        let mut roots = vec![der_of(&bundle.cert)?];
-        let mut issuer = Issuer::new(bundle, key, cfg.issuance.clone())?;
-        for (name, sc) in &cfg.ca.signers {
-            let unknown = || ServeError::UnknownSigner { name: name.clone() };
-            let signer = SignerName::parse(name).ok_or_else(unknown)?;
-            let key = signer_keys
-                .remove(name)
-                .ok_or_else(|| ServeError::MissingSignerKey { name: name.clone() })?;
-            let bundle = CaBundle::load(&sc.cert_file)?;
-            roots.push(der_of(&bundle.cert)?);
-            issuer = issuer.with_signer_ca(signer, bundle, key)?;
-        }
+        let (issuer, mut roots) = build_issuer(cfg, key, signer_keys)?;
         let (chain, tls_key) = match (&cfg.server.tls_cert_file, &cfg.server.tls_private_key_file) {
             (Some(c), Some(k)) => (load_certs(c)?, load_private_key(k)?),
             (None, None) => {
@@ -226,13 +212,7 @@ impl Server {
         let tls = server_config(chain, tls_key, roots)?;
         let engine = Engine::new(issuer, cfg.issuance.clone(), ready);
         let authz = AuthzConfig::from(&cfg.auth);
-        let api = Api::new(
-            store,
-            Arc::new(authn),
-            authz,
-            Arc::new(engine),
-            limits(&cfg.server),
-        );
+        let api = Api::new(store, Arc::new(authn), authz, Arc::new(engine), limits(cfg));
         let listener = TcpListener::bind(cfg.server.listen)
             .await
             .map_err(|source| ServeError::Bind {
@@ -257,6 +237,7 @@ impl Server {
             stopped,
         ));
         let backlog = api.spawn_backlog();
+        let gc = api.spawn_gc(cfg.gc.clone());
         tracing::info!(%local_addr, "serving");
         Ok(Server {
             local_addr,
@@ -264,6 +245,7 @@ impl Server {
             stop: Some(stop),
             accept,
             backlog,
+            gc,
         })
     }
 
@@ -284,6 +266,9 @@ impl Server {
         }
         let _ = (&mut self.accept).await;
         self.backlog.abort();
+        if let Some(gc) = &self.gc {
+            gc.abort();
+        }
     }
 }
 
@@ -294,6 +279,33 @@ pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// The issuer (main CA plus `[ca.signers]`) and the CA certificates trusted for client auth.
+fn build_issuer(
+    cfg: &Config,
+    key: Arc<dyn SignKey>,
+    mut signer_keys: BTreeMap<String, Arc<dyn SignKey>>,
+) -> Result<(Issuer, Vec<CertificateDer<'static>>), ServeError> {
+    let bundle = CaBundle::load(&cfg.ca.cert_file)?;
+    let der_of = |c: &x509_cert::Certificate| {
+        der::Encode::to_der(c)
+            .map(CertificateDer::from)
+            .map_err(|e| IssueError::Build(e.to_string()))
+    };
+    let mut roots = vec![der_of(&bundle.cert)?];
+    let mut issuer = Issuer::new(bundle, key, cfg.issuance.clone())?;
+    for (name, sc) in &cfg.ca.signers {
+        let unknown = || ServeError::UnknownSigner { name: name.clone() };
+        let signer = SignerName::parse(name).ok_or_else(unknown)?;
+        let key = signer_keys
+            .remove(name)
+            .ok_or_else(|| ServeError::MissingSignerKey { name: name.clone() })?;
+        let bundle = CaBundle::load(&sc.cert_file)?;
+        roots.push(der_of(&bundle.cert)?);
+        issuer = issuer.with_signer_ca(signer, bundle, key)?;
+    }
+    Ok((issuer, roots))
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, channel::Channel};
+use http_body::Frame;
+use http_body_util::BodyExt;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use serde_json::{Value, json};
-use tokio::sync::{OwnedSemaphorePermit, broadcast};
+use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
 
 use super::body::ResponseBody;
 use super::decode::Query;
@@ -24,6 +25,22 @@ use crate::store::{Event, EventKind};
 const WATCH_BUFFER: usize = 16;
 /// Bookmark interval (kube-apiserver sends one about every minute).
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The streamed response body: frames from the watch task. Dropped by hyper when the client
+/// goes away, which the task sees at once (`Sender::closed`) and ends, freeing its watch slot.
+struct WatchBody(mpsc::Receiver<Bytes>);
+
+impl http_body::Body for WatchBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
 
 struct Watcher {
     api: Api,
@@ -81,12 +98,16 @@ async fn run(
     mut live: broadcast::Receiver<Event>,
     mut last_rv: u64,
     timeout: Duration,
-    mut tx: http_body_util::channel::Sender<Bytes>,
+    tx: mpsc::Sender<Bytes>,
 ) {
     for b in initial {
-        if tx.send_data(b).await.is_err() {
+        if tx.send(b).await.is_err() {
             return;
         }
+    }
+    // A bookmark at the end of the initial events tells the client where it stands at once.
+    if w.bookmarks && tx.send(w.bookmark(last_rv)).await.is_err() {
+        return;
     }
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
@@ -95,6 +116,7 @@ async fn run(
     loop {
         let out = tokio::select! {
             () = &mut deadline => return,
+            () = tx.closed() => return,
             _ = ticker.tick(), if w.bookmarks => Some(w.bookmark(last_rv)),
             ev = live.recv() => match ev {
                 Ok(e) if e.resource_version <= last_rv => None,
@@ -103,14 +125,14 @@ async fn run(
                     w.event(event_type(e.kind), &e.object, e.resource_version)
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    let _ = tx.send_data(line(&json!({"type": "ERROR", "object": ApiError::Expired.status_json()}))).await;
+                    let _ = tx.send(line(&json!({"type": "ERROR", "object": ApiError::Expired.status_json()}))).await;
                     return;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
         };
         if let Some(b) = out
-            && tx.send_data(b).await.is_err()
+            && tx.send(b).await.is_err()
         {
             return;
         }
@@ -175,7 +197,8 @@ impl Api {
                 (initial, snap.live, snap.resource_version)
             }
         };
-        let (tx, body) = Channel::<Bytes>::new(WATCH_BUFFER);
+        let (tx, rx) = mpsc::channel::<Bytes>(WATCH_BUFFER);
+        let body = WatchBody(rx);
         tokio::spawn(run(w, initial, live, last_rv, timeout, tx));
         let mut resp = Response::new(body.boxed());
         *resp.status_mut() = StatusCode::OK;

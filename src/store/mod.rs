@@ -5,17 +5,19 @@
 //! published on the [`feed`] for watches. All methods block: call them from a blocking thread
 //! (`tokio::task::spawn_blocking`), never on the async runtime.
 
+mod error;
 pub mod feed;
 mod nodes;
 mod schema;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+pub use error::{StoreError, UpdateError};
 pub use feed::{Event, EventKind, Subscription};
 pub use nodes::{IssuedRecord, NodeState};
 
@@ -27,74 +29,6 @@ pub const DB_FILE: &str = "kubesigner.db";
 /// How long a writer waits for a lock held by another connection (the bootstrap-token module,
 /// `kubesigner node` run while the server runs) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Errors of the store layer.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// SQLite failed (I/O, corruption, lock timeout).
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// A stored object is not valid JSON for its type (corruption or a foreign writer).
-    #[error("stored object {name} cannot be decoded: {source}")]
-    Decode {
-        /// The CSR's name.
-        name: String,
-        /// The decoder's error.
-        source: serde_json::Error,
-    },
-    /// An object could not be encoded.
-    #[error("object cannot be encoded: {0}")]
-    Encode(serde_json::Error),
-    /// The database was written by a newer kubesigner.
-    #[error("database schema version {found} is newer than this binary knows ({known})")]
-    SchemaTooNew {
-        /// The version in the file.
-        found: u32,
-        /// The newest this binary knows.
-        known: u32,
-    },
-    /// The data dir could not be created.
-    #[error("cannot create data dir {path}: {source}")]
-    DataDir {
-        /// The directory.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A CSR with that name already exists (409 AlreadyExists).
-    #[error("certificatesigningrequest {name} already exists")]
-    AlreadyExists {
-        /// The name.
-        name: String,
-    },
-    /// No CSR with that name (404).
-    #[error("certificatesigningrequest {name} not found")]
-    NotFound {
-        /// The name.
-        name: String,
-    },
-    /// The caller's resourceVersion is not the stored one (409 Conflict).
-    #[error("certificatesigningrequest {name}: resourceVersion {given} is stale (now {current})")]
-    Conflict {
-        /// The name.
-        name: String,
-        /// The RV the caller sent.
-        given: u64,
-        /// The stored RV.
-        current: u64,
-    },
-    /// A watch asked for a resourceVersion older than the event window (410 Gone).
-    #[error("resourceVersion {requested} is too old (oldest available {oldest})")]
-    Expired {
-        /// What the caller asked for.
-        requested: u64,
-        /// Roughly the oldest RV still replayable.
-        oldest: u64,
-    },
-    /// A previous holder of the connection lock panicked.
-    #[error("store lock poisoned")]
-    Poisoned,
-}
 
 /// Indexed facts about a CSR that the caller derived from the parsed request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,27 +50,6 @@ pub struct AuditEvent<'a> {
     pub actor: &'a str,
     /// The resourceVersion of the change.
     pub resource_version: u64,
-}
-
-/// The result of a read-modify-write closure that refused the change.
-#[derive(Debug)]
-pub enum UpdateError<E> {
-    /// The store failed or refused (not found, conflict).
-    Store(StoreError),
-    /// The closure refused the change; nothing was written.
-    Rejected(E),
-}
-
-impl<E> From<StoreError> for UpdateError<E> {
-    fn from(e: StoreError) -> Self {
-        UpdateError::Store(e)
-    }
-}
-
-impl<E> From<rusqlite::Error> for UpdateError<E> {
-    fn from(e: rusqlite::Error) -> Self {
-        UpdateError::Store(StoreError::Sqlite(e))
-    }
 }
 
 /// What a watch from "now" starts with: the current objects and the live receiver, taken
@@ -353,6 +266,24 @@ impl Store {
         text.map(|t| decode(name, &t)).transpose()
     }
 
+    /// One CSR (if any) and the resourceVersion of that read, atomically (a list by name).
+    pub fn get_with_rv(
+        &self,
+        name: &str,
+    ) -> Result<(Option<CertificateSigningRequest>, u64), StoreError> {
+        let st = self.lock()?;
+        let text: Option<String> = st
+            .conn
+            .query_row(
+                "SELECT object FROM csrs WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let csr = text.map(|t| decode(name, &t)).transpose()?;
+        Ok((csr, current_rv(&st.conn)?))
+    }
+
     /// Every CSR, ordered by name, and the resourceVersion of that snapshot.
     pub fn list(&self) -> Result<(Vec<CertificateSigningRequest>, u64), StoreError> {
         let st = self.lock()?;
@@ -493,6 +424,17 @@ impl Store {
             resource_version: current_rv(&st.conn)?,
             live: st.feed.subscribe_live(),
         })
+    }
+
+    /// How many pending CSRs (no Approved/Denied/Failed, no certificate) name this node.
+    pub fn pending_for_node(&self, node: &str) -> Result<usize, StoreError> {
+        let st = self.lock()?;
+        let n: i64 = st.conn.query_row(
+            "SELECT count(*) FROM csrs WHERE node_name = ?1 AND phase = 'pending'",
+            params![node],
+            |r| r.get(0),
+        )?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     /// Marks a node disabled (its CSRs are denied) or enabled again.

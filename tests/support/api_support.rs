@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -326,4 +328,45 @@ pub async fn decide(api: &Api, who: &Identity, name: &str, type_: &str) -> Reply
         Some(&obj),
     )
     .await
+}
+
+/// One HTTPS request with a bearer token (blocking); returns the status code and JSON body.
+pub fn https_request(
+    port: u16,
+    ca: &Path,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in kubesigner::tls::load_certs(ca).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(cfg), "localhost".try_into().unwrap()).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, TcpStream::connect(("127.0.0.1", port)).unwrap());
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let json_start = text.find("\r\n\r\n").map(|i| i + 4).unwrap_or(text.len());
+    // Responses are small and not chunked when Content-Length is known; tolerate chunking.
+    let payload = &text[json_start..];
+    let value = serde_json::from_str(payload).unwrap_or_else(|_| {
+        let inner = payload
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .collect::<String>();
+        serde_json::from_str(&inner).unwrap_or(Value::Null)
+    });
+    (code, value)
 }

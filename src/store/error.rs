@@ -1,0 +1,92 @@
+//! Errors of the store layer.
+
+use std::path::PathBuf;
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed (I/O, corruption, lock timeout).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored object is not valid JSON for its type (corruption or a foreign writer).
+    #[error("stored object {name} cannot be decoded: {source}")]
+    Decode {
+        /// The CSR's name.
+        name: String,
+        /// The decoder's error.
+        source: serde_json::Error,
+    },
+    /// An object could not be encoded.
+    #[error("object cannot be encoded: {0}")]
+    Encode(serde_json::Error),
+    /// The database was written by a newer kubesigner.
+    #[error("database schema version {found} is newer than this binary knows ({known})")]
+    SchemaTooNew {
+        /// The version in the file.
+        found: u32,
+        /// The newest this binary knows.
+        known: u32,
+    },
+    /// The data dir could not be created.
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A CSR with that name already exists (409 AlreadyExists).
+    #[error("certificatesigningrequest {name} already exists")]
+    AlreadyExists {
+        /// The name.
+        name: String,
+    },
+    /// No CSR with that name (404).
+    #[error("certificatesigningrequest {name} not found")]
+    NotFound {
+        /// The name.
+        name: String,
+    },
+    /// The caller's resourceVersion is not the stored one (409 Conflict).
+    #[error("certificatesigningrequest {name}: resourceVersion {given} is stale (now {current})")]
+    Conflict {
+        /// The name.
+        name: String,
+        /// The RV the caller sent.
+        given: u64,
+        /// The stored RV.
+        current: u64,
+    },
+    /// A watch asked for a resourceVersion older than the event window (410 Gone).
+    #[error("resourceVersion {requested} is too old (oldest available {oldest})")]
+    Expired {
+        /// What the caller asked for.
+        requested: u64,
+        /// Roughly the oldest RV still replayable.
+        oldest: u64,
+    },
+    /// A previous holder of the connection lock panicked.
+    #[error("store lock poisoned")]
+    Poisoned,
+}
+
+/// The result of a read-modify-write closure that refused the change.
+#[derive(Debug)]
+pub enum UpdateError<E> {
+    /// The store failed or refused (not found, conflict).
+    Store(StoreError),
+    /// The closure refused the change; nothing was written.
+    Rejected(E),
+}
+
+impl<E> From<StoreError> for UpdateError<E> {
+    fn from(e: StoreError) -> Self {
+        UpdateError::Store(e)
+    }
+}
+
+impl<E> From<rusqlite::Error> for UpdateError<E> {
+    fn from(e: rusqlite::Error) -> Self {
+        UpdateError::Store(StoreError::Sqlite(e))
+    }
+}
