@@ -45,7 +45,9 @@ impl Default for Settings {
             // Below the ≈ 30 s idle timeout of YubiHSM-class devices.
             keepalive_interval: Duration::from_secs(15),
             initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
+            // Signing must be back within 5 s of the token's return (issue 8); a failed
+            // re-initialisation against an absent token is cheap, so retry at least every 1 s.
+            max_backoff: Duration::from_secs(1),
             credential: DEFAULT_CREDENTIAL.to_owned(),
         }
     }
