@@ -65,6 +65,9 @@ pub struct ServerConfig {
     pub max_watch_timeout: Duration,
     /// Concurrent connections; further ones wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Requests handled at once (health probes excepted); further ones get 429 with
+    /// `Retry-After` (kube-apiserver's `--max-requests-inflight` default is 400).
+    pub max_requests_in_flight: usize,
     /// Time allowed for the TLS handshake.
     #[serde(with = "humantime_serde_compat")]
     pub handshake_timeout: Duration,
@@ -85,6 +88,7 @@ impl Default for ServerConfig {
             max_watches: 1024,
             max_watch_timeout: Duration::from_secs(1800),
             max_connections: 4096,
+            max_requests_in_flight: 400,
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
         }

@@ -77,7 +77,7 @@ pub enum ApiError {
     /// Unsupported request media type — 415.
     #[error("unsupported media type")]
     UnsupportedMediaType,
-    /// Too many concurrent watches — 429.
+    /// Too many concurrent watches, or requests in flight — 429 with Retry-After.
     #[error("too many requests")]
     TooManyRequests,
     /// A create limit (pending per node, node or requester rate) — 429 with Retry-After.
@@ -202,7 +202,7 @@ impl ApiError {
                 "too many certificate signing requests, try again later".to_owned(),
                 Some(json!({"retryAfterSeconds": retry_after})),
             ),
-            ApiError::TooManyRequests => ("too many concurrent watches, try again later".to_owned(), None),
+            ApiError::TooManyRequests => ("too many requests, try again later".to_owned(), None),
             ApiError::Internal(_) => ("an internal error occurred".to_owned(), None),
             ApiError::Unavailable => ("the service is temporarily unavailable".to_owned(), None),
         };
