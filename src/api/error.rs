@@ -111,6 +111,11 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { name } => ApiError::NotFound { name },
             StoreError::Conflict { name, .. } => ApiError::Conflict { name },
             StoreError::Expired { .. } => ApiError::Expired,
+            // Nothing was written; clients retry after Retry-After once space returns.
+            full if full.is_storage_full() => {
+                tracing::error!(error = %full, "the data dir is full: writes refused");
+                ApiError::Unavailable
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -145,6 +145,14 @@ impl Rig {
             .unwrap()
             .to_owned();
         let data_dir = data_dir.unwrap_or_else(|| s.join("state"));
+        if data_dir != s.join("state") {
+            // The store (with the bootstrap token) that setup wrote moves with the data dir.
+            std::fs::create_dir_all(&data_dir).unwrap();
+            for e in std::fs::read_dir(s.join("state")).unwrap() {
+                let e = e.unwrap();
+                std::fs::copy(e.path(), data_dir.join(e.file_name())).unwrap();
+            }
+        }
         let socket = p11.then(|| s.join("p11-kit.sock"));
         let (key, env) = match &socket {
             Some(sock) => (
