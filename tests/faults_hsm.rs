@@ -176,3 +176,23 @@ async fn hung_hsm_times_out_and_recovers_after_sigcont() {
     check_all_signed(&mut rig, &load, pid, &mut out).await;
     out.print("hung_hsm");
 }
+
+/// Keepalive is on in `serve`: with no signing at all, a token that goes away is noticed by the
+/// keepalive call (`[signer] keepalive_interval`, 1 s here) and `/readyz` turns 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_token_loss_is_seen_by_the_keepalive() {
+    let mut rig = Rig::setup(true, None, SIGNER, "");
+    rig.start_hsm();
+    rig.start().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rig.kill_hsm();
+    let down = rig.wait_readyz(503, Duration::from_secs(3)).await;
+    rig.start_hsm();
+    let back = rig.wait_readyz(200, Duration::from_secs(5)).await;
+    assert!(rig.log().contains("PKCS#11 signer down"), "{}", rig.log());
+    println!(
+        "keepalive: readyz 503 after {} ms idle, 200 again {} ms after the token returned",
+        down.as_millis(),
+        back.as_millis()
+    );
+}
