@@ -74,6 +74,10 @@ pub struct ServerConfig {
     /// Time allowed for a request's headers to arrive (slow-header clients are cut off).
     #[serde(with = "humantime_serde_compat")]
     pub header_read_timeout: Duration,
+    /// Time allowed for a request's body to arrive once its headers have (slow-body clients
+    /// are answered 400 and lose their request slot).
+    #[serde(with = "humantime_serde_compat")]
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +95,7 @@ impl Default for ServerConfig {
             max_requests_in_flight: 400,
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: crate::api::DEFAULT_BODY_READ_TIMEOUT,
         }
     }
 }

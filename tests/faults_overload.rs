@@ -18,8 +18,8 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 /// `[server]` for this scenario: a small in-flight limit and short slow-client timeouts.
-const SERVER: &str =
-    "max_requests_in_flight = 8\nhandshake_timeout = \"2s\"\nheader_read_timeout = \"2s\"";
+const SERVER: &str = "max_requests_in_flight = 8\nhandshake_timeout = \"2s\"\n\
+header_read_timeout = \"2s\"\nbody_read_timeout = \"2s\"";
 /// Idle TCP connections opened (issue 8: at least 1,000).
 const IDLE: usize = 1200;
 /// RSS growth allowed during the flood (KiB).
@@ -188,4 +188,66 @@ async fn slow_handshake_is_closed_after_the_timeout() {
         took >= Duration::from_millis(1500) && took < Duration::from_secs(4),
         "{took:?}"
     );
+}
+
+/// A client that sends its headers and then stalls in the body is answered (400) after
+/// `[server] body_read_timeout` and does not keep its request slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_body_is_cut_off_after_the_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let mut rig = Rig::setup(false, None, "", SERVER);
+    rig.start().await;
+    // More stalled bodies than request slots (8): the slots must come back.
+    let mut stalled = Vec::new();
+    for _ in 0..12 {
+        let mut tls = rig.client.tls_stream().await;
+        let head = format!(
+            "POST {CSRS} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n{{\"kind\":",
+            rig.client.token()
+        );
+        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.flush().await.unwrap();
+        stalled.push(tls);
+    }
+    let t = Instant::now();
+    let mut answers = Vec::new();
+    for mut tls in stalled {
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(6), tls.read(&mut buf))
+            .await
+            .expect("a stalled body was never answered")
+            .unwrap_or(0);
+        answers.push(
+            String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+        );
+    }
+    let took = t.elapsed();
+    println!(
+        "stalled bodies answered after {} ms: {:?}",
+        took.as_millis(),
+        answers.first()
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.starts_with("HTTP/1.1 400") || a.starts_with("HTTP/1.1 429")),
+        "{answers:?}"
+    );
+    assert!(
+        answers.iter().any(|a| a.starts_with("HTTP/1.1 400")),
+        "{answers:?}"
+    );
+    // The slots are free again.
+    let body = api_support::node_csr("after-slow", "after-slow");
+    let r = rig
+        .client
+        .send(Method::POST, CSRS, Some(&body), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(r.code, 201, "{}", r.body);
 }

@@ -282,7 +282,12 @@ impl Api {
         if media == Media::Other {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = read_limited(req.into_body(), self.inner.limits.max_body_bytes).await?;
+        let bytes = read_limited(
+            req.into_body(),
+            self.inner.limits.max_body_bytes,
+            self.inner.limits.body_read_timeout,
+        )
+        .await?;
         match media {
             Media::Protobuf => Ok(Decoded {
                 csr: super::protobuf::decode_csr(&bytes)?,
@@ -520,7 +525,12 @@ impl Api {
             .and_then(PatchKind::from_content_type)
             .ok_or(ApiError::UnsupportedMediaType)?;
         let fv = FieldValidation::from_query(q)?;
-        let bytes = read_limited(req.into_body(), self.inner.limits.max_body_bytes).await?;
+        let bytes = read_limited(
+            req.into_body(),
+            self.inner.limits.max_body_bytes,
+            self.inner.limits.body_read_timeout,
+        )
+        .await?;
         let stored = self.stored(caller, verb_of(path), name).await?;
         let doc = serde_json::to_value(&stored)
             .map_err(|e| ApiError::Internal(format!("encode: {e}")))?;

@@ -113,6 +113,7 @@ pub fn limits(cfg: &Config) -> Limits {
         max_body_bytes: s.max_body_bytes,
         max_watches: s.max_watches,
         max_watch_timeout: s.max_watch_timeout,
+        body_read_timeout: s.body_read_timeout,
     }
 }
 

@@ -504,6 +504,18 @@ impl Http {
         }
     }
 
+    /// A TLS connection (handshake done) for hand-written HTTP.
+    pub async fn tls_stream(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        self.tls.connect(name, tcp).await.unwrap()
+    }
+
+    /// The bearer token (bootstrap client).
+    pub fn token(&self) -> &str {
+        self.token.as_deref().unwrap()
+    }
+
     /// One request on a new connection, bounded by `timeout`.
     pub async fn send(
         &self,
