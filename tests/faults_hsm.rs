@@ -92,11 +92,9 @@ async fn api_answers(rig: &Rig) {
             .await
             .unwrap_or_else(|e| panic!("{path} did not answer: {e}\n{}", rig.log()));
         assert!(r.code == 200 || r.code == 503, "{path}: {}", r.code);
-        assert!(
-            t.elapsed() < Duration::from_secs(2),
-            "{path} took {:?}",
-            t.elapsed()
-        );
+        // Probes are instant; the list carries every CSR made so far (thousands in a full run).
+        let bound = Duration::from_secs(if path == CSRS { 5 } else { 2 });
+        assert!(t.elapsed() < bound, "{path} took {:?}", t.elapsed());
     }
 }
 
