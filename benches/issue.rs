@@ -153,7 +153,7 @@ fn child(dir: &Path) {
         spent_ns: AtomicU64::new(0),
     });
     let issuer = Issuer::new(bundle, timed.clone(), cfg.clone()).unwrap();
-    let approver = Approver::new(&cfg, None).unwrap();
+    let approver = Approver::new(&kubesigner::config::AuthConfig::default(), &cfg, None).unwrap();
 
     let inputs: Vec<CsrInput> = (0..CSRS)
         .map(|i| {

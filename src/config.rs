@@ -159,12 +159,14 @@ pub struct AuthConfig {
     pub token_auth_file: Option<PathBuf>,
     /// Extra client CA bundles (the seeds' `--client-ca-file`); the appliance CA is always trusted.
     pub client_ca_files: Vec<PathBuf>,
-    /// Groups whose members are administrators (read all, approve, deny, delete).
+    /// Groups whose members are administrators (read all, approve, deny, delete);
+    /// `kube-apiserver-client` CSRs naming one of them (or `system:masters`) in O are refused at
+    /// create.
     pub admin_groups: Vec<String>,
     /// Users who are administrators.
     pub admin_users: Vec<String>,
-    /// Groups whose members may create kubelet client CSRs. An entry ending in `*` matches every
-    /// group with that prefix.
+    /// Groups whose members may create kubelet client CSRs (bootstrap requesters). An entry
+    /// ending in `*` matches every group with that prefix.
     pub bootstrap_groups: Vec<String>,
 }
 
@@ -184,8 +186,9 @@ impl Default for AuthConfig {
     }
 }
 
-/// `[issuance]`: which signer names are served, certificate lifetime, and the groups the
-/// approval rules use. Every key has a default, so the section may be left out.
+/// `[issuance]`: which signer names are served, certificate lifetime, the auto-approved groups
+/// and the node inventory. Every key has a default, so the section may be left out. (Admin and
+/// bootstrap groups are `[auth]`'s.)
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IssuanceConfig {
@@ -195,15 +198,10 @@ pub struct IssuanceConfig {
     /// Signer names served. Default: the two kubelet signers; add
     /// `kubernetes.io/kube-apiserver-client` to enable it (admin approval only).
     pub signers: Vec<String>,
-    /// Groups that may create kubelet client CSRs (glob patterns, `*` matches any suffix).
-    pub bootstrap_groups: Vec<String>,
     /// Groups whose bootstrap client CSRs are auto-approved (glob patterns). A static-token
     /// group is auto-approved only when listed here (the seeds'
     /// `--insecure-experimental-approve-all-kubelet-csrs-for-group`).
     pub auto_approve_groups: Vec<String>,
-    /// Groups that read all CSRs, approve, deny and delete; `kube-apiserver-client` CSRs naming
-    /// one of them in O are refused at create.
-    pub admin_groups: Vec<String>,
     /// Node inventory (TOML: node name → addresses, CIDRs, DNS names) for serving-certificate
     /// SAN checks; without it serving CSRs wait for an admin.
     pub node_inventory: Option<PathBuf>,
@@ -218,13 +216,7 @@ impl Default for IssuanceConfig {
                 "kubernetes.io/kube-apiserver-client-kubelet",
                 "kubernetes.io/kubelet-serving",
             ]),
-            bootstrap_groups: s(&[
-                "system:bootstrappers",
-                "system:bootstrappers:*",
-                "system:kubelet-bootstrap",
-            ]),
             auto_approve_groups: s(&["system:bootstrappers", "system:bootstrappers:*"]),
-            admin_groups: s(&["system:masters"]),
             node_inventory: None,
         }
     }
@@ -329,7 +321,11 @@ mod issuance_tests {
         .unwrap();
         assert_eq!(c.issuance.max_ttl, Duration::from_secs(720 * 3600));
         assert_eq!(c.issuance.auto_approve_groups.len(), 2);
-        assert_eq!(c.issuance.admin_groups, vec!["system:masters".to_owned()]);
+        assert_eq!(c.auth.admin_groups, vec!["system:masters".to_owned()]);
         assert!(Config::parse(&format!("{BASE}[issuance]\nmax_tll = \"1h\"\n")).is_err());
+        // Admin and bootstrap groups have one source: [auth].
+        for key in ["admin_groups", "bootstrap_groups"] {
+            assert!(Config::parse(&format!("{BASE}[issuance]\n{key} = []\n")).is_err());
+        }
     }
 }

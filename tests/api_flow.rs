@@ -5,11 +5,8 @@
 #[path = "support/api_support.rs"]
 mod api_support;
 
-use std::time::Duration;
-
 use api_support::*;
 use http::{Method, StatusCode};
-use http_body_util::BodyExt;
 use kubesigner::api::Limits;
 use kubesigner::config::IssuanceConfig;
 use serde_json::{Value, json};
@@ -336,43 +333,6 @@ async fn visibility_selectors_paging_and_table() {
     assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
 }
 
-async fn next_event(
-    body: &mut kubesigner::api::body::ResponseBody,
-    buf: &mut String,
-) -> Option<Value> {
-    loop {
-        if let Some(i) = buf.find('\n') {
-            let line: String = buf.drain(..=i).collect();
-            return Some(serde_json::from_str(&line).unwrap());
-        }
-        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
-            .await
-            .ok()??
-            .ok()?;
-        if let Ok(data) = frame.into_data() {
-            buf.push_str(std::str::from_utf8(&data).unwrap());
-        }
-    }
-}
-
-async fn open_watch(
-    h: &Harness,
-    who: &kubesigner::authn::Identity,
-    query: &str,
-) -> (StatusCode, kubesigner::api::body::ResponseBody) {
-    let req = http::Request::get(format!("{CSRS}?watch=1&{query}"))
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    let resp = h
-        .api
-        .handle_as(
-            req,
-            kubesigner::api::hooks::AuthnResult::Authenticated(who.clone()),
-        )
-        .await;
-    (resp.status(), resp.into_body())
-}
-
 #[tokio::test]
 async fn watch_sees_approval_replays_and_expires() {
     let dir = tempfile::tempdir().unwrap();
@@ -684,4 +644,39 @@ async fn garbage_collection_keeps_approved_unsigned_and_issued_records() {
             .unwrap()
             .unexpired_certificate
     );
+}
+
+#[tokio::test]
+async fn a_bad_node_inventory_stops_the_server_with_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = SoftKey::generate();
+    std::fs::write(d.join("ca.crt"), ca_pem(&key)).unwrap();
+    std::fs::write(
+        d.join("bad.toml"),
+        "[nodes.node1]\naddresses = [\"not-an-ip\"]\n",
+    )
+    .unwrap();
+    for inventory in ["bad.toml", "missing.toml"] {
+        let text = format!(
+            "data_dir = {:?}\n[signer]\nkey = \"pkcs11:token=unused;object=unused\"\n\
+             [ca]\ncert_file = {:?}\n[server]\nlisten = \"127.0.0.1:0\"\n\
+             [issuance]\nnode_inventory = {:?}\n",
+            d.join("data"),
+            d.join("ca.crt"),
+            d.join(inventory),
+        );
+        let cfg = kubesigner::config::Config::parse(&text).unwrap();
+        let started = kubesigner::api::server::Server::start_with_key(
+            &cfg,
+            key.clone(),
+            std::sync::Arc::new(|| true),
+        )
+        .await;
+        let Err(e) = started else {
+            panic!("{inventory}: the server started");
+        };
+        assert_eq!(e.exit_code(), 64, "{inventory}: {e}");
+        assert!(e.to_string().contains("node_inventory"), "{e}");
+    }
 }

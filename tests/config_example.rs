@@ -13,6 +13,35 @@ fn example_config_parses() {
     assert_eq!(cfg.server, kubesigner::config::ServerConfig::default());
     assert_eq!(cfg.issuance, kubesigner::config::IssuanceConfig::default());
     assert_eq!(cfg.auth, kubesigner::config::AuthConfig::default());
+    assert_eq!(cfg.gc, kubesigner::compat::gc::GcConfig::default());
+    assert_eq!(
+        cfg.limits,
+        kubesigner::compat::limits::LimitsConfig::default()
+    );
+}
+
+#[test]
+fn example_config_names_every_gc_and_limits_key() {
+    // The example documents each key with its value, not just the section headers.
+    let text = include_str!("../systemd/kubesigner.example.toml");
+    let table: toml::Table = toml::from_str(text).unwrap();
+    let keys = |section: &str| -> Vec<String> {
+        table[section].as_table().unwrap().keys().cloned().collect()
+    };
+    let mut gc = keys("gc");
+    gc.sort();
+    assert_eq!(
+        gc,
+        [
+            "approved_age",
+            "denied_age",
+            "enabled",
+            "failed_age",
+            "interval",
+            "pending_age"
+        ]
+    );
+    assert_eq!(keys("limits").len(), 8, "{:?}", keys("limits"));
 }
 
 #[test]

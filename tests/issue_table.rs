@@ -554,8 +554,14 @@ fn cases(dir: &std::path::Path) -> Vec<Case> {
 fn extended_cfg() -> IssuanceConfig {
     let mut cfg = IssuanceConfig::default();
     cfg.signers.push(names::APISERVER_CLIENT.to_owned());
-    cfg.admin_groups.push("cluster-admins".to_owned());
     cfg
+}
+
+/// `[auth] admin_groups` for the extended config: the default plus `cluster-admins`.
+fn extended_admin_groups() -> Vec<String> {
+    let mut groups = kubesigner::config::AuthConfig::default().admin_groups;
+    groups.push("cluster-admins".to_owned());
+    groups
 }
 
 #[test]
@@ -585,10 +591,13 @@ fn table_of_csrs_gives_the_expected_outcome_and_every_issued_certificate_lints_c
             expiration_seconds: c.expiration,
             requester: Requester::default(),
         };
-        let use_cfg = if c.default_cfg {
-            IssuanceConfig::default()
+        let (use_cfg, admin_groups) = if c.default_cfg {
+            (
+                IssuanceConfig::default(),
+                kubesigner::config::AuthConfig::default().admin_groups,
+            )
         } else {
-            cfg.clone()
+            (cfg.clone(), extended_admin_groups())
         };
         let got = match issue::validate_input(&input, &use_cfg) {
             Err(CsrRejection::SignerValidation(f)) => {
@@ -601,7 +610,7 @@ fn table_of_csrs_gives_the_expected_outcome_and_every_issued_certificate_lints_c
             }
             Err(CsrRejection::Invalid(e)) => Expect::Invalid(e.field()),
             Err(CsrRejection::NotOurSigner { .. }) => Expect::NotOurs,
-            Ok(v) => match issue::admit(&v, &use_cfg) {
+            Ok(v) => match issue::admit(&v, &admin_groups) {
                 Err(_) => Expect::Forbidden,
                 Ok(()) => {
                     let cert = issuer

@@ -127,7 +127,6 @@ const SERVING_ARGS: &[&str] = &[
 ];
 
 #[test]
-#[ignore = "server side: api::engine leaves every serving CSR for an admin; policy::Approver's inventory rule is not wired in yet"]
 fn serving_certificate_for_inventory_sans_is_auto_approved() {
     let signer = Signer::start(INVENTORY);
     let token = signer.create_token("1h");

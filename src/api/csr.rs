@@ -15,6 +15,7 @@ use super::error::{ApiError, bad_request, invalid};
 use super::hooks::{Caller, CsrFacts, Inspection, Verb};
 use super::rules::{self, GENERATE_NAME_BASE_MAX, check_name};
 use super::{Api, blocking, json_response, table};
+use crate::compat::media::BodyFormat;
 use crate::store::UpdateError;
 
 /// Which PUT path.
@@ -117,26 +118,20 @@ pub(super) fn cn_of(csr: &CertificateSigningRequest) -> Option<String> {
         .and_then(|r| rules::index_of(&r).subject_cn)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Media {
-    Json,
-    Protobuf,
-    Other,
+/// The request body's format (`compat::media`); none given is read as JSON, an unknown one
+/// is `None` (415).
+fn body_format(req_ct: Option<&str>) -> Option<BodyFormat> {
+    match req_ct {
+        Some(ct) if !ct.split(';').next().unwrap_or("").trim().is_empty() => {
+            BodyFormat::from_content_type(ct)
+        }
+        _ => Some(BodyFormat::Json),
+    }
 }
 
-/// The request body's media type; none given is read as JSON.
-fn media_type(req_ct: Option<&str>) -> Media {
-    let media = req_ct
-        .and_then(|ct| ct.split(';').next())
-        .unwrap_or("")
-        .trim();
-    if media.is_empty() || media.eq_ignore_ascii_case("application/json") {
-        Media::Json
-    } else if media.eq_ignore_ascii_case(super::protobuf::MEDIA_TYPE) {
-        Media::Protobuf
-    } else {
-        Media::Other
-    }
+/// A protobuf CSR body (`compat::protobuf`); its errors are 400s with their client-safe text.
+fn decode_protobuf(bytes: &[u8]) -> Result<CertificateSigningRequest, ApiError> {
+    crate::compat::protobuf::decode_csr(bytes).map_err(|e| bad_request(e.to_string()))
 }
 
 pub(super) fn object_response(
@@ -277,23 +272,23 @@ impl Api {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let media = media_type(ct);
+        let format = body_format(ct);
         let fv = FieldValidation::from_query(q)?;
-        if media == Media::Other {
+        let Some(format) = format else {
             return Err(ApiError::UnsupportedMediaType);
-        }
+        };
         let bytes = read_limited(
             req.into_body(),
             self.inner.limits.max_body_bytes,
             self.inner.limits.body_read_timeout,
         )
         .await?;
-        match media {
-            Media::Protobuf => Ok(Decoded {
-                csr: super::protobuf::decode_csr(&bytes)?,
+        match format {
+            BodyFormat::Protobuf => Ok(Decoded {
+                csr: decode_protobuf(&bytes)?,
                 warnings: Vec::new(),
             }),
-            _ => decode_csr(&bytes, fv),
+            BodyFormat::Json => decode_csr(&bytes, fv),
         }
     }
 

@@ -1,11 +1,13 @@
 //! [`Issuance`] over the real core: `issue::validate` + `issue::admit` on create, the approval
 //! rules, and `issue::Issuer::issue` (one token signature) for approved CSRs.
 //!
-//! The approval rules here are the design's (bootstrap, renewal; serving waits for an admin)
-//! and stand in until `policy::Approver` lands; `decide` is the one place to swap it in.
+//! Approval is `policy::Approver`'s: the engine gathers the node facts from the store and the
+//! caller, and maps the policy's decision to the conditions the API writes.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
@@ -13,11 +15,12 @@ use super::error::Cause;
 use super::hooks::{Caller, Decision, Inspection, Issuance, Issued, SignFailure};
 use crate::authn::AuthMethod;
 use crate::config::IssuanceConfig;
-use crate::issue::{CsrRejection, Issuer, SignerName, SubjectIdentity, ValidatedCsr};
+use crate::issue::{CsrRejection, Issuer, Requester, SignerName, SubjectIdentity, ValidatedCsr};
+use crate::policy::{self, Approver, NodeFacts};
 use crate::store::{IssuedRecord, NodeState};
 
 /// Condition reason for an automatic approval (upstream's).
-pub const AUTO_APPROVED: &str = "AutoApproved";
+pub const AUTO_APPROVED: &str = policy::AUTO_APPROVED;
 
 /// Readiness of the signer (the token signer's `ready()`).
 pub type ReadyFn = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -26,6 +29,8 @@ pub type ReadyFn = Arc<dyn Fn() -> bool + Send + Sync>;
 pub struct Engine {
     issuer: Issuer,
     cfg: IssuanceConfig,
+    admin_groups: Vec<String>,
+    approver: Approver,
     ready: ReadyFn,
 }
 
@@ -37,91 +42,118 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-fn group_matches(pattern: &str, group: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => group.starts_with(prefix),
-        None => pattern == group,
-    }
-}
-
 fn unix(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
-fn approve(message: &str) -> Decision {
-    Decision::Approve {
-        reason: AUTO_APPROVED.to_owned(),
-        message: message.to_owned(),
+fn from_unix(secs: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}
+
+/// The policy's view of the caller.
+fn requester(caller: &Caller) -> Requester {
+    Requester {
+        username: caller.user.clone(),
+        uid: caller.uid.clone(),
+        groups: caller.groups.clone(),
     }
 }
 
-fn deny(reason: &str, message: String) -> Decision {
-    Decision::Deny {
-        reason: reason.to_owned(),
-        message,
+/// The bootstrap token's node-name patterns, compiled; `None` when the caller did not use a
+/// bound bootstrap token. Patterns are validated when the token is created; one that no longer
+/// compiles is dropped, and a token left with none matches no node (as `allows_node` does).
+fn token_node_patterns(caller: &Caller) -> Option<GlobSet> {
+    let AuthMethod::BootstrapToken(info) = &caller.method else {
+        return None;
+    };
+    if info.node_name_patterns.is_empty() {
+        return None;
+    }
+    let mut b = GlobSetBuilder::new();
+    for p in &info.node_name_patterns {
+        match Glob::new(p) {
+            Ok(g) => {
+                b.add(g);
+            }
+            Err(e) => tracing::warn!(pattern = %p, error = %e, "bad bootstrap-token node pattern"),
+        }
+    }
+    Some(b.build().unwrap_or_else(|_| GlobSet::empty()))
+}
+
+/// What the policy needs from the store, for the caller.
+fn node_facts(caller: &Caller, node: NodeState) -> NodeFacts {
+    NodeFacts {
+        state: if node.disabled {
+            policy::NodeState::Disabled
+        } else {
+            policy::NodeState::Enabled
+        },
+        latest_client_cert_not_after: node.latest_not_after_unix.map(from_unix),
+        token_node_patterns: token_node_patterns(caller),
+    }
+}
+
+/// `node_disabled` → `NodeDisabled`: the rule, as a condition reason (UpperCamelCase).
+fn reason_of(rule: &str) -> String {
+    rule.split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map_or_else(String::new, |f| {
+                f.to_ascii_uppercase().to_string() + c.as_str()
+            })
+        })
+        .collect()
+}
+
+/// The policy's decision as conditions to write.
+fn to_conditions(csr: &str, d: policy::Decision) -> Decision {
+    match d {
+        policy::Decision::Approve { reason, message } => Decision::Approve {
+            reason: reason.to_owned(),
+            message,
+        },
+        policy::Decision::Deny { rule, message } => Decision::Deny {
+            reason: reason_of(rule),
+            message,
+        },
+        policy::Decision::Pending { rule, why } => {
+            tracing::debug!(csr, rule, %why, "csr left pending");
+            Decision::Pending
+        }
     }
 }
 
 impl Engine {
-    /// An engine over `issuer`, with the issuance config and the signer's readiness.
-    pub fn new(issuer: Issuer, cfg: IssuanceConfig, ready: ReadyFn) -> Engine {
-        Engine { issuer, cfg, ready }
+    /// An engine over `issuer`, with the issuance config, `[auth] admin_groups` (admission),
+    /// the approval policy and the signer's readiness.
+    pub fn new(
+        issuer: Issuer,
+        cfg: IssuanceConfig,
+        admin_groups: Vec<String>,
+        approver: Approver,
+        ready: ReadyFn,
+    ) -> Engine {
+        Engine {
+            issuer,
+            cfg,
+            admin_groups,
+            approver,
+            ready,
+        }
     }
 
     fn validated(&self, csr: &CertificateSigningRequest) -> Result<ValidatedCsr, CsrRejection> {
         crate::issue::validate(&csr.spec, &self.cfg)
-    }
-
-    fn decide_client(&self, v: &ValidatedCsr, caller: &Caller, node: NodeState) -> Decision {
-        let SubjectIdentity::Node(name) = &v.identity else {
-            return Decision::Pending;
-        };
-        if node.disabled {
-            return deny(
-                "NodeDisabled",
-                format!("node {} is disabled", name.as_str()),
-            );
-        }
-        // Renewal: a node (system:node:<n> in system:nodes) asking for its own name.
-        if crate::authz::node_name(caller) == Some(name.as_str()) {
-            return approve(
-                "Auto approving self kubelet client certificate after SubjectAccessReview.",
-            );
-        }
-        let auto = caller.groups.iter().any(|g| {
-            self.cfg
-                .auto_approve_groups
-                .iter()
-                .any(|p| group_matches(p, g))
-        });
-        if !auto {
-            return Decision::Pending;
-        }
-        if let AuthMethod::BootstrapToken(info) = &caller.method
-            && !info.allows_node(name.as_str())
-        {
-            return deny(
-                "NodeNameNotAllowed",
-                format!(
-                    "the bootstrap token may not bootstrap node {}",
-                    name.as_str()
-                ),
-            );
-        }
-        if node.unexpired_certificate {
-            // A stolen token must not mint a second identity for a live node: wait for an admin.
-            return Decision::Pending;
-        }
-        approve("Auto approving kubelet client certificate after SubjectAccessReview.")
     }
 }
 
 impl Issuance for Engine {
     fn inspect(&self, csr: &CertificateSigningRequest) -> Inspection {
         match self.validated(csr) {
-            Ok(v) => match crate::issue::admit(&v, &self.cfg) {
+            Ok(v) => match crate::issue::admit(&v, &self.admin_groups) {
                 Ok(()) => Inspection::Valid,
                 Err(r) => Inspection::AdmissionDenied {
                     message: r.to_string(),
@@ -147,10 +179,14 @@ impl Issuance for Engine {
         caller: &Caller,
         node: NodeState,
     ) -> Decision {
-        match self.validated(csr) {
-            Ok(v) if v.signer == SignerName::KubeletClient => self.decide_client(&v, caller, node),
-            _ => Decision::Pending,
-        }
+        let Ok(v) = self.validated(csr) else {
+            return Decision::Pending;
+        };
+        let facts = node_facts(caller, node);
+        let d = self
+            .approver
+            .decide(&v, &requester(caller), &facts, SystemTime::now());
+        to_conditions(csr.metadata.name.as_deref().unwrap_or_default(), d)
     }
 
     fn ready(&self) -> bool {
@@ -181,5 +217,17 @@ impl Issuance for Engine {
             pem_chain: cert.pem_chain.into_bytes(),
             record,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_names_become_condition_reasons() {
+        assert_eq!(reason_of("node_disabled"), "NodeDisabled");
+        assert_eq!(reason_of("token_node_binding"), "TokenNodeBinding");
+        assert_eq!(reason_of(""), "");
     }
 }

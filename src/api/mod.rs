@@ -8,7 +8,7 @@
 //!
 //! Designed-for, not built (issue 6): PATCH (merge/strategic/JSON patch) decodes to a full object
 //! and then takes the PUT path's rules (`rules::apply_*`), so no new rule code; protobuf request
-//! bodies are already decoded ([`protobuf`]), protobuf responses would be one more encoder next
+//! bodies are already decoded (`compat::protobuf::decode_csr`), protobuf responses would be one more encoder next
 //! to the JSON one; garbage collection is a periodic task over the store's `phase` and
 //! `created_unix` indexes deleting through `Store::delete` (so watches see DELETED and the audit
 //! hook records it); per-requester limits count pending CSRs by the indexed `requester` column
@@ -24,7 +24,6 @@ mod gc;
 pub mod hooks;
 mod list;
 pub mod openapi;
-pub mod protobuf;
 pub mod rules;
 pub mod server;
 pub mod serving;

@@ -29,6 +29,7 @@ use crate::authn::{Authenticator, AuthnError};
 use crate::authz::AuthzConfig;
 use crate::config::Config;
 use crate::issue::{CaBundle, CaError, IssueError, Issuer, SignerName};
+use crate::policy::{Approver, GroupPatternError, InventoryError, NodeInventory};
 use crate::signer::{Pkcs11Uri, SignKey, SignerError, TokenSigner, UriOrigin};
 use crate::store::{Store, StoreError};
 use crate::tls::{TlsError, load_certs, load_private_key, server_config};
@@ -85,6 +86,12 @@ pub enum ServeError {
     /// A blocking start-up task failed.
     #[error("start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// `[issuance] node_inventory` could not be loaded.
+    #[error("[issuance] node_inventory: {0}")]
+    Inventory(#[from] InventoryError),
+    /// An approval group pattern does not compile.
+    #[error("approval policy: {0}")]
+    Policy(#[from] GroupPatternError),
 }
 
 impl ServeError {
@@ -98,7 +105,9 @@ impl ServeError {
             | ServeError::Authn(_) => crate::exit::USAGE,
             ServeError::Issue(_)
             | ServeError::UnknownSigner { .. }
-            | ServeError::MissingSignerKey { .. } => crate::exit::USAGE,
+            | ServeError::MissingSignerKey { .. }
+            | ServeError::Inventory(_)
+            | ServeError::Policy(_) => crate::exit::USAGE,
             ServeError::Store(_) | ServeError::Bind { .. } => crate::exit::UNAVAILABLE,
             ServeError::Join(_) => crate::exit::SOFTWARE,
         }
@@ -212,7 +221,13 @@ impl Server {
             roots.extend(load_certs(f)?);
         }
         let tls = server_config(chain, tls_key, roots)?;
-        let engine = Engine::new(issuer, cfg.issuance.clone(), ready);
+        let inventory = match &cfg.issuance.node_inventory {
+            Some(p) => Some(NodeInventory::load(p)?),
+            None => None,
+        };
+        let approver = Approver::new(&cfg.auth, &cfg.issuance, inventory)?;
+        let admin_groups = cfg.auth.admin_groups.clone();
+        let engine = Engine::new(issuer, cfg.issuance.clone(), admin_groups, approver, ready);
         let authz = AuthzConfig::from(&cfg.auth);
         let api = Api::new(store, Arc::new(authn), authz, Arc::new(engine), limits(cfg));
         let listener = TcpListener::bind(cfg.server.listen)

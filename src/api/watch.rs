@@ -1,6 +1,9 @@
 //! Watch: newline-delimited JSON events (reference §6.5), from a resourceVersion (replayed from
 //! the store's event window, or 410 Expired when too old) or from now (current objects as
-//! ADDED), bookmarks when asked, closed after a bounded timeout.
+//! ADDED), bookmarks when asked, closed after a bounded timeout. The watch-list form that
+//! client-go ≥ 1.35 uses by default (`sendInitialEvents=true&resourceVersionMatch=NotOlderThan`,
+//! reference §4.3) sends the current objects as ADDED, then a BOOKMARK annotated
+//! `k8s.io/initial-events-end: "true"`, then changes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,8 +51,13 @@ struct Watcher {
     selectors: Selectors,
     as_table: bool,
     bookmarks: bool,
+    /// Watch-list: the bookmark after the initial events carries the initial-events-end mark.
+    initial_events_end: bool,
     _permit: OwnedSemaphorePermit,
 }
+
+/// The annotation that ends the initial events of a watch-list (`sendInitialEvents=true`).
+pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 
 fn event_type(kind: EventKind) -> &'static str {
     match kind {
@@ -81,12 +89,16 @@ impl Watcher {
         Some(line(&json!({"type": kind, "object": self.object(csr, rv)})))
     }
 
-    fn bookmark(&self, rv: u64) -> Bytes {
+    fn bookmark(&self, rv: u64, initial_events_end: bool) -> Bytes {
+        let mut metadata = json!({"resourceVersion": rv.to_string()});
+        if initial_events_end {
+            metadata["annotations"] = json!({ INITIAL_EVENTS_END: "true" });
+        }
         let obj = if self.as_table {
-            json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv.to_string()}, "columnDefinitions": [], "rows": []})
+            json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "columnDefinitions": [], "rows": []})
         } else {
             json!({"kind": "CertificateSigningRequest", "apiVersion": "certificates.k8s.io/v1",
-                   "metadata": {"resourceVersion": rv.to_string()}, "spec": {"request": "", "signerName": ""}})
+                   "metadata": metadata, "spec": {"request": "", "signerName": ""}})
         };
         line(&json!({"type": "BOOKMARK", "object": obj}))
     }
@@ -106,7 +118,12 @@ async fn run(
         }
     }
     // A bookmark at the end of the initial events tells the client where it stands at once.
-    if w.bookmarks && tx.send(w.bookmark(last_rv)).await.is_err() {
+    if w.bookmarks
+        && tx
+            .send(w.bookmark(last_rv, w.initial_events_end))
+            .await
+            .is_err()
+    {
         return;
     }
     let deadline = tokio::time::sleep(timeout);
@@ -117,7 +134,7 @@ async fn run(
         let out = tokio::select! {
             () = &mut deadline => return,
             () = tx.closed() => return,
-            _ = ticker.tick(), if w.bookmarks => Some(w.bookmark(last_rv)),
+            _ = ticker.tick(), if w.bookmarks => Some(w.bookmark(last_rv, false)),
             ev = live.recv() => match ev {
                 Ok(e) if e.resource_version <= last_rv => None,
                 Ok(e) => {
@@ -153,7 +170,23 @@ impl Api {
         let timeout = q
             .u64("timeoutSeconds")?
             .map_or(max, |s| Duration::from_secs(s).min(max));
+        let initial_events_end = q.bool("sendInitialEvents")?;
+        if initial_events_end {
+            // As kube-apiserver validates watch-list requests.
+            if q.get("resourceVersionMatch") != Some("NotOlderThan") {
+                return Err(super::error::bad_request(
+                    "sendInitialEvents requires resourceVersionMatch=NotOlderThan",
+                ));
+            }
+            if !bookmarks {
+                return Err(super::error::bad_request(
+                    "sendInitialEvents requires allowWatchBookmarks=true",
+                ));
+            }
+        }
         let from = match q.get("resourceVersion") {
+            // Watch-list: the current state (never older than the given version) as ADDED.
+            _ if initial_events_end => None,
             None | Some("") | Some("0") => None,
             Some(rv) => Some(
                 rv.parse::<u64>()
@@ -173,6 +206,7 @@ impl Api {
             selectors,
             as_table: table::wants_table(accept),
             bookmarks,
+            initial_events_end,
             _permit: permit,
         };
         let store = self.inner.store.clone();

@@ -139,12 +139,13 @@ pub enum AdmissionRefusal {
     },
 }
 
-/// The create-time admission check, on a validated CSR.
-pub fn admit(csr: &ValidatedCsr, cfg: &IssuanceConfig) -> Result<(), AdmissionRefusal> {
+/// The create-time admission check, on a validated CSR: `kube-apiserver-client` CSRs naming
+/// `system:masters` or one of `admin_groups` (`[auth] admin_groups`) in O are refused.
+pub fn admit(csr: &ValidatedCsr, admin_groups: &[String]) -> Result<(), AdmissionRefusal> {
     if csr.signer != SignerName::ApiserverClient {
         return Ok(());
     }
-    let admin = |o: &String| o == "system:masters" || cfg.admin_groups.iter().any(|g| g == o);
+    let admin = |o: &String| o == "system:masters" || admin_groups.iter().any(|g| g == o);
     match values_of(&csr.csr.subject, oids::ORGANIZATION)
         .into_iter()
         .find(admin)

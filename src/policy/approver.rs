@@ -9,7 +9,7 @@ use super::validators::{
     Ctx, Path, no_live_client_certificate, node_not_disabled, route, sans_in_inventory,
     token_node_binding,
 };
-use crate::config::IssuanceConfig;
+use crate::config::{AuthConfig, IssuanceConfig};
 use crate::issue::{Requester, ValidatedCsr};
 
 /// Phase 1: explicit deny rules, checked first so a disabled node's CSRs are denied whatever
@@ -25,14 +25,16 @@ pub struct Approver {
 }
 
 impl Approver {
-    /// Builds the approver from the `[issuance]` config and the loaded node inventory.
+    /// Builds the approver from `[auth]` (bootstrap groups), `[issuance]` (auto-approve
+    /// groups) and the loaded node inventory.
     pub fn new(
+        auth: &AuthConfig,
         cfg: &IssuanceConfig,
         inventory: Option<NodeInventory>,
     ) -> Result<Approver, GroupPatternError> {
         Ok(Approver {
             auto_approve: GroupMatcher::new(&cfg.auto_approve_groups)?,
-            bootstrap: GroupMatcher::new(&cfg.bootstrap_groups)?,
+            bootstrap: GroupMatcher::new(&auth.bootstrap_groups)?,
             inventory,
         })
     }

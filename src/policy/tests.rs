@@ -11,7 +11,7 @@ use super::groups::GroupMatcher;
 use super::inventory::NodeInventory;
 use super::validators::*;
 use super::{Approver, Decision};
-use crate::config::IssuanceConfig;
+use crate::config::{AuthConfig, IssuanceConfig};
 use crate::issue::ca::parse_subject;
 use crate::issue::{
     NodeName, ParsedCsr, Requester, San, SignerName, SubjectIdentity, SubjectKey, Usage, UsageSet,
@@ -191,6 +191,17 @@ fn route_picks_the_path() {
         rule_of(&r(&serving, &bootstrapper()).unwrap_err()),
         "serving_requester_not_node"
     );
+    // The node's user name without the nodes group is no node identity (e.g. a static token
+    // that names itself system:node:node1): no renewal, no serving.
+    let impostor = who("system:node:node1", &["system:authenticated"]);
+    assert_eq!(
+        rule_of(&r(&client, &impostor).unwrap_err()),
+        "requester_not_auto_approved"
+    );
+    assert_eq!(
+        rule_of(&r(&serving, &impostor).unwrap_err()),
+        "serving_requester_not_node"
+    );
     let api = client_csr(SignerName::ApiserverClient);
     assert_eq!(
         rule_of(&r(&api, &node1()).unwrap_err()),
@@ -274,6 +285,7 @@ fn sans_in_inventory_checks_every_san() {
 
 fn approver() -> Approver {
     Approver::new(
+        &AuthConfig::default(),
         &IssuanceConfig::default(),
         Some(NodeInventory::parse(INVENTORY).unwrap()),
     )
@@ -372,7 +384,7 @@ fn approver_phases() {
     let mut cfg = IssuanceConfig::default();
     cfg.auto_approve_groups
         .push("system:kubelet-bootstrap".into());
-    let a2 = Approver::new(&cfg, None).unwrap();
+    let a2 = Approver::new(&AuthConfig::default(), &cfg, None).unwrap();
     assert_eq!(
         kind(&a2.decide(&client, &static_token, &f, now())),
         ("approve", "AutoApproved")

@@ -8,6 +8,9 @@ use super::groups::GroupMatcher;
 use super::inventory::NodeInventory;
 use crate::issue::{NodeName, Requester, SignerName, SubjectIdentity, ValidatedCsr};
 
+/// The group every node identity is in (upstream's `system:nodes`).
+pub const NODES_GROUP: &str = "system:nodes";
+
 /// What a validator sees.
 #[derive(Debug, Clone, Copy)]
 pub struct Ctx<'a> {
@@ -81,7 +84,10 @@ pub fn route(ctx: &Ctx<'_>, auto_approve: &GroupMatcher) -> Result<Path, Verdict
             format!("{} CSRs are approved by an admin", ctx.csr.signer),
         );
     };
-    let is_self = ctx.requester.username == node.user_name();
+    // A real node identity: the user name alone is not enough (a static token may carry any
+    // user name); the node authenticator also puts the caller in `system:nodes`.
+    let is_self = ctx.requester.username == node.user_name()
+        && ctx.requester.groups.iter().any(|g| g == NODES_GROUP);
     match ctx.csr.signer {
         SignerName::KubeletClient if is_self => Ok(Path::Renewal),
         SignerName::KubeletClient => match auto_approve.first_match(&ctx.requester.groups) {

@@ -25,6 +25,9 @@ pub struct NodeState {
     pub disabled: bool,
     /// A certificate issued for the node has not expired yet.
     pub unexpired_certificate: bool,
+    /// NotAfter (seconds since the epoch) of the latest-expiring certificate issued for the
+    /// node, if any is recorded.
+    pub latest_not_after_unix: Option<i64>,
 }
 
 pub(super) fn insert_issued(
@@ -80,15 +83,14 @@ pub(super) fn state(conn: &Connection, node: &str, now: i64) -> Result<NodeState
             |r| r.get(0),
         )
         .optional()?;
-    let live: Option<i64> = conn
-        .query_row(
-            "SELECT 1 FROM issued_certificates WHERE node_name = ?1 AND not_after_unix > ?2 LIMIT 1",
-            params![node, now],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let latest: Option<i64> = conn.query_row(
+        "SELECT MAX(not_after_unix) FROM issued_certificates WHERE node_name = ?1",
+        params![node],
+        |r| r.get(0),
+    )?;
     Ok(NodeState {
         disabled: disabled.unwrap_or(false),
-        unexpired_certificate: live.is_some(),
+        unexpired_certificate: latest.is_some_and(|t| t > now),
+        latest_not_after_unix: latest,
     })
 }

@@ -208,7 +208,15 @@ pub fn harness_with(
     let issuer = Issuer::new(bundle, key, issuance.clone()).unwrap();
     let ready = Arc::new(AtomicBool::new(true));
     let r = ready.clone();
-    let engine = Engine::new(issuer, issuance, Arc::new(move || r.load(Ordering::SeqCst)));
+    let auth = kubesigner::config::AuthConfig::default();
+    let approver = kubesigner::policy::Approver::new(&auth, &issuance, None).unwrap();
+    let engine = Engine::new(
+        issuer,
+        issuance,
+        auth.admin_groups,
+        approver,
+        Arc::new(move || r.load(Ordering::SeqCst)),
+    );
     let api = Api::new(
         store,
         Arc::new(NoTransportAuth),
@@ -369,4 +377,43 @@ pub fn https_request(
         serde_json::from_str(&inner).unwrap_or(Value::Null)
     });
     (code, value)
+}
+
+/// The next newline-delimited watch event (5 s per frame), or None when the stream ends.
+pub async fn next_event(
+    body: &mut kubesigner::api::body::ResponseBody,
+    buf: &mut String,
+) -> Option<Value> {
+    loop {
+        if let Some(i) = buf.find('\n') {
+            let line: String = buf.drain(..=i).collect();
+            return Some(serde_json::from_str(&line).unwrap());
+        }
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .ok()??
+            .ok()?;
+        if let Ok(data) = frame.into_data() {
+            buf.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    }
+}
+
+/// Opens a watch on the CSR collection as `who` with the extra `query`.
+pub async fn open_watch(
+    h: &Harness,
+    who: &kubesigner::authn::Identity,
+    query: &str,
+) -> (StatusCode, kubesigner::api::body::ResponseBody) {
+    let req = http::Request::get(format!("{CSRS}?watch=1&{query}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = h
+        .api
+        .handle_as(
+            req,
+            kubesigner::api::hooks::AuthnResult::Authenticated(who.clone()),
+        )
+        .await;
+    (resp.status(), resp.into_body())
 }
