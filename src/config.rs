@@ -65,12 +65,19 @@ pub struct ServerConfig {
     pub max_watch_timeout: Duration,
     /// Concurrent connections; further ones wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Requests handled at once (health probes excepted); further ones get 429 with
+    /// `Retry-After` (kube-apiserver's `--max-requests-inflight` default is 400).
+    pub max_requests_in_flight: usize,
     /// Time allowed for the TLS handshake.
     #[serde(with = "humantime_serde_compat")]
     pub handshake_timeout: Duration,
     /// Time allowed for a request's headers to arrive (slow-header clients are cut off).
     #[serde(with = "humantime_serde_compat")]
     pub header_read_timeout: Duration,
+    /// Time allowed for a request's body to arrive once its headers have (slow-body clients
+    /// are answered 400 and lose their request slot).
+    #[serde(with = "humantime_serde_compat")]
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -86,8 +93,10 @@ impl Default for ServerConfig {
             max_watches: 1024,
             max_watch_timeout: Duration::from_secs(1800),
             max_connections: 4096,
+            max_requests_in_flight: 400,
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: crate::api::DEFAULT_BODY_READ_TIMEOUT,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Response bodies (whole or streamed) and bounded request-body reading.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::Body;
@@ -16,13 +17,18 @@ pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
     Full::new(bytes.into()).boxed()
 }
 
-/// Reads a request body of at most `limit` bytes (413 beyond it).
-pub async fn read_limited<B>(body: B, limit: usize) -> Result<Bytes, ApiError>
+/// Reads a request body of at most `limit` bytes (413 beyond it) within `timeout` (400 after).
+pub async fn read_limited<B>(body: B, limit: usize, timeout: Duration) -> Result<Bytes, ApiError>
 where
     B: Body<Data = Bytes> + Send,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    match Limited::new(body, limit).collect().await {
+    let Ok(read) = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await else {
+        return Err(super::error::bad_request(format!(
+            "request body not received within {timeout:?}"
+        )));
+    };
+    match read {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::TooLarge { limit }),
         Err(e) => Err(super::error::bad_request(format!(

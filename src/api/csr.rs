@@ -295,7 +295,12 @@ impl Api {
         let Some(format) = format else {
             return Err(ApiError::UnsupportedMediaType);
         };
-        let bytes = read_limited(req.into_body(), self.inner.limits.max_body_bytes).await?;
+        let bytes = read_limited(
+            req.into_body(),
+            self.inner.limits.max_body_bytes,
+            self.inner.limits.body_read_timeout,
+        )
+        .await?;
         match format {
             BodyFormat::Protobuf => Ok(Decoded {
                 csr: decode_protobuf(&bytes)?,
@@ -535,7 +540,12 @@ impl Api {
             .and_then(PatchKind::from_content_type)
             .ok_or(ApiError::UnsupportedMediaType)?;
         let fv = FieldValidation::from_query(q)?;
-        let bytes = read_limited(req.into_body(), self.inner.limits.max_body_bytes).await?;
+        let bytes = read_limited(
+            req.into_body(),
+            self.inner.limits.max_body_bytes,
+            self.inner.limits.body_read_timeout,
+        )
+        .await?;
         let stored = self.stored(caller, verb_of(path), name).await?;
         let doc = serde_json::to_value(&stored)
             .map_err(|e| ApiError::Internal(format!("encode: {e}")))?;

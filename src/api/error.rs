@@ -80,7 +80,7 @@ pub enum ApiError {
     /// No response encoding the client accepts (JSON, or protobuf for single objects) — 406.
     #[error("not acceptable")]
     NotAcceptable,
-    /// Too many concurrent watches — 429.
+    /// Too many concurrent watches, or requests in flight — 429 with Retry-After.
     #[error("too many requests")]
     TooManyRequests,
     /// A create limit (pending per node, node or requester rate) — 429 with Retry-After.
@@ -114,6 +114,11 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { name } => ApiError::NotFound { name },
             StoreError::Conflict { name, .. } => ApiError::Conflict { name },
             StoreError::Expired { .. } => ApiError::Expired,
+            // Nothing was written; clients retry after Retry-After once space returns.
+            full if full.is_storage_full() => {
+                tracing::error!(error = %full, "the data dir is full: writes refused");
+                ApiError::Unavailable
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -210,7 +215,7 @@ impl ApiError {
                 "too many certificate signing requests, try again later".to_owned(),
                 Some(json!({"retryAfterSeconds": retry_after})),
             ),
-            ApiError::TooManyRequests => ("too many concurrent watches, try again later".to_owned(), None),
+            ApiError::TooManyRequests => ("too many requests, try again later".to_owned(), None),
             ApiError::Internal(_) => ("an internal error occurred".to_owned(), None),
             ApiError::Unavailable => ("the service is temporarily unavailable".to_owned(), None),
         };

@@ -55,6 +55,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Default cap on concurrent watches (each holds a task and a broadcast receiver). A 10,000-node
 /// storm watches one CSR per bootstrapping node for seconds; 1024 covers a wide burst.
 pub const DEFAULT_MAX_WATCHES: usize = 1024;
+/// Time allowed for a request body (a CSR is a few KiB; kube-apiserver's non-long-running
+/// request timeout is 60 s, and a body slower than half of it is a slow-loris client).
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest watch: kube-apiserver's `--min-request-timeout` default (1800 s); longer requested
 /// timeouts are cut to this.
 pub const DEFAULT_MAX_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -74,6 +77,8 @@ pub struct Limits {
     pub max_watch_timeout: Duration,
     /// Per-node and per-requester create limits (`[limits]`).
     pub create: crate::compat::limits::LimitsConfig,
+    /// Time allowed for a request body to arrive.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -83,6 +88,7 @@ impl Default for Limits {
             max_watches: DEFAULT_MAX_WATCHES,
             max_watch_timeout: DEFAULT_MAX_WATCH_TIMEOUT,
             create: crate::compat::limits::LimitsConfig::default(),
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
         }
     }
 }

@@ -17,11 +17,12 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use super::engine::{Engine, ReadyFn};
+use super::error::ApiError;
 use super::serving::serving_identity;
 use super::serving_renew::{Renewal, ServingCert, renew_loop};
 use super::{Api, Limits};
@@ -124,6 +125,7 @@ pub fn limits(cfg: &Config) -> Limits {
         max_body_bytes: s.max_body_bytes,
         max_watches: s.max_watches,
         max_watch_timeout: s.max_watch_timeout,
+        body_read_timeout: s.body_read_timeout,
     }
 }
 
@@ -257,6 +259,7 @@ impl Server {
         let (stop, stopped) = oneshot::channel();
         let conn = ConnSettings {
             max_connections: cfg.server.max_connections,
+            max_requests: cfg.server.max_requests_in_flight,
             handshake: cfg.server.handshake_timeout,
             headers: cfg.server.header_read_timeout,
         };
@@ -353,9 +356,22 @@ fn build_issuer(
     Ok((issuer, roots))
 }
 
+/// A request slot, or `Err` past `[server] max_requests_in_flight`. Health probes always get
+/// in (`None`), so an overloaded appliance still answers its orchestrator.
+fn admit(
+    requests: &Arc<Semaphore>,
+    path: &str,
+) -> Result<Option<OwnedSemaphorePermit>, tokio::sync::TryAcquireError> {
+    if matches!(path, "/healthz" | "/livez" | "/readyz") {
+        return Ok(None);
+    }
+    Arc::clone(requests).try_acquire_owned().map(Some)
+}
+
 #[derive(Debug, Clone, Copy)]
 struct ConnSettings {
     max_connections: usize,
+    max_requests: usize,
     handshake: Duration,
     headers: Duration,
 }
@@ -369,6 +385,7 @@ async fn accept_loop(
 ) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(conn.max_connections));
+    let requests = Arc::new(Semaphore::new(conn.max_requests));
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
@@ -386,6 +403,7 @@ async fn accept_loop(
             _ = &mut stop => break,
         };
         let (acceptor, api, watcher) = (acceptor.clone(), api.clone(), graceful.watcher());
+        let requests = Arc::clone(&requests);
         tokio::spawn(async move {
             let _permit = permit;
             let tls = match tokio::time::timeout(conn.handshake, acceptor.accept(tcp)).await {
@@ -400,7 +418,11 @@ async fn accept_loop(
                 .map(|c| Arc::new(c.iter().map(|d| d.clone().into_owned()).collect()));
             let svc = service_fn(move |req: Request<Incoming>| {
                 let (api, chain) = (api.clone(), chain.clone());
+                let admitted = admit(&requests, req.uri().path());
                 async move {
+                    let Ok(_slot) = admitted else {
+                        return Ok(ApiError::TooManyRequests.into_response());
+                    };
                     Ok::<_, Infallible>(api.handle(req, chain.as_deref().map(Vec::as_slice)).await)
                 }
             });

@@ -17,6 +17,9 @@ use crate::store::{CsrIndex, NodeState, UpdateError};
 
 /// Reason of the Failed condition for a signer-rule violation (upstream's).
 const SIGNER_VALIDATION_FAILURE: &str = "SignerValidationFailure";
+/// How often a request waiting for a signature checks that the signer is still up (a hung
+/// token is detected by the signer's readiness after its sign timeout).
+const READY_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 /// The actor name the appliance writes under.
 const APPLIANCE: &str = "kubesigner";
 
@@ -143,6 +146,13 @@ impl Api {
         r
     }
 
+    /// Completes when the signer stops being ready (polled every [`READY_POLL`]).
+    async fn until_not_ready(&self) {
+        while self.inner.issuance.ready() {
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+
     async fn sign_locked(&self, name: &str) -> Result<Option<CertificateSigningRequest>, ApiError> {
         let store = self.inner.store.clone();
         let n = name.to_owned();
@@ -153,7 +163,13 @@ impl Api {
             return Ok(None);
         }
         let issuance = self.inner.issuance.clone();
-        let signed = blocking(move || issuance.sign(&csr)).await?;
+        let sign = blocking(move || issuance.sign(&csr));
+        // A hung token never returns the call: stop waiting once the signer is marked down
+        // (it is, after `[signer] sign_timeout`); the CSR stays approved for the backlog.
+        let signed = tokio::select! {
+            r = sign => r?,
+            () = self.until_not_ready() => Err(SignFailure::Unavailable),
+        };
         match signed {
             Ok(issued) => {
                 let store = self.inner.store.clone();

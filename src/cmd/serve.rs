@@ -11,6 +11,10 @@ use crate::config::{Config, ConfigError};
 use crate::exit;
 use crate::signer::{Pkcs11Uri, UriOrigin, apply_module_environment};
 
+/// How long exit waits for calls still inside the token after the server has stopped (a hung
+/// token must not keep the process from exiting; systemd's stop timeout is longer).
+const TOKEN_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Arguments of `kubesigner serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -244,7 +248,11 @@ impl ServeArgs {
                 return exit::SOFTWARE;
             }
         };
-        match runtime.block_on(serve_notified(cfg)) {
+        let served = runtime.block_on(serve_notified(cfg));
+        // Drops the remaining tasks and with them the token signer (sessions closed, logout,
+        // C_Finalize); a call stuck in a hung token is not waited for beyond the grace.
+        runtime.shutdown_timeout(TOKEN_CLOSE_GRACE);
+        match served {
             Ok(()) => 0,
             Err(e) => {
                 tracing::error!(error = %e, "serve failed");

@@ -2,9 +2,10 @@
 //! down, and a background thread that keeps the token alive and re-initialises it after a
 //! device error.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cryptoki::context::Pkcs11;
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
@@ -44,7 +45,9 @@ impl Default for Settings {
             // Below the ≈ 30 s idle timeout of YubiHSM-class devices.
             keepalive_interval: Duration::from_secs(15),
             initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
+            // Signing must be back within 5 s of the token's return (issue 8); a failed
+            // re-initialisation against an absent token is cheap, so retry at least every 1 s.
+            max_backoff: Duration::from_secs(1),
             credential: DEFAULT_CREDENTIAL.to_owned(),
         }
     }
@@ -113,6 +116,22 @@ pub struct TokenSigner {
     wake: Arc<Wake>,
     bad_signatures: AtomicU64,
     recoveries: AtomicU64,
+    /// Start of each call now inside the token, by call number: a call older than the sign
+    /// timeout means a hung device (a PKCS#11 call cannot be cancelled), see [`Self::ready`].
+    in_flight: Mutex<BTreeMap<u64, Instant>>,
+    next_call: AtomicU64,
+}
+
+/// One call inside the token, registered in `in_flight` until it returns.
+struct InFlight<'a> {
+    signer: &'a TokenSigner,
+    id: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.signer.calls().remove(&self.id);
+    }
 }
 
 impl std::fmt::Debug for TokenSigner {
@@ -149,6 +168,8 @@ impl TokenSigner {
             }),
             bad_signatures: AtomicU64::new(0),
             recoveries: AtomicU64::new(0),
+            in_flight: Mutex::new(BTreeMap::new()),
+            next_call: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&signer);
         let wake = Arc::clone(&signer.wake);
@@ -159,9 +180,38 @@ impl TokenSigner {
         Ok(signer)
     }
 
-    /// True when signing works now (for the readiness probe).
+    /// True when signing works now (for the readiness probe). A call that has been inside
+    /// the token for longer than the sign timeout (a hung device) marks the signer down here:
+    /// the call itself cannot be cancelled, but callers stop waiting for it and fail fast.
     pub fn ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        if !self.ready.load(Ordering::Acquire) {
+            return false;
+        }
+        let oldest = self.calls().values().next().map(Instant::elapsed);
+        match oldest {
+            Some(age) if age > self.settings.acquire_timeout => {
+                let limit = self.settings.acquire_timeout;
+                self.mark_down(
+                    format!("a call into the token has not returned within {limit:?}"),
+                    true,
+                );
+                false
+            }
+            _ => true,
+        }
+    }
+
+    fn calls(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Instant>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a call into the token until the guard drops.
+    fn enter(&self) -> InFlight<'_> {
+        let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        self.calls().insert(id, Instant::now());
+        InFlight { signer: self, id }
     }
 
     /// Up, or down and why.
@@ -267,7 +317,10 @@ impl TokenSigner {
         let mut last = None;
         for _ in 0..2 {
             let p = live.take(self.settings.acquire_timeout)?;
-            match p.sign(&self.public, msg) {
+            let call = self.enter();
+            let signed = p.sign(&self.public, msg);
+            drop(call);
+            match signed {
                 Ok(sig) => {
                     live.give(p);
                     return Ok(sig);
@@ -341,7 +394,10 @@ impl TokenSigner {
 
     fn keepalive(&self) {
         let result = match self.read_live().as_ref() {
-            Some(live) => live.keepalive(),
+            Some(live) => {
+                let _call = self.enter();
+                live.keepalive()
+            }
             None => return,
         };
         if let Err(e) = result
@@ -399,6 +455,7 @@ impl Drop for TokenSigner {
             .take();
         if let Some(live) = live {
             live.teardown();
+            tracing::info!("PKCS#11 token closed: sessions closed (logged out), module finalized");
         }
         self.wake.notify();
     }

@@ -73,6 +73,20 @@ pub enum StoreError {
     Sync(#[from] super::group_sync::SyncError),
 }
 
+impl StoreError {
+    /// True when the write failed because the data dir's file system is full (`SQLITE_FULL`
+    /// or ENOSPC): nothing was written and the write may be retried when space returns.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            StoreError::DataDir { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+}
+
 /// The result of a read-modify-write closure that refused the change.
 #[derive(Debug)]
 pub enum UpdateError<E> {
