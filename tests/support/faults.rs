@@ -249,6 +249,7 @@ impl Rig {
             .unwrap();
         let child = Command::new(bin())
             .arg("serve")
+            .arg("--allow-root") // tests and CI run as root
             .arg("--config")
             .arg(&self.config)
             .env("RUST_LOG", "info")
