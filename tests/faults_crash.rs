@@ -1,6 +1,6 @@
 //! Fault suite: `kubesigner serve` killed with SIGKILL at random points under create load.
 //! After each restart every CSR the client saw acknowledged (201) is there, approved, with a
-//! certificate (or signed shortly after by the backlog), `PRAGMA integrity_check` is ok, and
+//! certificate (or signed shortly after by the backlog), `PRAGMA integrity_check` is ok, the audit chain exports and verifies, and
 //! no certificate serial appears twice.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -83,6 +83,30 @@ async fn kill9_under_load_loses_nothing_acknowledged() {
         }
         let integrity = rig.integrity_check();
         assert_eq!(integrity, "ok", "round {round}");
+        // The audit chain survives the crash: export it and verify it with no other input.
+        let export = std::process::Command::new(env!("CARGO_BIN_EXE_kubesigner"))
+            .args(["audit", "export", "--config"])
+            .arg(&rig.config)
+            .output()
+            .unwrap();
+        assert!(
+            export.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&export.stderr)
+        );
+        let file = rig.config.with_file_name(format!("audit-{round}.jsonl"));
+        std::fs::write(&file, &export.stdout).unwrap();
+        let verify = std::process::Command::new(env!("CARGO_BIN_EXE_kubesigner"))
+            .args(["audit", "verify"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            verify.status.success(),
+            "round {round}: audit verify: {}{}",
+            String::from_utf8_lossy(&verify.stdout),
+            String::from_utf8_lossy(&verify.stderr)
+        );
         let t = Instant::now();
         rig.start().await;
         out.recovery_ms = out.recovery_ms.max(t.elapsed().as_millis());
