@@ -30,7 +30,8 @@ pub struct Engine {
     issuer: Issuer,
     cfg: IssuanceConfig,
     admin_groups: Vec<String>,
-    approver: Approver,
+    /// Replaced whole when the node inventory file changes ([`Engine::replace_approver`]).
+    approver: std::sync::RwLock<Arc<Approver>>,
     ready: ReadyFn,
 }
 
@@ -140,9 +141,28 @@ impl Engine {
             issuer,
             cfg,
             admin_groups,
-            approver,
+            approver: std::sync::RwLock::new(Arc::new(approver)),
             ready,
         }
+    }
+
+    /// Swaps in a new approval policy (a reloaded node inventory); requests already deciding
+    /// finish with the old one.
+    pub fn replace_approver(&self, approver: Approver) {
+        let mut slot = self
+            .approver
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Arc::new(approver);
+    }
+
+    fn current_approver(&self) -> Arc<Approver> {
+        Arc::clone(
+            &self
+                .approver
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     fn validated(&self, csr: &CertificateSigningRequest) -> Result<ValidatedCsr, CsrRejection> {
@@ -184,7 +204,7 @@ impl Issuance for Engine {
         };
         let facts = node_facts(caller, node);
         let d = self
-            .approver
+            .current_approver()
             .decide(&v, &requester(caller), &facts, SystemTime::now());
         to_conditions(csr.metadata.name.as_deref().unwrap_or_default(), d)
     }

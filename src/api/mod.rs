@@ -22,6 +22,7 @@ pub mod engine;
 pub mod error;
 mod gc;
 pub mod hooks;
+mod inventory_reload;
 mod list;
 pub mod openapi;
 pub mod rules;

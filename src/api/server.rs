@@ -139,6 +139,7 @@ pub struct Server {
     backlog: JoinHandle<()>,
     gc: Option<JoinHandle<()>>,
     renew: Option<JoinHandle<()>>,
+    inventory_reload: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -245,7 +246,13 @@ impl Server {
         let admin_groups = cfg.auth.admin_groups.clone();
         let engine = Engine::new(issuer, cfg.issuance.clone(), admin_groups, approver, ready);
         let authz = AuthzConfig::from(&cfg.auth);
-        let api = Api::new(store, Arc::new(authn), authz, Arc::new(engine), limits(cfg));
+        let engine = Arc::new(engine);
+        let inventory_reload = super::inventory_reload::spawn(
+            Arc::clone(&engine),
+            cfg.auth.clone(),
+            cfg.issuance.clone(),
+        );
+        let api = Api::new(store, Arc::new(authn), authz, engine, limits(cfg));
         let listener = TcpListener::bind(cfg.server.listen)
             .await
             .map_err(|source| ServeError::Bind {
@@ -283,6 +290,7 @@ impl Server {
             backlog,
             gc,
             renew,
+            inventory_reload,
         })
     }
 
@@ -308,6 +316,9 @@ impl Server {
         }
         if let Some(gc) = &self.gc {
             gc.abort();
+        }
+        if let Some(reload) = &self.inventory_reload {
+            reload.abort();
         }
     }
 }

@@ -1,0 +1,60 @@
+//! Reloads the node inventory (`[issuance] node_inventory`) when the file changes, so an operator
+//! adds a node's addresses without a restart. The file is polled (a stat every
+//! [`POLL_INTERVAL`]); a new version that does not parse keeps the old policy and says why.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::task::JoinHandle;
+
+use super::engine::Engine;
+use crate::config::{AuthConfig, IssuanceConfig};
+use crate::policy::{Approver, NodeInventory};
+
+/// How often the inventory file's modification time is checked.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Loads the inventory and builds the approval policy over it (blocking: reads a file).
+fn rebuild(path: &Path, auth: &AuthConfig, issuance: &IssuanceConfig) -> Result<Approver, String> {
+    let inventory = NodeInventory::load(path).map_err(|e| e.to_string())?;
+    Approver::new(auth, issuance, Some(inventory)).map_err(|e| e.to_string())
+}
+
+/// Spawns the reload task when an inventory file is configured.
+pub fn spawn(
+    engine: Arc<Engine>,
+    auth: AuthConfig,
+    issuance: IssuanceConfig,
+) -> Option<JoinHandle<()>> {
+    let path = issuance.node_inventory.clone()?;
+    Some(tokio::spawn(async move {
+        let mut seen = modified(&path);
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        loop {
+            tick.tick().await;
+            let now = modified(&path);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            let (p, a, i) = (path.clone(), auth.clone(), issuance.clone());
+            match tokio::task::spawn_blocking(move || rebuild(&p, &a, &i)).await {
+                Ok(Ok(approver)) => {
+                    engine.replace_approver(approver);
+                    tracing::info!(path = %path.display(), "node inventory reloaded");
+                }
+                Ok(Err(why)) => tracing::warn!(
+                    path = %path.display(),
+                    error = %why,
+                    "node inventory not reloaded: keeping the previous one"
+                ),
+                Err(e) => tracing::warn!(error = %e, "node inventory reload task failed"),
+            }
+        }
+    }))
+}
