@@ -219,6 +219,27 @@ impl Store {
         self.state.lock().map_err(|_| StoreError::Poisoned)
     }
 
+    /// After a CSR transaction committed (its log not yet synced): takes its place in the group
+    /// sync, publishes the event to watchers, releases the store lock, and returns only once the
+    /// commit is on disk (group commit: one fsync serves every writer waiting on it).
+    fn publish_durable(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        kind: EventKind,
+        resource_version: u64,
+        csr: CertificateSigningRequest,
+    ) -> Result<CertificateSigningRequest, StoreError> {
+        let seq = self.sync.committed().map_err(StoreError::from)?;
+        st.feed.publish(Event {
+            kind,
+            resource_version,
+            object: Arc::new(csr.clone()),
+        });
+        drop(st);
+        self.sync.wait_durable(seq).map_err(StoreError::from)?;
+        Ok(csr)
+    }
+
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> Result<u64, StoreError> {
         let st = self.lock()?;
@@ -274,15 +295,7 @@ impl Store {
             },
         )?;
         tx.commit()?;
-        let seq = self.sync.committed().map_err(StoreError::from)?;
-        st.feed.publish(Event {
-            kind: EventKind::Added,
-            resource_version: rv,
-            object: Arc::new(csr.clone()),
-        });
-        drop(st);
-        self.sync.wait_durable(seq).map_err(StoreError::from)?;
-        Ok(csr)
+        self.publish_durable(st, EventKind::Added, rv, csr)
     }
 
     /// The whole audit chain, oldest first (`kubesigner audit export`).
@@ -417,15 +430,8 @@ impl Store {
             },
         )?;
         tx.commit()?;
-        let seq = self.sync.committed().map_err(StoreError::from)?;
-        st.feed.publish(Event {
-            kind: EventKind::Modified,
-            resource_version: rv,
-            object: Arc::new(csr.clone()),
-        });
-        drop(st);
-        self.sync.wait_durable(seq).map_err(StoreError::from)?;
-        Ok(csr)
+        self.publish_durable(st, EventKind::Modified, rv, csr)
+            .map_err(UpdateError::Store)
     }
 
     /// Deletes one CSR (issued-certificate records stay). Returns its last state.
@@ -456,16 +462,8 @@ impl Store {
             },
         )?;
         tx.commit()?;
-        let seq = self.sync.committed().map_err(StoreError::from)?;
         csr.metadata.resource_version = Some(rv.to_string());
-        st.feed.publish(Event {
-            kind: EventKind::Deleted,
-            resource_version: rv,
-            object: Arc::new(csr.clone()),
-        });
-        drop(st);
-        self.sync.wait_durable(seq).map_err(StoreError::from)?;
-        Ok(csr)
+        self.publish_durable(st, EventKind::Deleted, rv, csr)
     }
 
     /// Starts a watch after resourceVersion `from`: replays the window, or 410 when too old.
