@@ -1,20 +1,36 @@
 //! The tamper-evident audit chain: each record carries the SHA-256 of the previous record, so an
-//! edit, a deletion or a reorder breaks the chain, and a missing tail shows against the head
-//! hash logged to the system log with every record (the outside copy).
+//! edit, a deletion or a reorder breaks the chain. Every N records or T seconds a checkpoint
+//! record (the head's seq and hash, signed with the audit key in the token) joins the chain and
+//! is also written to the system log ([`checkpoint`]): the outside copy that makes a truncated
+//! tail visible.
 //!
-//! The store writes the records (same transaction as the change, `store::Store`); this module
-//! holds the record format, the hash and the verifier used by `kubesigner audit verify`.
+//! The store writes the records (same transaction as the change, [`append`]); this module holds
+//! the record format, the hash and the verifier used by `kubesigner audit verify`.
+
+#[path = "audit_append.rs"]
+mod append_impl;
+#[path = "audit_checkpoint.rs"]
+pub mod checkpoint;
+#[path = "audit_context.rs"]
+pub mod context;
+#[path = "audit_verify.rs"]
+mod verify_impl;
 
 use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
 
+pub use append_impl::{Entry, all, append, head, last_checkpoint};
+pub use verify_impl::{AuditError, Summary, VerifyOptions, verify, verify_with};
+
 /// The `prev_hash` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Largest export line accepted by the verifier (a record is a few hundred bytes).
+/// Largest export line accepted by the verifier (a record is a few hundred bytes; a CSR may
+/// name up to 100 SANs of up to 253 bytes, `issue::csr::MAX_SANS`).
 pub const MAX_LINE: usize = 64 * 1024;
 
-/// One audit record, as stored and exported (one JSON line each).
+/// One audit record, as stored and exported (one JSON line each). The fields after
+/// `prev_hash` were added later: a record without any of them hashes as before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditRecord {
@@ -22,111 +38,119 @@ pub struct AuditRecord {
     pub seq: u64,
     /// When (Unix seconds).
     pub at_unix: i64,
-    /// What: create, approve, deny, issue, fail, delete, update.
+    /// What: create, approve, deny, issue, fail, delete, update, node-disable, node-enable,
+    /// token-create, token-delete, checkpoint.
     pub kind: String,
-    /// The CSR.
+    /// The subject of the change: the CSR (or the node, or the bootstrap token id).
     pub csr_name: String,
-    /// Who.
+    /// Who (user name; `kubesigner` for the appliance, `kubesigner-cli` for local commands).
     pub actor: String,
     /// The resourceVersion of the change.
     pub resource_version: u64,
     /// Hash of the previous record ([`GENESIS`] for the first).
     pub prev_hash: String,
+    /// The actor's groups (API requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    /// The request id (`X-Request-Id`) of the API request that made the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The requested subject (RFC 4514), on create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The requested SANs (`DNS:…`, `IP:…`), on create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sans: Option<Vec<String>>,
+    /// Serial number (hex) of the certificate issued by this change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// Outcome: the CSR's phase after the change (pending, approved, denied, failed, issued,
+    /// deleted), or what a node / token change did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// On `checkpoint` records: what was signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Checkpoint>,
     /// SHA-256 (hex) of this record's other fields, see [`record_hash`].
     pub hash: String,
 }
 
-/// The hash of a record: SHA-256 over the JSON of every field but `hash`, in declared order.
+/// A signed checkpoint: the chain up to `seq` ends in `hash`, at the record's `at_unix`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// The seq of the newest record covered.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: String,
+    /// ECDSA P-256 / SHA-256 signature (DER, hex) over [`checkpoint_message`].
+    pub sig: String,
+}
+
+/// The bytes the audit key signs for a checkpoint.
+pub fn checkpoint_message(seq: u64, hash: &str, at_unix: i64) -> String {
+    format!("kubesigner-audit-checkpoint v1 seq={seq} hash={hash} at={at_unix}")
+}
+
+impl AuditRecord {
+    /// A record with the original fields only (the added ones empty); `hash` empty.
+    pub fn new(seq: u64, at_unix: i64, kind: &str, csr_name: &str, actor: &str) -> AuditRecord {
+        AuditRecord {
+            seq,
+            at_unix,
+            kind: kind.to_owned(),
+            csr_name: csr_name.to_owned(),
+            actor: actor.to_owned(),
+            resource_version: 0,
+            prev_hash: GENESIS.to_owned(),
+            groups: None,
+            request_id: None,
+            subject: None,
+            sans: None,
+            serial: None,
+            outcome: None,
+            checkpoint: None,
+            hash: String::new(),
+        }
+    }
+
+    fn has_added_fields(&self) -> bool {
+        self.groups.is_some()
+            || self.request_id.is_some()
+            || self.subject.is_some()
+            || self.sans.is_some()
+            || self.serial.is_some()
+            || self.outcome.is_some()
+            || self.checkpoint.is_some()
+    }
+}
+
+/// The hash of a record: SHA-256 over the JSON array of every field but `hash`, in declared
+/// order; the added fields join the array (as one more element) only when one is set, so
+/// records written before they existed keep their hash.
 pub fn record_hash(r: &AuditRecord) -> String {
-    let body = serde_json::json!([
-        r.seq,
-        r.at_unix,
-        r.kind,
-        r.csr_name,
-        r.actor,
-        r.resource_version,
-        r.prev_hash
-    ]);
-    hex::encode(digest::digest(&digest::SHA256, body.to_string().as_bytes()))
-}
-
-/// Why an export does not verify.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum AuditError {
-    /// A line is not a record.
-    #[error("line {line}: not an audit record")]
-    Malformed {
-        /// 1-based line.
-        line: usize,
-    },
-    /// A record's content does not match its hash (edited).
-    #[error("record {seq}: content does not match its hash (edited)")]
-    Edited {
-        /// The record's seq.
-        seq: u64,
-    },
-    /// The sequence skips or goes back (deleted or reordered records).
-    #[error("record at line {line}: seq {found}, expected {expected} (deleted or reordered)")]
-    Sequence {
-        /// 1-based line.
-        line: usize,
-        /// The seq found.
-        found: u64,
-        /// The seq expected.
-        expected: u64,
-    },
-    /// `prev_hash` does not name the previous record (a record was removed or replaced).
-    #[error("record {seq}: prev_hash does not match the previous record")]
-    Broken {
-        /// The record's seq.
-        seq: u64,
-    },
-    /// The export ends before the head the system log recorded (truncated).
-    #[error("the export ends at {last}, but the expected head is not in it (truncated)")]
-    Truncated {
-        /// The last hash in the export.
-        last: String,
-    },
-}
-
-/// Verifies an export (JSON lines); with `head`, also that the chain reaches that hash (from
-/// the system log). Returns the number of records.
-pub fn verify(text: &str, head: Option<&str>) -> Result<u64, AuditError> {
-    let mut prev = GENESIS.to_owned();
-    let mut expected = 1u64;
-    let mut seen_head = head.is_none();
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let line_no = i + 1;
-        if line.len() > MAX_LINE {
-            return Err(AuditError::Malformed { line: line_no });
-        }
-        let r: AuditRecord =
-            serde_json::from_str(line).map_err(|_| AuditError::Malformed { line: line_no })?;
-        if r.seq != expected {
-            return Err(AuditError::Sequence {
-                line: line_no,
-                found: r.seq,
-                expected,
-            });
-        }
-        if record_hash(&r) != r.hash {
-            return Err(AuditError::Edited { seq: r.seq });
-        }
-        if r.prev_hash != prev {
-            return Err(AuditError::Broken { seq: r.seq });
-        }
-        seen_head |= head == Some(r.hash.as_str());
-        prev = r.hash;
-        expected = expected.saturating_add(1);
+    let mut body = vec![
+        serde_json::json!(r.seq),
+        serde_json::json!(r.at_unix),
+        serde_json::json!(r.kind),
+        serde_json::json!(r.csr_name),
+        serde_json::json!(r.actor),
+        serde_json::json!(r.resource_version),
+        serde_json::json!(r.prev_hash),
+    ];
+    if r.has_added_fields() {
+        body.push(serde_json::json!([
+            r.groups,
+            r.request_id,
+            r.subject,
+            r.sans,
+            r.serial,
+            r.outcome,
+            r.checkpoint
+        ]));
     }
-    if !seen_head {
-        return Err(AuditError::Truncated { last: prev });
-    }
-    Ok(expected.saturating_sub(1))
+    let text = serde_json::Value::Array(body).to_string();
+    hex::encode(digest::digest(&digest::SHA256, text.as_bytes()))
 }
 
 #[cfg(test)]

@@ -1,26 +1,50 @@
-//! Unit tests for `audit.rs`.
+//! Unit tests for `audit.rs` (chain) and `audit_verify.rs` (checkpoints, with a software
+//! P-256 key standing in for the token's audit key).
 
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use der::Decode;
+
+use super::checkpoint::LoggedCheckpoint;
 use super::*;
 
 fn chain(n: u64) -> Vec<AuditRecord> {
-    let mut prev = GENESIS.to_owned();
-    (1..=n)
-        .map(|seq| {
-            let mut r = AuditRecord {
-                seq,
-                at_unix: 1_700_000_000 + seq as i64,
-                kind: "create".into(),
-                csr_name: format!("csr-{seq}"),
-                actor: "system:node:n1".into(),
-                resource_version: seq,
-                prev_hash: prev.clone(),
-                hash: String::new(),
-            };
-            r.hash = record_hash(&r);
-            prev = r.hash.clone();
-            r
-        })
-        .collect()
+    let mut rs = Vec::new();
+    for seq in 1..=n {
+        push(&mut rs, seq, None);
+    }
+    rs
+}
+
+fn push(rs: &mut Vec<AuditRecord>, seq: u64, checkpoint: Option<Checkpoint>) {
+    let mut r = AuditRecord::new(
+        seq,
+        1_700_000_000 + seq as i64,
+        "create",
+        &format!("csr-{seq}"),
+        "system:node:n1",
+    );
+    r.resource_version = seq;
+    r.prev_hash = rs.last().map_or(GENESIS.to_owned(), |p| p.hash.clone());
+    if seq.is_multiple_of(2) {
+        r.groups = Some(vec!["system:nodes".into()]);
+        r.sans = Some(vec!["DNS:n1".into()]);
+    }
+    if checkpoint.is_some() {
+        r.kind = "checkpoint".into();
+        r.checkpoint = checkpoint;
+    }
+    r.hash = record_hash(&r);
+    rs.push(r);
+}
+
+fn rehash_from(rs: &mut [AuditRecord], from: usize) {
+    for i in from..rs.len() {
+        if i > 0 {
+            rs[i].prev_hash = rs[i - 1].hash.clone();
+        }
+        rs[i].hash = record_hash(&rs[i]);
+    }
 }
 
 fn lines(rs: &[AuditRecord]) -> String {
@@ -29,11 +53,75 @@ fn lines(rs: &[AuditRecord]) -> String {
         .collect()
 }
 
+struct Key {
+    pair: EcdsaKeyPair,
+    public: crate::signer::PublicKey,
+}
+
+fn key() -> Key {
+    let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+    let der = pair.public_key().as_der().unwrap();
+    let spki = spki::SubjectPublicKeyInfoOwned::from_der(der.as_ref()).unwrap();
+    let public = crate::signer::PublicKey::from_spki(spki).unwrap();
+    Key { pair, public }
+}
+
+/// Appends a checkpoint of the current head, signed by `k`; returns its log line.
+fn checkpoint(rs: &mut Vec<AuditRecord>, k: &Key) -> LoggedCheckpoint {
+    let head = rs.last().unwrap().clone();
+    let seq = head.seq + 1;
+    let at = 1_700_000_000 + seq as i64;
+    let msg = checkpoint_message(head.seq, &head.hash, at);
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let sig = hex::encode(k.pair.sign(&rng, msg.as_bytes()).unwrap().as_ref());
+    let cp = Checkpoint {
+        seq: head.seq,
+        hash: head.hash.clone(),
+        sig: sig.clone(),
+    };
+    push(rs, seq, Some(cp));
+    LoggedCheckpoint {
+        seq: head.seq,
+        hash: head.hash,
+        at_unix: at,
+        sig,
+    }
+}
+
 #[test]
 fn intact_chain_verifies() {
     let rs = chain(5);
     assert_eq!(verify(&lines(&rs), None), Ok(5));
     assert_eq!(verify(&lines(&rs), Some(&rs[4].hash)), Ok(5));
+}
+
+#[test]
+fn records_without_the_added_fields_keep_the_old_hash() {
+    // The hash of a record written before the added fields existed (schema 2).
+    let mut r = AuditRecord::new(1, 1_700_000_001, "create", "csr-1", "system:node:n1");
+    r.resource_version = 1;
+    let old_body = serde_json::json!([
+        1,
+        1_700_000_001,
+        "create",
+        "csr-1",
+        "system:node:n1",
+        1,
+        GENESIS
+    ]);
+    let old = hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        old_body.to_string().as_bytes(),
+    ));
+    assert_eq!(record_hash(&r), old);
+    r.outcome = Some("pending".into());
+    assert_ne!(record_hash(&r), old);
+    // An old export line (no added keys) still parses.
+    r.outcome = None;
+    r.hash = old;
+    let line = serde_json::to_string(&r).unwrap();
+    assert!(!line.contains("outcome"));
+    assert_eq!(verify(&line, None), Ok(1));
 }
 
 #[test]
@@ -49,6 +137,13 @@ fn edit_is_detected() {
     assert_eq!(
         verify(&lines(&rs), None),
         Err(AuditError::Broken { seq: 4 })
+    );
+    // An added field edited (the SANs of record 2).
+    let mut rs = chain(5);
+    rs[1].sans = Some(vec!["DNS:evil".into()]);
+    assert_eq!(
+        verify(&lines(&rs), None),
+        Err(AuditError::Edited { seq: 2 })
     );
 }
 
@@ -84,4 +179,95 @@ fn truncation_is_detected_against_the_logged_head() {
         verify(&lines(&rs[..3]), Some(&head)),
         Err(AuditError::Truncated { .. })
     ));
+}
+
+#[test]
+fn signed_checkpoints_verify() {
+    let k = key();
+    let mut rs = chain(4);
+    let l1 = checkpoint(&mut rs, &k);
+    push(&mut rs, 6, None);
+    let l2 = checkpoint(&mut rs, &k);
+    let logged = [l1, l2];
+    let opts = VerifyOptions {
+        key: Some(&k.public),
+        logged: &logged,
+        ..VerifyOptions::default()
+    };
+    let s = verify_with(&lines(&rs), &opts).unwrap();
+    assert_eq!(
+        (s.records, s.checkpoints, s.signatures, s.logged),
+        (7, 2, 2, 2)
+    );
+}
+
+#[test]
+fn truncation_past_the_last_checkpoint_is_detected_with_the_logged_copy() {
+    let k = key();
+    let mut rs = chain(4);
+    let l1 = checkpoint(&mut rs, &k);
+    push(&mut rs, 6, None);
+    let l2 = checkpoint(&mut rs, &k);
+    push(&mut rs, 8, None);
+    let logged = [l1, l2.clone()];
+    let opts = VerifyOptions {
+        key: Some(&k.public),
+        logged: &logged,
+        ..VerifyOptions::default()
+    };
+    // Cut after the first checkpoint: the chain alone is fine, the logged copy is not.
+    let cut = lines(&rs[..5]);
+    assert_eq!(verify(&cut, None), Ok(5));
+    assert_eq!(
+        verify_with(&cut, &opts),
+        Err(AuditError::MissingCheckpoint {
+            covers: l2.seq,
+            hash: l2.hash.clone()
+        })
+    );
+    // Cutting just the checkpoint record off is caught too.
+    assert!(matches!(
+        verify_with(&lines(&rs[..6]), &opts),
+        Err(AuditError::MissingCheckpoint { covers: 6, .. })
+    ));
+}
+
+#[test]
+fn forged_checkpoint_signature_is_detected() {
+    let k = key();
+    let other = key();
+    let mut rs = chain(4);
+    checkpoint(&mut rs, &k);
+    push(&mut rs, 6, None);
+    // A rewritten chain whose checkpoint is signed by another key: the chain verifies
+    // (every hash recomputed), the signature does not.
+    let mut forged = chain(4);
+    checkpoint(&mut forged, &other);
+    push(&mut forged, 6, None);
+    assert_eq!(verify(&lines(&forged), None), Ok(6));
+    let opts = VerifyOptions {
+        key: Some(&k.public),
+        ..VerifyOptions::default()
+    };
+    assert_eq!(
+        verify_with(&lines(&forged), &opts),
+        Err(AuditError::BadSignature { seq: 5 })
+    );
+    // A checkpoint edited to cover a different hash, every hash after it recomputed.
+    let mut bent = rs.clone();
+    bent[4].checkpoint.as_mut().unwrap().seq = 3;
+    bent[4].checkpoint.as_mut().unwrap().hash = bent[2].hash.clone();
+    rehash_from(&mut bent, 4);
+    assert_eq!(
+        verify_with(&lines(&bent), &opts),
+        Err(AuditError::BadSignature { seq: 5 })
+    );
+    // A checkpoint naming a hash the chain does not have.
+    let mut wrong = rs.clone();
+    wrong[4].checkpoint.as_mut().unwrap().hash = GENESIS.to_owned();
+    rehash_from(&mut wrong, 4);
+    assert_eq!(
+        verify(&lines(&wrong), None),
+        Err(AuditError::CheckpointMismatch { seq: 5, covers: 4 })
+    );
 }

@@ -36,6 +36,9 @@ pub struct Config {
     /// `[limits]`: per-node and per-requester CSR-create limits.
     #[serde(default)]
     pub limits: crate::compat::limits::LimitsConfig,
+    /// `[audit]`: signed checkpoints of the audit chain.
+    #[serde(default)]
+    pub audit: crate::audit::checkpoint::AuditConfig,
 }
 
 /// `[server]`: the HTTPS API. Every key is optional.

@@ -44,7 +44,7 @@ pub struct Metrics {
     pub token_sign_seconds: Histogram,
     /// 1 while every token signer has a working session.
     pub hsm_up: Gauge,
-    /// Token sessions in use.
+    /// PKCS#11 signing sessions checked out of the pool now (not calls waiting for one).
     pub sessions_in_use: Gauge,
     /// CSRs neither approved nor denied.
     pub pending_csrs: Gauge,
@@ -56,6 +56,17 @@ pub struct Metrics {
     pub serving_not_after: Gauge,
     /// 1 when the CA expires within [`CA_ALERT_DAYS`].
     pub ca_expiry_alert: Gauge,
+    /// Signed audit checkpoints appended.
+    pub audit_checkpoints: Counter,
+    /// SIGHUP reloads, by result (`ok`, `failed`).
+    pub reloads: Family<ResultLabels, Counter>,
+}
+
+/// Label set for [`Metrics::reloads`].
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok` or `failed`.
+    pub result: &'static str,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -77,6 +88,8 @@ impl Metrics {
             ca_not_after: Gauge::default(),
             serving_not_after: Gauge::default(),
             ca_expiry_alert: Gauge::default(),
+            audit_checkpoints: Counter::default(),
+            reloads: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -102,7 +115,7 @@ impl Metrics {
         );
         r.register(
             "token_sessions_in_use",
-            "PKCS#11 sessions in use",
+            "PKCS#11 signing sessions checked out of the pool",
             m.sessions_in_use.clone(),
         );
         r.register(
@@ -130,6 +143,12 @@ impl Metrics {
             "1 when the CA expires within 90 days",
             m.ca_expiry_alert.clone(),
         );
+        r.register(
+            "audit_checkpoints",
+            "Signed audit checkpoints appended",
+            m.audit_checkpoints.clone(),
+        );
+        r.register("reloads", "SIGHUP reloads, by result", m.reloads.clone());
         Metrics { registry, ..m }
     }
 

@@ -159,10 +159,15 @@ fn text_response(code: StatusCode, text: &'static str) -> Response<ResponseBody>
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
+    // The request's audit context (who, request id) goes with the work to the blocking thread.
+    let ctx = crate::audit::context::capture();
+    tokio::task::spawn_blocking(move || crate::audit::context::enter(ctx, f))
         .await
         .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))
 }
+
+/// The request-id header, accepted from clients when sane and always answered.
+const REQUEST_ID: &str = "x-request-id";
 
 const CSR_PREFIX: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
 
@@ -224,10 +229,27 @@ impl Api {
     {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let resp = match self.route(req, auth).await {
+        let request_id =
+            crate::audit::context::request_id(req.headers().get(REQUEST_ID).map(|v| v.as_bytes()));
+        let (user, groups) = match &auth {
+            AuthnResult::Authenticated(c) => (c.user.clone(), c.groups.clone()),
+            _ => (String::new(), Vec::new()),
+        };
+        let ctx = crate::audit::context::AuditContext {
+            request_id: request_id.clone(),
+            user,
+            groups,
+        };
+        let span = tracing::info_span!("request", request_id = %request_id);
+        let routed = crate::audit::context::scope(ctx, self.route(req, auth));
+        let mut resp = match tracing::Instrument::instrument(routed, span.clone()).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         };
+        if let Ok(v) = header::HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert(REQUEST_ID, v);
+        }
+        let _entered = span.enter();
         tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
         let code = resp.status().as_u16();
         let m = crate::metrics::global();

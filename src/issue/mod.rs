@@ -26,7 +26,7 @@ pub use admin::{ADMIN_COMMON_NAME, AdminCertificate, admin_client_certificate};
 pub use ca::{CaBundle, CaError, CaProfile};
 pub use csr::{
     MAX_ATTRIBUTES, MAX_CSR_PEM_BYTES, MAX_REQUESTED_EXTENSIONS, MAX_SANS, MAX_SUBJECT_RDNS,
-    ParsedCsr, San, parse_csr,
+    ParsedCsr, San, describe_request, parse_csr,
 };
 pub use error::{
     CsrRejection, InvalidRequest, IssueError, RequestError, Rule, SignerValidationFailure,

@@ -28,19 +28,24 @@ impl Pooled {
     /// Signs on the token: software hash + raw `CKM_ECDSA` (r‖s → DER), or
     /// `CKM_SHA256_RSA_PKCS`. Not verified yet.
     pub(crate) fn sign(&self, public: &PublicKey, msg: &[u8]) -> Result<Vec<u8>, SignerError> {
-        let alg = public.algorithm;
-        match alg.ec_scalar_len() {
-            Some(n) => {
-                let digest = aws_lc_rs::digest::digest(alg.ec_digest(), msg);
-                let raw = module::map(self.session.sign(
-                    &Mechanism::Ecdsa,
-                    self.key,
-                    digest.as_ref(),
-                ))?;
-                ecdsa_der(&raw, n)
-            }
-            None => module::map(self.session.sign(&Mechanism::Sha256RsaPkcs, self.key, msg)),
+        sign_raw(&self.session, self.key, public, msg)
+    }
+}
+
+fn sign_raw(
+    session: &Session,
+    key: ObjectHandle,
+    public: &PublicKey,
+    msg: &[u8],
+) -> Result<Vec<u8>, SignerError> {
+    let alg = public.algorithm;
+    match alg.ec_scalar_len() {
+        Some(n) => {
+            let digest = aws_lc_rs::digest::digest(alg.ec_digest(), msg);
+            let raw = module::map(session.sign(&Mechanism::Ecdsa, key, digest.as_ref()))?;
+            ecdsa_der(&raw, n)
         }
+        None => module::map(session.sign(&Mechanism::Sha256RsaPkcs, key, msg)),
     }
 }
 
@@ -117,6 +122,15 @@ impl Live {
     /// Takes a session from the pool, opening one if fewer than `max` are open, else waits
     /// up to `timeout` for one to be returned.
     pub(crate) fn take(&self, timeout: Duration) -> Result<Pooled, SignerError> {
+        let taken = self.take_inner(timeout);
+        if taken.is_ok() {
+            // `token_sessions_in_use`: sessions checked out of the pool (not calls waiting).
+            crate::metrics::global().sessions_in_use.inc();
+        }
+        taken
+    }
+
+    fn take_inner(&self, timeout: Duration) -> Result<Pooled, SignerError> {
         let deadline = Instant::now() + timeout;
         let mut idle = lock(&self.idle);
         loop {
@@ -141,6 +155,29 @@ impl Live {
         }
     }
 
+    /// Signs with another private key of the same token (found by `other`'s id / label in a
+    /// pooled session, e.g. the audit key); returns the signature and that key's public half.
+    /// Rare (audit checkpoints), so the key is looked up on every call.
+    pub(crate) fn sign_other(
+        &self,
+        other: &Pkcs11Uri,
+        timeout: Duration,
+        msg: &[u8],
+    ) -> Result<(Vec<u8>, PublicKey), SignerError> {
+        let p = self.take(timeout)?;
+        let signed: Result<(Vec<u8>, PublicKey), SignerError> = (|| {
+            let key = module::find_private_key(&p.session, other)?;
+            let public = module::read_public_key(&p.session, key, other)?;
+            let sig = sign_raw(&p.session, key, &public, msg)?;
+            Ok((sig, public))
+        })();
+        match &signed {
+            Err(e) if e.class() == Some(crate::signer::ErrorClass::Session) => self.evict(p),
+            _ => self.give(p),
+        }
+        signed
+    }
+
     fn open_pooled(&self) -> Result<Pooled, SignerError> {
         let session = module::map(self.ctx.open_ro_session(self.slot))?;
         let key = module::find_private_key(&session, &self.uri)?;
@@ -149,12 +186,14 @@ impl Live {
 
     /// Returns a healthy session to the pool.
     pub(crate) fn give(&self, p: Pooled) {
+        crate::metrics::global().sessions_in_use.dec();
         lock(&self.idle).sessions.push(p);
         self.freed.notify_one();
     }
 
     /// Closes a dead session and frees its place in the pool.
     pub(crate) fn evict(&self, p: Pooled) {
+        crate::metrics::global().sessions_in_use.dec();
         drop(p);
         self.forget_one();
     }

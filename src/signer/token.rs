@@ -285,7 +285,6 @@ impl TokenSigner {
         }
         let metrics = crate::metrics::global();
         let started = std::time::Instant::now();
-        metrics.sessions_in_use.inc();
         let sig = {
             let guard = self.read_live();
             match guard.as_ref() {
@@ -293,7 +292,6 @@ impl TokenSigner {
                 None => Err(self.unavailable()),
             }
         };
-        metrics.sessions_in_use.dec();
         metrics.observe_sign(started.elapsed());
         match sig {
             Ok(sig) => self.check(msg, sig),
@@ -311,6 +309,27 @@ impl TokenSigner {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Signs `msg` with another key of this token, named by label (the audit key), on a
+    /// pooled session; the signature is checked with that key's public half, which is
+    /// returned with it.
+    pub fn sign_with_label(
+        &self,
+        label: &str,
+        msg: &[u8],
+    ) -> Result<(Vec<u8>, PublicKey), SignerError> {
+        if !self.ready() {
+            return Err(self.unavailable());
+        }
+        let mut other = self.uri.clone();
+        other.id = None;
+        other.object = Some(label.to_owned());
+        let guard = self.read_live();
+        let live = guard.as_ref().ok_or_else(|| self.unavailable())?;
+        let (sig, public) = live.sign_other(&other, self.settings.acquire_timeout, msg)?;
+        public.verify(msg, &sig)?;
+        Ok((sig, public))
     }
 
     fn sign_on(&self, live: &Live, msg: &[u8]) -> Result<Vec<u8>, SignerError> {

@@ -131,44 +131,31 @@ fn rv_of(csr: &CertificateSigningRequest) -> Option<u64> {
 
 /// The audit hook: writes one hash-chained row (`crate::audit`) in the same transaction as the
 /// change, and logs its hash (the outside copy that makes truncation visible).
-fn record(tx: &Transaction<'_>, event: &AuditEvent<'_>) -> Result<(), rusqlite::Error> {
-    let last: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let (last_seq, prev_hash) = last.unwrap_or((0, crate::audit::GENESIS.to_owned()));
-    let mut rec = crate::audit::AuditRecord {
-        seq: u64::try_from(last_seq).unwrap_or(0).saturating_add(1),
-        at_unix: unix_now(),
-        kind: event.kind.to_owned(),
-        csr_name: event.csr_name.to_owned(),
-        actor: event.actor.to_owned(),
+fn record(
+    tx: &Transaction<'_>,
+    event: &AuditEvent<'_>,
+    more: crate::audit::Entry<'_>,
+) -> Result<(), rusqlite::Error> {
+    let entry = crate::audit::Entry {
+        kind: event.kind,
+        name: event.csr_name,
+        actor: event.actor,
         resource_version: event.resource_version,
-        prev_hash,
-        hash: String::new(),
+        ..more
     };
-    rec.hash = crate::audit::record_hash(&rec);
-    tx.execute(
-        "INSERT INTO audit_events (seq, at_unix, kind, csr_name, actor, resource_version,
-                                   prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            i64::try_from(rec.seq).unwrap_or(i64::MAX),
-            rec.at_unix,
-            rec.kind,
-            rec.csr_name,
-            rec.actor,
-            i64::try_from(rec.resource_version).unwrap_or(i64::MAX),
-            rec.prev_hash,
-            rec.hash
-        ],
-    )?;
-    tracing::info!(target: "kubesigner::audit", seq = rec.seq, kind = %rec.kind,
-        csr = %rec.csr_name, actor = %rec.actor, head = %rec.hash, "audit");
-    Ok(())
+    crate::audit::append(tx, &entry).map(|_| ())
+}
+
+/// What the audit record of a CSR change adds: its phase afterwards (and the serial issued).
+fn outcome(
+    csr: &CertificateSigningRequest,
+    issued: Option<&IssuedRecord>,
+) -> crate::audit::Entry<'static> {
+    crate::audit::Entry {
+        outcome: Some(phase(csr).to_owned()),
+        serial: issued.map(|i| i.serial_hex.clone()),
+        ..crate::audit::Entry::default()
+    }
 }
 
 fn unix_now() -> i64 {
@@ -255,6 +242,8 @@ impl Store {
         actor: &str,
     ) -> Result<CertificateSigningRequest, StoreError> {
         let name = csr.metadata.name.clone().unwrap_or_default();
+        // Parsed before the lock: the requested subject and SANs for the audit record.
+        let (subject, sans) = crate::issue::describe_request(&csr.spec.request.0).unzip();
         let mut st = self.lock()?;
         let tx = st.conn.transaction()?;
         let exists: Option<i64> = tx
@@ -293,6 +282,11 @@ impl Store {
                 actor,
                 resource_version: rv,
             },
+            crate::audit::Entry {
+                subject,
+                sans,
+                ..outcome(&csr, None)
+            },
         )?;
         tx.commit()?;
         self.publish_durable(st, EventKind::Added, rv, csr)
@@ -301,23 +295,34 @@ impl Store {
     /// The whole audit chain, oldest first (`kubesigner audit export`).
     pub fn audit_records(&self) -> Result<Vec<crate::audit::AuditRecord>, StoreError> {
         let st = self.lock()?;
-        let mut stmt = st.conn.prepare(
-            "SELECT seq, at_unix, kind, csr_name, actor, resource_version, prev_hash, hash
-             FROM audit_events ORDER BY seq",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(crate::audit::AuditRecord {
-                seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-                at_unix: r.get(1)?,
-                kind: r.get(2)?,
-                csr_name: r.get(3)?,
-                actor: r.get(4)?,
-                resource_version: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
-                prev_hash: r.get(6)?,
-                hash: r.get(7)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        Ok(crate::audit::all(&st.conn)?)
+    }
+
+    /// The audit chain's newest seq and hash.
+    pub fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
+        let st = self.lock()?;
+        Ok(crate::audit::head(&st.conn)?)
+    }
+
+    /// The newest checkpoint record's seq and the seq it covers.
+    pub fn audit_last_checkpoint(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        let st = self.lock()?;
+        Ok(crate::audit::last_checkpoint(&st.conn)?)
+    }
+
+    /// Appends a record that goes with no CSR change (a checkpoint), durably.
+    pub fn append_audit(
+        &self,
+        entry: &crate::audit::Entry<'_>,
+    ) -> Result<crate::audit::AuditRecord, StoreError> {
+        let mut st = self.lock()?;
+        let tx = st.conn.transaction()?;
+        let rec = crate::audit::append(&tx, entry)?;
+        tx.commit()?;
+        let seq = self.sync.committed()?;
+        drop(st);
+        self.sync.wait_durable(seq)?;
+        Ok(rec)
     }
 
     /// Reads one CSR.
@@ -428,6 +433,7 @@ impl Store {
                 actor,
                 resource_version: rv,
             },
+            outcome(&csr, issued.as_ref()),
         )?;
         tx.commit()?;
         self.publish_durable(st, EventKind::Modified, rv, csr)
@@ -459,6 +465,10 @@ impl Store {
                 csr_name: name,
                 actor,
                 resource_version: rv,
+            },
+            crate::audit::Entry {
+                outcome: Some("deleted".to_owned()),
+                ..crate::audit::Entry::default()
             },
         )?;
         tx.commit()?;
@@ -515,6 +525,10 @@ impl Store {
                 csr_name: node,
                 actor: "kubesigner-cli",
                 resource_version: rv,
+            },
+            crate::audit::Entry {
+                outcome: Some(if disabled { "disabled" } else { "enabled" }.to_owned()),
+                ..crate::audit::Entry::default()
             },
         )?;
         tx.commit()?;

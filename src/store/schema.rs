@@ -62,6 +62,9 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
      CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+    // 3: audit records carry groups, request id, requested subject/SANs, serial, outcome and
+    // checkpoints (crate::audit), as one JSON text.
+    "ALTER TABLE audit_events ADD COLUMN extra TEXT NOT NULL DEFAULT '';",
 ];
 
 /// Creates the version table if needed and applies every pending migration, each in its own

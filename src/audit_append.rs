@@ -1,0 +1,188 @@
+//! Appending to the chain inside the caller's transaction (so a crash cannot split a change
+//! from its record), and reading the head. Used by `store::Store` and the bootstrap-token table.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::{AuditRecord, Checkpoint, GENESIS, context, record_hash};
+
+/// What a change contributes to its record; who made it (groups, request id) comes from
+/// [`context::current`].
+#[derive(Debug, Clone, Default)]
+pub struct Entry<'a> {
+    /// What happened (`create`, `approve`, …, `token-create`, `checkpoint`).
+    pub kind: &'a str,
+    /// The CSR (or node, or token id) changed.
+    pub name: &'a str,
+    /// Who (user name).
+    pub actor: &'a str,
+    /// The resourceVersion of the change.
+    pub resource_version: u64,
+    /// Requested subject (on create).
+    pub subject: Option<String>,
+    /// Requested SANs (on create).
+    pub sans: Option<Vec<String>>,
+    /// Serial of the certificate issued.
+    pub serial: Option<String>,
+    /// Outcome of the change.
+    pub outcome: Option<String>,
+    /// A checkpoint's signed content.
+    pub checkpoint: Option<Checkpoint>,
+    /// The record's time when the caller fixed it (a checkpoint signs it); else now.
+    pub at_unix: Option<i64>,
+}
+
+/// The added fields, kept as one JSON text in the `extra` column.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Added {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    groups: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sans: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    serial: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<Checkpoint>,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The newest record's seq and hash (`None` for an empty chain).
+pub fn head(conn: &Connection) -> Result<Option<(u64, String)>, rusqlite::Error> {
+    conn.query_row(
+        "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+        [],
+        |r| Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?)),
+    )
+    .optional()
+}
+
+/// The newest checkpoint: its own seq and the seq it covers.
+pub fn last_checkpoint(conn: &Connection) -> Result<Option<(u64, u64)>, rusqlite::Error> {
+    let row: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT seq, extra FROM audit_events WHERE kind = 'checkpoint'
+             ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(row.map(|(seq, extra)| {
+        let covered = serde_json::from_str::<Added>(&extra)
+            .ok()
+            .and_then(|a| a.checkpoint)
+            .map_or(0, |c| c.seq);
+        (u64::try_from(seq).unwrap_or(0), covered)
+    }))
+}
+
+/// Appends one hash-chained record in the caller's transaction (pass the transaction: it
+/// derefs to a connection) and logs its hash.
+pub fn append(conn: &Connection, entry: &Entry<'_>) -> Result<AuditRecord, rusqlite::Error> {
+    let (last_seq, prev_hash) = head(conn)?.unwrap_or((0, GENESIS.to_owned()));
+    let ctx = context::current();
+    let mut rec = AuditRecord::new(
+        last_seq.saturating_add(1),
+        entry.at_unix.unwrap_or_else(unix_now),
+        entry.kind,
+        entry.name,
+        entry.actor,
+    );
+    rec.resource_version = entry.resource_version;
+    rec.prev_hash = prev_hash;
+    if let Some(ctx) = ctx {
+        rec.request_id = Some(ctx.request_id);
+        if ctx.user == entry.actor {
+            rec.groups = Some(ctx.groups);
+        }
+    }
+    rec.subject.clone_from(&entry.subject);
+    rec.sans.clone_from(&entry.sans);
+    rec.serial.clone_from(&entry.serial);
+    rec.outcome.clone_from(&entry.outcome);
+    rec.checkpoint.clone_from(&entry.checkpoint);
+    rec.hash = record_hash(&rec);
+    let added = Added {
+        groups: rec.groups.clone(),
+        request_id: rec.request_id.clone(),
+        subject: rec.subject.clone(),
+        sans: rec.sans.clone(),
+        serial: rec.serial.clone(),
+        outcome: rec.outcome.clone(),
+        checkpoint: rec.checkpoint.clone(),
+    };
+    let extra = if rec.has_added_fields() {
+        serde_json::to_string(&added).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    conn.execute(
+        "INSERT INTO audit_events (seq, at_unix, kind, csr_name, actor, resource_version,
+                                   prev_hash, hash, extra)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            to_i64(rec.seq),
+            rec.at_unix,
+            rec.kind,
+            rec.csr_name,
+            rec.actor,
+            to_i64(rec.resource_version),
+            rec.prev_hash,
+            rec.hash,
+            extra
+        ],
+    )?;
+    tracing::info!(target: "kubesigner::audit", seq = rec.seq, kind = %rec.kind,
+        csr = %rec.csr_name, actor = %rec.actor, request_id = rec.request_id.as_deref(),
+        head = %rec.hash, "audit");
+    Ok(rec)
+}
+
+/// Every record, oldest first (`kubesigner audit export`).
+pub fn all(conn: &Connection) -> Result<Vec<AuditRecord>, rusqlite::Error> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, at_unix, kind, csr_name, actor, resource_version, prev_hash, hash, extra
+         FROM audit_events ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let mut rec = AuditRecord::new(
+            u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+            r.get(1)?,
+            &r.get::<_, String>(2)?,
+            &r.get::<_, String>(3)?,
+            &r.get::<_, String>(4)?,
+        );
+        rec.resource_version = u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0);
+        rec.prev_hash = r.get(6)?;
+        rec.hash = r.get(7)?;
+        let extra: String = r.get(8)?;
+        if !extra.is_empty() {
+            // An unreadable column leaves the fields empty: the hash then shows the damage.
+            let a: Added = serde_json::from_str(&extra).unwrap_or_default();
+            rec.groups = a.groups;
+            rec.request_id = a.request_id;
+            rec.subject = a.subject;
+            rec.sans = a.sans;
+            rec.serial = a.serial;
+            rec.outcome = a.outcome;
+            rec.checkpoint = a.checkpoint;
+        }
+        Ok(rec)
+    })?;
+    rows.collect()
+}

@@ -1,0 +1,237 @@
+//! Signed checkpoints: every `checkpoint_every` records or `checkpoint_interval` (whichever
+//! comes first, once something new was recorded) the head's seq and hash are signed with the
+//! audit key in the token (`[audit] key_label`, ECDSA P-256, through the signer's session pool),
+//! appended to the chain as a `checkpoint` record, and written to stderr (journald under
+//! systemd) as one line:
+//!
+//! `kubesigner-audit-checkpoint seq=S hash=H at=T sig=HEX`
+//!
+//! `kubesigner audit verify --checkpoints LOG` finds these lines in the system log and checks
+//! that each is in the export, so a cut-off tail shows.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+
+use super::{AuditRecord, Checkpoint, Entry, MAX_LINE, checkpoint_message};
+use crate::signer::{SignerError, TokenSigner};
+use crate::store::{Store, StoreError};
+
+/// The marker that starts a checkpoint line in the system log.
+pub const LOG_MARKER: &str = "kubesigner-audit-checkpoint";
+/// Default label of the audit key in the token.
+pub const DEFAULT_KEY_LABEL: &str = "kubesigner-audit";
+/// How often the checkpointer looks at the head (bounds how far past `checkpoint_every` the
+/// chain may run before its checkpoint).
+const POLL: Duration = Duration::from_secs(1);
+
+/// `[audit]`: signed checkpoints of the audit chain. Every key is optional.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// A checkpoint after this many records (0 = only by time).
+    pub checkpoint_every: u64,
+    /// A checkpoint at least this often while records are written (0s = only by count).
+    #[serde(deserialize_with = "duration")]
+    pub checkpoint_interval: Duration,
+    /// CKA_LABEL of the audit key (ECDSA P-256) in the CA key's token.
+    pub key_label: String,
+    /// The audit public key exported as PEM (`audit-key.pem`), for `audit verify --config`
+    /// on a host without the token. Relative to the config file's directory.
+    pub public_key_file: Option<PathBuf>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(300),
+            key_label: DEFAULT_KEY_LABEL.to_owned(),
+            public_key_file: None,
+        }
+    }
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+/// A checkpoint as written to the system log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedCheckpoint {
+    /// The seq covered.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: String,
+    /// When it was signed (Unix seconds).
+    pub at_unix: i64,
+    /// The signature (DER, hex).
+    pub sig: String,
+}
+
+impl LoggedCheckpoint {
+    /// The system-log line.
+    pub fn line(&self) -> String {
+        format!(
+            "{LOG_MARKER} seq={} hash={} at={} sig={}",
+            self.seq, self.hash, self.at_unix, self.sig
+        )
+    }
+}
+
+fn field<'a>(rest: &'a str, key: &str) -> Option<&'a str> {
+    let start = rest.find(&format!(" {key}="))? + key.len() + 2;
+    let tail = rest.get(start..)?;
+    let end = tail
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(tail.len());
+    tail.get(..end)
+}
+
+/// Parses one system-log line (text or JSON logs, journal output): `None` unless it carries a
+/// complete checkpoint.
+pub fn parse_line(line: &str) -> Option<LoggedCheckpoint> {
+    if line.len() > MAX_LINE {
+        return None;
+    }
+    let rest = line.get(line.find(LOG_MARKER)? + LOG_MARKER.len()..)?;
+    Some(LoggedCheckpoint {
+        seq: field(rest, "seq")?.parse().ok()?,
+        hash: field(rest, "hash")?.to_owned(),
+        at_unix: field(rest, "at")?.parse().ok()?,
+        sig: field(rest, "sig")?.to_owned(),
+    })
+}
+
+/// Every checkpoint line in a system-log extract.
+pub fn parse_log(text: &str) -> Vec<LoggedCheckpoint> {
+    text.lines().filter_map(parse_line).collect()
+}
+
+/// Why a checkpoint could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Reading the head or appending the record failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The audit key could not sign (missing key, token down).
+    #[error("audit key: {0}")]
+    Signer(#[from] SignerError),
+    /// The audit key is not ECDSA P-256.
+    #[error("the audit key is {found}, not ECDSA P-256")]
+    WrongKey {
+        /// The key's algorithm.
+        found: &'static str,
+    },
+}
+
+fn unix_now() -> i64 {
+    crate::api::server::unix_secs(std::time::SystemTime::now())
+}
+
+/// Signs the current head and appends the checkpoint (blocking). `None` when nothing was
+/// recorded since the last checkpoint.
+pub fn take(
+    store: &Store,
+    signer: &TokenSigner,
+    label: &str,
+) -> Result<Option<AuditRecord>, CheckpointError> {
+    let Some((head_seq, head_hash)) = store.audit_head()? else {
+        return Ok(None);
+    };
+    if store
+        .audit_last_checkpoint()?
+        .is_some_and(|(own, _)| own >= head_seq)
+    {
+        return Ok(None);
+    }
+    let at_unix = unix_now();
+    let msg = checkpoint_message(head_seq, &head_hash, at_unix);
+    let (sig, public) = signer.sign_with_label(label, msg.as_bytes())?;
+    if public.algorithm != crate::signer::Algorithm::EcdsaP256 {
+        return Err(CheckpointError::WrongKey {
+            found: public.algorithm.name(),
+        });
+    }
+    let cp = Checkpoint {
+        seq: head_seq,
+        hash: head_hash,
+        sig: hex::encode(sig),
+    };
+    let logged = LoggedCheckpoint {
+        seq: cp.seq,
+        hash: cp.hash.clone(),
+        at_unix,
+        sig: cp.sig.clone(),
+    };
+    let rec = store.append_audit(&Entry {
+        kind: "checkpoint",
+        name: "",
+        actor: "kubesigner",
+        at_unix: Some(at_unix),
+        checkpoint: Some(cp),
+        ..Entry::default()
+    })?;
+    // The outside copy: one line on stderr (journald under systemd), whatever the log format.
+    eprintln!("{}", logged.line());
+    Ok(Some(rec))
+}
+
+/// Runs the checkpointer until aborted.
+pub fn spawn(store: Store, signer: Arc<TokenSigner>, cfg: AuditConfig) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(POLL);
+        let mut last = Instant::now();
+        let mut warned = false;
+        loop {
+            tick.tick().await;
+            let (s, sg, label) = (store.clone(), Arc::clone(&signer), cfg.key_label.clone());
+            let every = cfg.checkpoint_every;
+            let due_by_time =
+                !cfg.checkpoint_interval.is_zero() && last.elapsed() >= cfg.checkpoint_interval;
+            let taken = tokio::task::spawn_blocking(move || {
+                let due_by_count = every > 0
+                    && s.audit_head()?.is_some_and(|(head, _)| {
+                        let covered = s
+                            .audit_last_checkpoint()
+                            .ok()
+                            .flatten()
+                            .map_or(0, |(_, c)| c);
+                        head.saturating_sub(covered) > every
+                    });
+                if due_by_time || due_by_count {
+                    take(&s, &sg, &label).map(|r| (true, r))
+                } else {
+                    Ok((false, None))
+                }
+            })
+            .await;
+            match taken {
+                Ok(Ok((tried, rec))) => {
+                    if tried {
+                        last = Instant::now();
+                    }
+                    if let Some(r) = rec {
+                        crate::metrics::global().audit_checkpoints.inc();
+                        tracing::info!(seq = r.seq, "audit checkpoint signed");
+                        warned = false;
+                    }
+                }
+                Ok(Err(e)) if !warned => {
+                    warned = true;
+                    tracing::warn!(error = %e, "audit checkpoint failed (retrying)");
+                }
+                Ok(Err(_)) => {}
+                Err(e) => tracing::warn!(error = %e, "audit checkpoint task failed"),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+#[path = "audit_checkpoint_tests.rs"]
+mod tests;
