@@ -19,7 +19,7 @@ mod verify_impl;
 use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
 
-pub use append_impl::{Entry, all, append, head, last_checkpoint};
+pub use append_impl::{Entry, all, append, head, last_checkpoint, serial_of};
 pub use verify_impl::{AuditError, Summary, VerifyOptions, verify, verify_with};
 
 /// The `prev_hash` of the first record.

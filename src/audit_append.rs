@@ -153,6 +153,20 @@ pub fn append(conn: &Connection, entry: &Entry<'_>) -> Result<AuditRecord, rusql
     Ok(rec)
 }
 
+/// The serial (lower-case hex) of the first certificate in a PEM chain, for the record of an
+/// issued certificate.
+pub fn serial_of(pem_chain: &[u8]) -> Option<String> {
+    use der::Decode;
+    use rustls_pki_types::pem::PemObject;
+    let first = rustls_pki_types::CertificateDer::pem_slice_iter(pem_chain)
+        .next()?
+        .ok()?;
+    let cert = x509_cert::Certificate::from_der(first.as_ref()).ok()?;
+    Some(hex::encode(
+        cert.tbs_certificate().serial_number().as_bytes(),
+    ))
+}
+
 /// Every record, oldest first (`kubesigner audit export`).
 pub fn all(conn: &Connection) -> Result<Vec<AuditRecord>, rusqlite::Error> {
     let mut stmt = conn.prepare(

@@ -232,6 +232,38 @@ pub fn spawn(store: Store, signer: Arc<TokenSigner>, cfg: AuditConfig) -> JoinHa
     })
 }
 
+/// Generates the audit key (ECDSA P-256, label `label`, fresh CKA_ID) in the token of the CA
+/// key `ca_uri`, as `ca init`, `dev` and `hsm keygen --audit` do. `None` when a key with that
+/// label exists already.
+pub fn keygen(
+    ca_uri: &crate::signer::Pkcs11Uri,
+    label: &str,
+) -> Result<Option<crate::signer::PublicKey>, SignerError> {
+    let mut uri = ca_uri.clone();
+    uri.id = None;
+    uri.object = Some(label.to_owned());
+    match crate::signer::keygen(
+        &uri,
+        crate::signer::Algorithm::EcdsaP256,
+        None,
+        Some(label.to_owned()),
+    ) {
+        Ok(k) => Ok(Some(k.public)),
+        Err(SignerError::KeyExists { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The audit public key of an open token (found by label; proven by a test signature).
+pub fn public_key(
+    signer: &TokenSigner,
+    label: &str,
+) -> Result<crate::signer::PublicKey, SignerError> {
+    signer
+        .sign_with_label(label, b"kubesigner audit key probe")
+        .map(|(_, public)| public)
+}
+
 #[cfg(test)]
 #[path = "audit_checkpoint_tests.rs"]
 mod tests;

@@ -140,6 +140,7 @@ pub struct Server {
     gc: Option<JoinHandle<()>>,
     renew: Option<JoinHandle<()>>,
     inventory_reload: Option<JoinHandle<()>>,
+    audit: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -167,6 +168,10 @@ impl Server {
         })
         .await??;
         let signers: Vec<Arc<TokenSigner>> = opened.iter().map(|(_, s)| Arc::clone(s)).collect();
+        let audit_signer = opened
+            .iter()
+            .find(|(name, _)| name.is_empty())
+            .map(|(_, s)| Arc::clone(s));
         let ready: ReadyFn = Arc::new(move || signers.iter().all(|s| s.ready()));
         let mut keys = BTreeMap::new();
         let mut main = None;
@@ -181,7 +186,16 @@ impl Server {
         let main = main.ok_or(ServeError::MissingSignerKey {
             name: String::new(),
         })?;
-        Self::start_with_keys(cfg, main, keys, ready).await
+        let mut server = Self::start_with_keys(cfg, main, keys, ready).await?;
+        server.start_checkpoints(cfg, audit_signer);
+        Ok(server)
+    }
+
+    /// Starts the signed audit checkpoints (`[audit]`) with the CA key's token.
+    fn start_checkpoints(&mut self, cfg: &Config, signer: Option<Arc<TokenSigner>>) {
+        self.audit = signer.map(|s| {
+            crate::audit::checkpoint::spawn(self.api.store().clone(), s, cfg.audit.clone())
+        });
     }
 
     /// Starts serving with an already-open token signer (dev mode reuses its own). Per-signer
@@ -191,7 +205,11 @@ impl Server {
         signer: Arc<TokenSigner>,
     ) -> Result<Server, ServeError> {
         let ready_signer = Arc::clone(&signer);
-        Self::start_with_key(cfg, signer, Arc::new(move || ready_signer.ready())).await
+        let audit_signer = Arc::clone(&signer);
+        let mut server =
+            Self::start_with_key(cfg, signer, Arc::new(move || ready_signer.ready())).await?;
+        server.start_checkpoints(cfg, Some(audit_signer));
+        Ok(server)
     }
 
     /// Starts serving with any CA key (tests use a software key) and its readiness.
@@ -291,6 +309,7 @@ impl Server {
             gc,
             renew,
             inventory_reload,
+            audit: None,
         })
     }
 
@@ -319,6 +338,9 @@ impl Server {
         }
         if let Some(reload) = &self.inventory_reload {
             reload.abort();
+        }
+        if let Some(audit) = &self.audit {
+            audit.abort();
         }
     }
 }

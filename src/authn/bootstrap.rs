@@ -217,7 +217,10 @@ impl BootstrapTokens {
             let Some(id) = BootstrapTokenId::parse(&random_token_text(TOKEN_ID_LEN)?) else {
                 continue;
             };
-            let inserted = conn
+            let tx = conn
+                .unchecked_transaction()
+                .map_err(db_err("insert token"))?;
+            let inserted = tx
                 .execute(
                     "INSERT OR IGNORE INTO bootstrap_tokens (id, salt, secret_hash, created_unix,
                      expires_unix, groups_json, description, patterns_json)
@@ -235,6 +238,8 @@ impl BootstrapTokens {
                 )
                 .map_err(db_err("insert token"))?;
             if inserted == 1 {
+                audit(&tx, "token-create", &id, "created")?;
+                tx.commit().map_err(db_err("insert token"))?;
                 let token = SecretString::from(format!("{id}.{}", secret.expose_secret()));
                 return Ok((id, token));
             }
@@ -263,10 +268,17 @@ impl BootstrapTokens {
 
     /// Deletes a token; `false` when there was none with that id.
     pub fn delete(&self, id: &BootstrapTokenId) -> Result<bool, AuthnError> {
-        let n = self
-            .conn()
+        let conn = self.conn();
+        let tx = conn
+            .unchecked_transaction()
+            .map_err(db_err("delete token"))?;
+        let n = tx
             .execute("DELETE FROM bootstrap_tokens WHERE id = ?1", [id.as_str()])
             .map_err(db_err("delete token"))?;
+        if n > 0 {
+            audit(&tx, "token-delete", id, "deleted")?;
+        }
+        tx.commit().map_err(db_err("delete token"))?;
         Ok(n > 0)
     }
 
@@ -348,6 +360,40 @@ impl RawRecord {
             node_name_patterns,
         })
     }
+}
+
+/// Records a token change in the audit chain, in the change's transaction. The chain's table
+/// belongs to the store (`store::Store::open` creates it; `kubesigner token` and `dev` open the
+/// store first); a bare token database without it (unit tests) records nothing.
+fn audit(
+    conn: &Connection,
+    kind: &str,
+    id: &BootstrapTokenId,
+    outcome: &str,
+) -> Result<(), AuthnError> {
+    let has_log: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'audit_events'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db_err("audit"))?;
+    if has_log {
+        let actor = crate::audit::context::current()
+            .map_or_else(|| "kubesigner-cli".to_owned(), |c| c.user);
+        crate::audit::append(
+            conn,
+            &crate::audit::Entry {
+                kind,
+                name: id.as_str(),
+                actor: &actor,
+                outcome: Some(outcome.to_owned()),
+                ..crate::audit::Entry::default()
+            },
+        )
+        .map_err(db_err("audit"))?;
+    }
+    Ok(())
 }
 
 /// Brings the table to the newest schema version, in one transaction.

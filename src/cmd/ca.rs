@@ -157,6 +157,17 @@ fn run_init(a: InitArgs) -> Result<(), CaCommandError> {
     let cert = ca::self_signed_ca(signer.as_ref(), subject, SystemTime::now(), a.validity)?;
     write_new(&a.out, &ca::to_pem(&cert)?)?;
     println!("wrote CA certificate {}", a.out.display());
+    // The module is initialised once per process: close it before generating the audit key.
+    drop(signer);
+    let uri = Pkcs11Uri::parse(&a.token.uri, UriOrigin::CommandLine).map_err(SignerError::from)?;
+    let label = crate::audit::checkpoint::DEFAULT_KEY_LABEL;
+    if let Some(public) = crate::audit::checkpoint::keygen(&uri, label)? {
+        let path = a.out.with_file_name("audit-key.pem");
+        let pem = der::EncodePem::to_pem(&public.spki, LineEnding::LF)
+            .map_err(|e| CaError::Build(e.to_string()))?;
+        write_new(&path, &pem)?;
+        println!("generated audit key {label}; wrote {}", path.display());
+    }
     Ok(())
 }
 

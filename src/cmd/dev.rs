@@ -101,6 +101,9 @@ pub enum DevError {
     /// The generated configuration does not load (a bug).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The store (which holds the audit log token changes go into) could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// A path is not valid UTF-8 (it must go into a URI and a TOML file).
     #[error("path {0} is not UTF-8")]
     NonUtf8(PathBuf),
@@ -238,6 +241,14 @@ impl DevArgs {
             Ok(_) | Err(signer::SignerError::KeyExists { .. }) => {}
             Err(e) => return Err(e.into()),
         }
+        let audit_label = crate::audit::checkpoint::DEFAULT_KEY_LABEL;
+        if let Some(public) = crate::audit::checkpoint::keygen(&uri, audit_label)? {
+            let pem = der::EncodePem::to_pem(&public.spki, der::pem::LineEnding::LF)
+                .map_err(signer::SignerError::from)?;
+            let path = dir.join("audit-key.pem");
+            write_private_file(&path, pem.as_bytes()).map_err(io("write", &path))?;
+            set_mode(&path, 0o644)?;
+        }
         let key = TokenSigner::open(&uri, signer::Settings::default())?;
         let subject = issue::ca::parse_subject(CA_SUBJECT)?;
         let cert =
@@ -291,6 +302,8 @@ fn write_bootstrap_kubeconfig(
 ) -> Result<(), DevError> {
     std::fs::create_dir_all(data_dir).map_err(io("create", data_dir))?;
     set_mode(data_dir, 0o700)?;
+    // The store's schema first: token changes are recorded in its audit log.
+    crate::store::Store::open(data_dir)?;
     let tokens = BootstrapTokens::open(&data_dir.join(crate::authn::DB_FILE_NAME))?;
     let token_file = dir.join("bootstrap-token");
     let now = SystemTime::now();

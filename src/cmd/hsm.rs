@@ -38,9 +38,14 @@ pub struct KeygenArgs {
     /// The token and key.
     #[command(flatten)]
     pub token: TokenArgs,
-    /// Key algorithm.
-    #[arg(long, value_enum)]
-    pub algorithm: AlgorithmArg,
+    /// Key algorithm (required unless --audit).
+    #[arg(long, value_enum, required_unless_present = "audit")]
+    pub algorithm: Option<AlgorithmArg>,
+    /// Generate the audit key instead (ECDSA P-256, label `kubesigner-audit` unless --label,
+    /// a fresh CKA_ID) in the token of the CA key the URI names; it signs the audit
+    /// checkpoints. The public key is printed (save it as `audit-key.pem`).
+    #[arg(long, conflicts_with_all = ["algorithm", "id"])]
+    pub audit: bool,
     /// CKA_ID in hex (default: the URI's id, else 16 random bytes).
     #[arg(long, value_parser = parse_hex_id)]
     pub id: Option<HexId>,
@@ -127,7 +132,23 @@ fn prepare(t: &TokenArgs) -> Result<Pkcs11Uri, SignerError> {
 
 fn run_keygen(a: KeygenArgs) -> Result<(), SignerError> {
     let uri = prepare(&a.token)?;
-    let key = keygen(&uri, a.algorithm.into(), a.id.map(|h| h.0), a.label)?;
+    if a.audit {
+        let label = a
+            .label
+            .unwrap_or_else(|| crate::audit::checkpoint::DEFAULT_KEY_LABEL.to_owned());
+        let public = crate::audit::checkpoint::keygen(&uri, &label)?.ok_or_else(|| {
+            SignerError::KeyExists {
+                what: format!("object={label}"),
+            }
+        })?;
+        println!("algorithm: {}", public.algorithm.name());
+        println!("label: {label}");
+        println!("public key sha256: {}", public.fingerprint()?);
+        print!("{}", public.spki.to_pem(LineEnding::LF)?);
+        return Ok(());
+    }
+    let algorithm = a.algorithm.unwrap_or(AlgorithmArg::EcdsaP256);
+    let key = keygen(&uri, algorithm.into(), a.id.map(|h| h.0), a.label)?;
     println!("algorithm: {}", key.public.algorithm.name());
     println!("id: {}", hex::encode(&key.id));
     println!("label: {}", key.label);

@@ -111,6 +111,9 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
     if let Some(p) = cfg.issuance.node_inventory.as_mut() {
         rebase(&base, p);
     }
+    if let Some(p) = cfg.audit.public_key_file.as_mut() {
+        rebase(&base, p);
+    }
     Ok(cfg)
 }
 

@@ -91,6 +91,9 @@ enum TokenCmdError {
     /// Writing to stdout failed.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
+    /// The store (which owns the audit log token changes are recorded in) could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl TokenCmdError {
@@ -98,7 +101,7 @@ impl TokenCmdError {
         use crate::authn::AuthnError as A;
         match self {
             TokenCmdError::ConfigRead { .. } => exit::NO_INPUT,
-            TokenCmdError::DataDir { .. } => exit::UNAVAILABLE,
+            TokenCmdError::DataDir { .. } | TokenCmdError::Store(_) => exit::UNAVAILABLE,
             TokenCmdError::ConfigParse { .. } | TokenCmdError::BadId => exit::USAGE,
             TokenCmdError::NotFound(_) => 1,
             TokenCmdError::Authn(
@@ -137,6 +140,8 @@ fn open(config: &Path) -> Result<BootstrapTokens, TokenCmdError> {
             source,
         })?;
     }
+    // The store's schema first: token changes are recorded in its audit log.
+    crate::store::Store::open_file(&db)?;
     Ok(BootstrapTokens::open(&db)?)
 }
 

@@ -149,11 +149,15 @@ fn record(
 /// What the audit record of a CSR change adds: its phase afterwards (and the serial issued).
 fn outcome(
     csr: &CertificateSigningRequest,
+    kind: &str,
     issued: Option<&IssuedRecord>,
 ) -> crate::audit::Entry<'static> {
     crate::audit::Entry {
         outcome: Some(phase(csr).to_owned()),
-        serial: issued.map(|i| i.serial_hex.clone()),
+        serial: issued.map(|i| i.serial_hex.clone()).or_else(|| {
+            let cert = csr.status.as_ref()?.certificate.as_ref()?;
+            (kind == "issue").then(|| crate::audit::serial_of(&cert.0))?
+        }),
         ..crate::audit::Entry::default()
     }
 }
@@ -285,7 +289,7 @@ impl Store {
             crate::audit::Entry {
                 subject,
                 sans,
-                ..outcome(&csr, None)
+                ..outcome(&csr, "create", None)
             },
         )?;
         tx.commit()?;
@@ -433,7 +437,7 @@ impl Store {
                 actor,
                 resource_version: rv,
             },
-            outcome(&csr, issued.as_ref()),
+            outcome(&csr, kind, issued.as_ref()),
         )?;
         tx.commit()?;
         self.publish_durable(st, EventKind::Modified, rv, csr)
