@@ -51,6 +51,10 @@ pub enum Command {
     /// The tamper-evident audit log: export, verify.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// A consistent copy of the store, taken while the service runs (SQLite online backup).
+    Backup(cmd::backup::BackupArgs),
+    /// Put a backup of the store back (the service must be stopped).
+    Restore(cmd::backup::RestoreArgs),
 }
 
 impl Command {
@@ -65,6 +69,8 @@ impl Command {
             Command::Node(c) => c.run(),
             Command::Bootstrap(c) => c.run(),
             Command::Audit(c) => c.run(),
+            Command::Backup(c) => c.run(),
+            Command::Restore(c) => c.run(),
         }
     }
 }

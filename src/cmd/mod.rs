@@ -1,6 +1,7 @@
 //! Subcommand implementations, one file per subcommand.
 
 pub mod audit;
+pub mod backup;
 pub mod bootstrap;
 pub mod ca;
 pub mod dev;

@@ -236,6 +236,14 @@ impl ServeArgs {
                 return exit::USAGE;
             }
         };
+        // Held for the process's lifetime: `kubesigner restore` refuses while it is taken.
+        let _store_lock = match crate::cmd::backup::lock_data_dir(&cfg.data_dir) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot lock the data dir");
+                return exit::UNAVAILABLE;
+            }
+        };
         // Before any thread starts: the PKCS#11 module reads its environment when it loads.
         if let Err(e) = apply_module_environment(&cfg.signer.environment) {
             tracing::error!(error = %e, "cannot apply the module environment");

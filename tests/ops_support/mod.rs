@@ -161,9 +161,14 @@ impl Served {
 
     /// `kubesigner audit export --config` (must succeed).
     pub fn export(&self) -> String {
+        Self::export_with(&self.config())
+    }
+
+    /// `kubesigner audit export --config CONFIG` (must succeed).
+    pub fn export_with(config: &Path) -> String {
         let out = Command::new(bin())
             .args(["audit", "export", "--config"])
-            .arg(self.config())
+            .arg(config)
             .output()
             .unwrap();
         assert!(
