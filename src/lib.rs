@@ -17,6 +17,7 @@ pub mod issue;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod policy;
+pub mod reload;
 pub mod signer;
 pub mod store;
 pub mod tls;

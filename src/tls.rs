@@ -72,7 +72,8 @@ pub fn crypto_provider() -> CryptoProvider {
     }
 }
 
-fn client_verifier(
+/// The client certificate verifier over `roots` (none: certificates are not requested).
+pub fn client_verifier(
     roots: Vec<CertificateDer<'static>>,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
@@ -111,6 +112,41 @@ pub fn server_config(
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(cert_chain, key)?;
+    config.ignore_client_order = true;
+    config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// As [`server_config`], with a prebuilt client certificate verifier (e.g. one that a reload
+/// swaps, `reload::ReloadableClientVerifier`).
+pub fn server_config_verified(
+    cert_chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    verifier: Arc<dyn ClientCertVerifier>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    if cert_chain.is_empty() {
+        return Err(TlsError::EmptyChain);
+    }
+    let provider = Arc::new(crypto_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(cert_chain, key)?;
+    config.ignore_client_order = true;
+    config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// As [`server_config_with_resolver`], with a prebuilt client certificate verifier.
+pub fn server_config_with_resolver_verified(
+    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
+    verifier: Arc<dyn ClientCertVerifier>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(crypto_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(resolver);
     config.ignore_client_order = true;
     config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))

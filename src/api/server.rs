@@ -34,7 +34,8 @@ use crate::policy::{Approver, GroupPatternError, InventoryError, NodeInventory};
 use crate::signer::{Pkcs11Uri, SignKey, SignerError, TokenSigner, UriOrigin};
 use crate::store::{Store, StoreError};
 use crate::tls::{
-    TlsError, load_certs, load_private_key, server_config, server_config_with_resolver,
+    TlsError, load_certs, load_private_key, server_config_verified,
+    server_config_with_resolver_verified,
 };
 
 /// How long graceful shutdown waits for open connections (watches end at once).
@@ -141,6 +142,7 @@ pub struct Server {
     renew: Option<JoinHandle<()>>,
     inventory_reload: Option<JoinHandle<()>>,
     audit: Option<JoinHandle<()>>,
+    reload: crate::reload::ReloadHandles,
 }
 
 impl Server {
@@ -229,14 +231,22 @@ impl Server {
         ready: ReadyFn,
     ) -> Result<Server, ServeError> {
         let store = Store::open(&cfg.data_dir)?;
-        let authn = Authenticator::new(&cfg.auth, &cfg.data_dir)?;
+        let authn = Arc::new(Authenticator::new(&cfg.auth, &cfg.data_dir)?);
         let (issuer, mut roots) = build_issuer(cfg, Arc::clone(&key), signer_keys.clone())?;
+        let appliance_roots = roots.clone();
         for f in &cfg.auth.client_ca_files {
             roots.extend(load_certs(f)?);
         }
+        // Swapped by a SIGHUP reload (crate::reload).
+        let client_auth = Arc::new(crate::reload::ReloadableClientVerifier::new(
+            crate::tls::client_verifier(roots, &Arc::new(crate::tls::crypto_provider()))?,
+        ));
+        let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = client_auth.clone();
         let mut renewal = None;
         let tls = match (&cfg.server.tls_cert_file, &cfg.server.tls_private_key_file) {
-            (Some(c), Some(k)) => server_config(load_certs(c)?, load_private_key(k)?, roots)?,
+            (Some(c), Some(k)) => {
+                server_config_verified(load_certs(c)?, load_private_key(k)?, verifier)?
+            }
             (None, None) => {
                 let s = &cfg.server;
                 let id = serving_identity(&issuer, s.listen, &s.serving_names, s.serving_cert_ttl)?;
@@ -252,7 +262,7 @@ impl Server {
                     ttl: s.serving_cert_ttl,
                 };
                 renewal = Some((Arc::clone(&cert), not_after, again));
-                server_config_with_resolver(cert, roots)?
+                server_config_with_resolver_verified(cert, verifier)?
             }
             _ => return Err(ServeError::TlsFilesIncomplete),
         };
@@ -270,7 +280,13 @@ impl Server {
             cfg.auth.clone(),
             cfg.issuance.clone(),
         );
-        let api = Api::new(store, Arc::new(authn), authz, engine, limits(cfg));
+        let reload = crate::reload::ReloadHandles {
+            authn: Arc::clone(&authn),
+            engine: Arc::clone(&engine),
+            client_auth,
+            appliance_roots,
+        };
+        let api = Api::new(store, authn, authz, engine, limits(cfg));
         let listener = TcpListener::bind(cfg.server.listen)
             .await
             .map_err(|source| ServeError::Bind {
@@ -310,7 +326,13 @@ impl Server {
             renew,
             inventory_reload,
             audit: None,
+            reload,
         })
+    }
+
+    /// What a SIGHUP reload swaps (`crate::reload`).
+    pub fn reload_handles(&self) -> &crate::reload::ReloadHandles {
+        &self.reload
     }
 
     /// The bound address (useful with port 0).

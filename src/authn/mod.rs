@@ -125,7 +125,8 @@ pub enum AuthnFailure {
 /// Authenticates requests. `Send + Sync`; one call costs at most one indexed SQLite read.
 #[derive(Debug)]
 pub struct Authenticator {
-    static_tokens: StaticTokens,
+    /// Swapped whole on a reload (SIGHUP); a request uses the set current when it started.
+    static_tokens: std::sync::RwLock<std::sync::Arc<StaticTokens>>,
     bootstrap: BootstrapTokens,
 }
 
@@ -151,9 +152,17 @@ impl Authenticator {
     /// Builds an authenticator from already-loaded parts.
     pub fn from_parts(static_tokens: StaticTokens, bootstrap: BootstrapTokens) -> Authenticator {
         Authenticator {
-            static_tokens,
+            static_tokens: std::sync::RwLock::new(std::sync::Arc::new(static_tokens)),
             bootstrap,
         }
+    }
+
+    /// Replaces the static tokens (a reloaded token file).
+    pub fn replace_static_tokens(&self, tokens: StaticTokens) {
+        *self
+            .static_tokens
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(tokens);
     }
 
     /// The bootstrap-token table (e.g. for `kubesigner dev` to make a token).
@@ -210,8 +219,13 @@ impl Authenticator {
                 }
             }
         }
-        let user = self
-            .static_tokens
+        let tokens = std::sync::Arc::clone(
+            &self
+                .static_tokens
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let user = tokens
             .lookup(token.as_bytes())
             .ok_or(AuthnFailure::UnknownToken)?;
         Ok(Identity {

@@ -16,7 +16,7 @@ use crate::signer::{Pkcs11Uri, UriOrigin, apply_module_environment};
 const TOKEN_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Arguments of `kubesigner serve`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// The configuration file (TOML); flags below override its keys.
     #[arg(long)]
@@ -223,6 +223,8 @@ impl ServeArgs {
             tracing::error!(error = %e, "refusing to start");
             return exit::USAGE;
         }
+        // SIGHUP reads the configuration again the same way (file, then these flags).
+        let again = self.clone();
         let cfg = match self.config() {
             Ok(c) => c,
             Err(e) => {
@@ -259,7 +261,8 @@ impl ServeArgs {
                 return exit::SOFTWARE;
             }
         };
-        let served = runtime.block_on(serve_notified(cfg));
+        let load = move || again.clone().config().map_err(|e| e.to_string());
+        let served = runtime.block_on(serve_notified(cfg, load));
         // Drops the remaining tasks and with them the token signer (sessions closed, logout,
         // C_Finalize); a call stuck in a hung token is not waited for beyond the grace.
         runtime.shutdown_timeout(TOKEN_CLOSE_GRACE);
@@ -275,8 +278,12 @@ impl ServeArgs {
 
 /// Starts the server, tells systemd it is ready, pings the watchdog while healthy, and stops
 /// on SIGTERM / SIGINT.
-async fn serve_notified(cfg: Config) -> Result<(), ServeError> {
+async fn serve_notified(
+    cfg: Config,
+    load: impl Fn() -> Result<Config, String> + Send + Sync + 'static,
+) -> Result<(), ServeError> {
     let server = Server::start(&cfg).await?;
+    let reload = crate::reload::spawn_on_sighup(server.reload_handles().clone(), cfg.clone(), load);
     lifecycle::notify_ready();
     let watchdog = tokio::spawn(lifecycle::watchdog(
         server.api().clone(),
@@ -286,6 +293,9 @@ async fn serve_notified(cfg: Config) -> Result<(), ServeError> {
     tracing::info!("shutting down");
     lifecycle::notify_stopping();
     watchdog.abort();
+    if let Some(r) = reload {
+        r.abort();
+    }
     server.shutdown().await;
     Ok(())
 }
