@@ -161,7 +161,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     // The request's audit context (who, request id) goes with the work to the blocking thread.
     let ctx = crate::audit::context::capture();
-    tokio::task::spawn_blocking(move || crate::audit::context::enter(ctx, f))
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| crate::audit::context::enter(ctx, f)))
         .await
         .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))
 }

@@ -83,9 +83,15 @@ impl Served {
     }
 
     pub fn start_with(&mut self, config: &Path) {
+        self.start_args(config, &[]);
+    }
+
+    /// Starts serve with `config` and extra global arguments (e.g. `--log-format json`).
+    pub fn start_args(&mut self, config: &Path, extra: &[&str]) {
         self.log_no += 1;
         let log = std::fs::File::create(self.log_path(self.log_no)).unwrap();
         let child = Command::new(bin())
+            .args(extra)
             .args(["serve", "--allow-root", "--config"])
             .arg(config)
             .stdout(Stdio::null())
