@@ -18,6 +18,10 @@ fn example_config_parses() {
         cfg.limits,
         kubesigner::compat::limits::LimitsConfig::default()
     );
+    assert_eq!(
+        cfg.audit,
+        kubesigner::audit::checkpoint::AuditConfig::default()
+    );
 }
 
 #[test]
