@@ -213,7 +213,7 @@ fn may_read_collection(id: &Identity, cfg: &AuthzConfig) -> bool {
     is_admin(id, cfg) || is_bootstrapper(id, cfg) || node_name(id).is_some()
 }
 
-fn forbidden(id: &Identity, verb: Verb, csr: Option<&CsrFacts<'_>>) -> Forbidden {
+fn forbidden(id: &Identity, verb: Verb, csr: Option<&CsrFacts<'_>>, rbac: bool) -> Forbidden {
     let mut message = format!(
         "user {:?} cannot {} {}",
         id.user,
@@ -223,7 +223,7 @@ fn forbidden(id: &Identity, verb: Verb, csr: Option<&CsrFacts<'_>>) -> Forbidden
     if let (Verb::Create, Some(c)) = (verb, csr) {
         message.push_str(&format!(" with signerName {:?}", c.signer_name));
     }
-    if verb == Verb::UpdateStatus {
+    if verb.as_update() == Verb::UpdateStatus && !rbac {
         message.push_str(": only the appliance's signer writes status");
     }
     Forbidden { message }
@@ -252,7 +252,7 @@ pub fn authorize(
     if allowed || rbac_allows_csr(id, verb, cfg) {
         Ok(())
     } else {
-        Err(forbidden(id, verb, csr))
+        Err(forbidden(id, verb, csr, cfg.rbac.is_some()))
     }
 }
 

@@ -25,6 +25,7 @@ mod gc;
 pub mod hooks;
 mod inventory_reload;
 pub mod lease;
+mod lease_rules;
 mod list;
 pub mod openapi;
 pub mod rules;
