@@ -14,7 +14,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::json;
 
 use super::body::{ResponseBody, read_limited};
-use super::decode::Query;
+use super::decode::{FieldValidation, Query};
 use super::error::{ApiError, bad_request};
 use super::hooks::Caller;
 use super::lease_rules::{MAX_NAMESPACE, dns_name, table, validate};
@@ -84,9 +84,13 @@ impl From<LeaseError> for ApiError {
     }
 }
 
-fn lease_response(code: StatusCode, lease: &Lease) -> Result<Response<ResponseBody>, ApiError> {
+fn lease_response(
+    code: StatusCode,
+    lease: &Lease,
+    warnings: &[String],
+) -> Result<Response<ResponseBody>, ApiError> {
     let v = serde_json::to_value(lease).map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
-    Ok(json_response(code, &v, &[]))
+    Ok(json_response(code, &v, warnings))
 }
 
 fn parse_rv(rv: Option<&str>, name: &str) -> Result<Option<u64>, ApiError> {
@@ -178,15 +182,17 @@ impl Api {
         match (t, &method) {
             (Target::All, &Method::GET) => self.lease_list(caller, None, &req).await,
             (Target::Collection(ns), &Method::GET) => self.lease_list(caller, Some(ns), &req).await,
-            (Target::Collection(ns), &Method::POST) => self.lease_create(caller, ns, req).await,
+            (Target::Collection(ns), &Method::POST) => self.lease_create(caller, ns, &q, req).await,
             (Target::One(ns, name), &Method::GET) => {
                 self.authorize_lease(caller, "get", Some(ns), Some(name))?;
                 let lease = self.read_lease(ns, name).await?;
-                lease_response(StatusCode::OK, &lease)
+                lease_response(StatusCode::OK, &lease, &[])
             }
-            (Target::One(ns, name), &Method::PUT) => self.lease_put(caller, ns, name, req).await,
+            (Target::One(ns, name), &Method::PUT) => {
+                self.lease_put(caller, ns, name, &q, req).await
+            }
             (Target::One(ns, name), &Method::PATCH) => {
-                self.lease_patch(caller, ns, name, req).await
+                self.lease_patch(caller, ns, name, &q, req).await
             }
             (Target::One(ns, name), &Method::DELETE) => {
                 self.authorize_lease(caller, "delete", Some(ns), Some(name))?;
@@ -249,7 +255,11 @@ impl Api {
         read_limited(req.into_body(), limit, self.inner.limits.body_read_timeout).await
     }
 
-    async fn decode_lease<B>(&self, req: Request<B>) -> Result<Lease, ApiError>
+    async fn decode_lease<B>(
+        &self,
+        q: &Query,
+        req: Request<B>,
+    ) -> Result<(Lease, Vec<String>), ApiError>
     where
         B: Body<Data = Bytes> + Send,
         B::Error: std::error::Error + Send + Sync + 'static,
@@ -263,14 +273,16 @@ impl Api {
         if !json_body {
             return Err(ApiError::UnsupportedMediaType);
         }
+        let fv = FieldValidation::from_query(q)?;
         let bytes = self.lease_body(req).await?;
-        serde_json::from_slice(&bytes).map_err(|e| bad_request(format!("invalid Lease: {e}")))
+        super::lease_rules::decode(&bytes, fv)
     }
 
     async fn lease_create<B>(
         &self,
         caller: &Caller,
         ns: &str,
+        q: &Query,
         req: Request<B>,
     ) -> Result<Response<ResponseBody>, ApiError>
     where
@@ -281,7 +293,7 @@ impl Api {
         if !dns_name(ns, MAX_NAMESPACE, false) {
             return Err(bad_request("invalid namespace"));
         }
-        let mut lease = self.decode_lease(req).await?;
+        let (mut lease, warnings) = self.decode_lease(q, req).await?;
         let name = lease.metadata.name.clone().unwrap_or_default();
         validate(&lease, &name)?;
         if lease.metadata.namespace.as_deref().is_some_and(|n| n != ns) {
@@ -297,7 +309,7 @@ impl Api {
         let store = self.inner.store.clone();
         let created = blocking(move || store.lease_create(lease)).await??;
         tracing::info!(namespace = %ns, lease = %name, by = %caller.user, "lease created");
-        lease_response(StatusCode::CREATED, &created)
+        lease_response(StatusCode::CREATED, &created, &warnings)
     }
 
     /// The common tail of PUT and PATCH.
@@ -307,6 +319,7 @@ impl Api {
         name: &str,
         expected_rv: Option<u64>,
         mut lease: Lease,
+        warnings: Vec<String>,
     ) -> Result<Response<ResponseBody>, ApiError> {
         if lease.metadata.name.as_deref().is_some_and(|n| n != name) {
             return Err(bad_request(
@@ -324,7 +337,7 @@ impl Api {
         lease.metadata.managed_fields = None;
         let store = self.inner.store.clone();
         let updated = blocking(move || store.lease_replace(expected_rv, lease)).await??;
-        lease_response(StatusCode::OK, &updated)
+        lease_response(StatusCode::OK, &updated, &warnings)
     }
 
     async fn lease_put<B>(
@@ -332,6 +345,7 @@ impl Api {
         caller: &Caller,
         ns: &str,
         name: &str,
+        q: &Query,
         req: Request<B>,
     ) -> Result<Response<ResponseBody>, ApiError>
     where
@@ -339,9 +353,10 @@ impl Api {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         self.authorize_lease(caller, "update", Some(ns), Some(name))?;
-        let lease = self.decode_lease(req).await?;
+        let (lease, warnings) = self.decode_lease(q, req).await?;
         let expected = parse_rv(lease.metadata.resource_version.as_deref(), name)?;
-        self.lease_replace(ns, name, expected, lease).await
+        self.lease_replace(ns, name, expected, lease, warnings)
+            .await
     }
 
     async fn lease_patch<B>(
@@ -349,6 +364,7 @@ impl Api {
         caller: &Caller,
         ns: &str,
         name: &str,
+        q: &Query,
         req: Request<B>,
     ) -> Result<Response<ResponseBody>, ApiError>
     where
@@ -374,13 +390,16 @@ impl Api {
             }
             e => bad_request(e.to_string()),
         })?;
-        let lease: Lease = serde_json::from_value(patched)
-            .map_err(|e| bad_request(format!("invalid Lease after patch: {e}")))?;
+        let fv = FieldValidation::from_query(q)?;
+        let patched =
+            serde_json::to_vec(&patched).map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
+        let (lease, warnings) = super::lease_rules::decode(&patched, fv)?;
         // A patch that sets metadata.resourceVersion makes it the precondition; otherwise the
         // version it was applied to (a concurrent write in between is a 409).
         let expected = parse_rv(lease.metadata.resource_version.as_deref(), name)?
             .or(parse_rv(stored.metadata.resource_version.as_deref(), name)?);
-        self.lease_replace(ns, name, expected, lease).await
+        self.lease_replace(ns, name, expected, lease, warnings)
+            .await
     }
 }
 

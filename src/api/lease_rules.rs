@@ -4,7 +4,8 @@
 use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::{Value, json};
 
-use super::error::ApiError;
+use super::decode::{FieldValidation, MAX_JSON_DEPTH, depth_ok, unknown_fields};
+use super::error::{ApiError, bad_request};
 use super::lease::{GROUP, RESOURCE, lease_invalid};
 
 const GROUP_VERSION: &str = "coordination.k8s.io/v1";
@@ -133,6 +134,53 @@ pub(super) fn table(items: &[Lease], rv: u64) -> Value {
         ],
         "rows": rows,
     })
+}
+
+/// Decodes a Lease body (JSON, bounded depth, apiVersion/kind checked when present, unknown
+/// fields per `fieldValidation`: 400 when Strict, `Warning`s when Warn).
+pub(super) fn decode(bytes: &[u8], fv: FieldValidation) -> Result<(Lease, Vec<String>), ApiError> {
+    if !depth_ok(bytes) {
+        return Err(bad_request(format!(
+            "the JSON body nests deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| bad_request(format!("the body is not valid JSON: {e}")))?;
+    for (key, want) in [("apiVersion", GROUP_VERSION), ("kind", "Lease")] {
+        match value.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s.is_empty() || s == want => {}
+            Some(_) => {
+                return Err(bad_request(format!(
+                    "the body must be a {GROUP_VERSION} Lease: wrong {key}"
+                )));
+            }
+        }
+    }
+    let mut clean = value.clone();
+    if let Some(o) = clean.as_object_mut() {
+        o.insert("apiVersion".to_owned(), json!(GROUP_VERSION));
+        o.insert("kind".to_owned(), json!("Lease"));
+    }
+    let lease: Lease = serde_json::from_value(clean)
+        .map_err(|e| bad_request(format!("the body is not a valid Lease: {e}")))?;
+    let mut unknown = Vec::new();
+    if fv != FieldValidation::Ignore {
+        let known = serde_json::to_value(&lease)
+            .map_err(|e| ApiError::Internal(format!("re-encode: {e}")))?;
+        unknown_fields(&value, &known, "", &mut unknown);
+    }
+    if fv == FieldValidation::Strict && !unknown.is_empty() {
+        return Err(bad_request(format!(
+            "strict decoding error: unknown field \"{}\"",
+            unknown.join("\", unknown field \"")
+        )));
+    }
+    let warnings = unknown
+        .into_iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    Ok((lease, warnings))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ mod gc;
 pub mod hooks;
 mod inventory_reload;
 pub mod lease;
+mod lease_openapi;
 mod lease_rules;
 mod list;
 pub mod openapi;
@@ -389,6 +390,7 @@ impl Api {
 /// The OpenAPI documents are generated once per process.
 static OPENAPI_V2: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
 static OPENAPI_V3: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+static LEASE_OPENAPI_V3: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
 
 fn cached(
     cell: &std::sync::OnceLock<serde_json::Value>,
@@ -410,6 +412,9 @@ fn discovery_doc(path: &str) -> Option<serde_json::Value> {
         "/openapi/v2" => cached(&OPENAPI_V2, openapi::v2),
         "/openapi/v3" => openapi::v3_root(),
         "/openapi/v3/apis/certificates.k8s.io/v1" => cached(&OPENAPI_V3, openapi::v3_group_version),
+        "/openapi/v3/apis/coordination.k8s.io/v1" => {
+            cached(&LEASE_OPENAPI_V3, lease_openapi::v3_group_version)
+        }
         _ => return None,
     })
 }
