@@ -280,13 +280,18 @@ impl Api {
         let store = self.inner.store.clone();
         let n = name.to_owned();
         let Some(csr) = blocking(move || store.get(&n)).await?? else {
-            self.authorize(caller, verb, None)?;
+            self.authorize_named(caller, verb, None, Some(name))?;
             return Err(ApiError::NotFound {
                 name: name.to_owned(),
             });
         };
         let cn = cn_of(&csr);
-        self.authorize(caller, verb, Some(&facts_of(&csr, cn.as_deref())))?;
+        self.authorize_named(
+            caller,
+            verb,
+            Some(&facts_of(&csr, cn.as_deref())),
+            Some(name),
+        )?;
         Ok(csr)
     }
 

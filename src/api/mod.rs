@@ -382,7 +382,18 @@ impl Api {
         verb: Verb,
         facts: Option<&hooks::CsrFacts<'_>>,
     ) -> Result<(), ApiError> {
-        crate::authz::authorize(caller, verb, facts, &self.inner.authz)
+        self.authorize_named(caller, verb, facts, None)
+    }
+
+    /// [`Api::authorize`] for a request naming one CSR (RBAC resourceNames can match it).
+    pub(crate) fn authorize_named(
+        &self,
+        caller: &Caller,
+        verb: Verb,
+        facts: Option<&hooks::CsrFacts<'_>>,
+        name: Option<&str>,
+    ) -> Result<(), ApiError> {
+        crate::authz::authorize_named(caller, verb, facts, name, &self.inner.authz)
             .map_err(|f| ApiError::Forbidden { message: f.message })
     }
 }
