@@ -73,6 +73,12 @@ pub struct AuditRecord {
     pub checkpoint: Option<Checkpoint>,
     /// SHA-256 (hex) of this record's other fields, see [`record_hash`].
     pub hash: String,
+    /// `certificate_written` records (external-signing mode): the leaf's serial, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_serial: Option<String>,
+    /// `certificate_written` records: SHA-256 (hex) of the leaf's DER.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_sha256: Option<String>,
 }
 
 /// A signed checkpoint: the chain up to `seq` ends in `hash`, at the record's `at_unix`.
@@ -111,6 +117,8 @@ impl AuditRecord {
             outcome: None,
             checkpoint: None,
             hash: String::new(),
+            certificate_serial: None,
+            certificate_sha256: None,
         }
     }
 
@@ -125,9 +133,10 @@ impl AuditRecord {
     }
 }
 
-/// The hash of a record: SHA-256 over the JSON array of every field but `hash`, in declared
-/// order; the added fields join the array (as one more element) only when one is set, so
-/// records written before they existed keep their hash.
+/// The hash of a record: SHA-256 over the JSON array of the original fields in declared order;
+/// then the two certificate fields (external signing) when either is set; then the added
+/// fields as one more element when one is set — so records written before they existed keep
+/// their hash.
 pub fn record_hash(r: &AuditRecord) -> String {
     let mut body = vec![
         serde_json::json!(r.seq),
@@ -138,6 +147,10 @@ pub fn record_hash(r: &AuditRecord) -> String {
         serde_json::json!(r.resource_version),
         serde_json::json!(r.prev_hash),
     ];
+    if r.certificate_serial.is_some() || r.certificate_sha256.is_some() {
+        body.push(serde_json::json!(r.certificate_serial));
+        body.push(serde_json::json!(r.certificate_sha256));
+    }
     if r.has_added_fields() {
         body.push(serde_json::json!([
             r.groups,

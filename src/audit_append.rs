@@ -30,6 +30,10 @@ pub struct Entry<'a> {
     pub checkpoint: Option<Checkpoint>,
     /// The record's time when the caller fixed it (a checkpoint signs it); else now.
     pub at_unix: Option<i64>,
+    /// A certificate written through `/status` (external-signing mode): its serial, hex.
+    pub certificate_serial: Option<String>,
+    /// That certificate's SHA-256 (hex) of the leaf DER.
+    pub certificate_sha256: Option<String>,
 }
 
 /// The added fields, kept as one JSON text in the `extra` column.
@@ -116,6 +120,8 @@ pub fn append(conn: &Connection, entry: &Entry<'_>) -> Result<AuditRecord, rusql
     rec.serial.clone_from(&entry.serial);
     rec.outcome.clone_from(&entry.outcome);
     rec.checkpoint.clone_from(&entry.checkpoint);
+    rec.certificate_serial.clone_from(&entry.certificate_serial);
+    rec.certificate_sha256.clone_from(&entry.certificate_sha256);
     rec.hash = record_hash(&rec);
     let added = Added {
         groups: rec.groups.clone(),
@@ -133,8 +139,8 @@ pub fn append(conn: &Connection, entry: &Entry<'_>) -> Result<AuditRecord, rusql
     };
     conn.execute(
         "INSERT INTO audit_events (seq, at_unix, kind, csr_name, actor, resource_version,
-                                   prev_hash, hash, extra)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                   prev_hash, hash, extra, certificate_serial, certificate_sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             to_i64(rec.seq),
             rec.at_unix,
@@ -144,7 +150,9 @@ pub fn append(conn: &Connection, entry: &Entry<'_>) -> Result<AuditRecord, rusql
             to_i64(rec.resource_version),
             rec.prev_hash,
             rec.hash,
-            extra
+            extra,
+            rec.certificate_serial,
+            rec.certificate_sha256
         ],
     )?;
     tracing::info!(target: "kubesigner::audit", seq = rec.seq, kind = %rec.kind,
@@ -170,7 +178,8 @@ pub fn serial_of(pem_chain: &[u8]) -> Option<String> {
 /// Every record, oldest first (`kubesigner audit export`).
 pub fn all(conn: &Connection) -> Result<Vec<AuditRecord>, rusqlite::Error> {
     let mut stmt = conn.prepare(
-        "SELECT seq, at_unix, kind, csr_name, actor, resource_version, prev_hash, hash, extra
+        "SELECT seq, at_unix, kind, csr_name, actor, resource_version, prev_hash, hash, extra,
+                certificate_serial, certificate_sha256
          FROM audit_events ORDER BY seq",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -184,6 +193,8 @@ pub fn all(conn: &Connection) -> Result<Vec<AuditRecord>, rusqlite::Error> {
         rec.resource_version = u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0);
         rec.prev_hash = r.get(6)?;
         rec.hash = r.get(7)?;
+        rec.certificate_serial = r.get(9)?;
+        rec.certificate_sha256 = r.get(10)?;
         let extra: String = r.get(8)?;
         if !extra.is_empty() {
             // An unreadable column leaves the fields empty: the hash then shows the damage.

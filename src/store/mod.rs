@@ -9,6 +9,7 @@
 mod error;
 pub mod feed;
 mod group_sync;
+pub mod leases;
 mod nodes;
 mod schema;
 
@@ -53,6 +54,17 @@ pub struct AuditEvent<'a> {
     pub actor: &'a str,
     /// The resourceVersion of the change.
     pub resource_version: u64,
+    /// A certificate written through `/status` (external-signing mode).
+    pub certificate: Option<CertificateNote<'a>>,
+}
+
+/// The audit facts of a certificate a client wrote through `/status`.
+#[derive(Debug, Clone, Copy)]
+pub struct CertificateNote<'a> {
+    /// Leaf serial number, hex.
+    pub serial_hex: &'a str,
+    /// SHA-256 (hex) of the leaf's DER.
+    pub sha256_hex: &'a str,
 }
 
 /// What a watch from "now" starts with: the current objects and the live receiver, taken
@@ -141,6 +153,8 @@ fn record(
         name: event.csr_name,
         actor: event.actor,
         resource_version: event.resource_version,
+        certificate_serial: event.certificate.map(|c| c.serial_hex.to_owned()),
+        certificate_sha256: event.certificate.map(|c| c.sha256_hex.to_owned()),
         ..more
     };
     crate::audit::append(tx, &entry).map(|_| ())
@@ -196,6 +210,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
+        leases::migrate(&mut conn)?;
         let rv = current_rv(&conn)?;
         Ok(Store {
             sync: Arc::new(GroupSync::new(path)),
@@ -285,6 +300,7 @@ impl Store {
                 csr_name: &name,
                 actor,
                 resource_version: rv,
+                certificate: None,
             },
             crate::audit::Entry {
                 subject,
@@ -386,6 +402,19 @@ impl Store {
         kind: &str,
         change: impl FnOnce(&mut CertificateSigningRequest) -> Result<Option<IssuedRecord>, E>,
     ) -> Result<CertificateSigningRequest, UpdateError<E>> {
+        self.update_audited(name, expected_rv, actor, kind, None, change)
+    }
+
+    /// [`Store::update`] whose audit record also names a certificate the change wrote.
+    pub fn update_audited<E>(
+        &self,
+        name: &str,
+        expected_rv: Option<u64>,
+        actor: &str,
+        kind: &str,
+        certificate: Option<CertificateNote<'_>>,
+        change: impl FnOnce(&mut CertificateSigningRequest) -> Result<Option<IssuedRecord>, E>,
+    ) -> Result<CertificateSigningRequest, UpdateError<E>> {
         let mut st = self.lock()?;
         let tx = st.conn.transaction()?;
         let text: Option<String> = tx
@@ -436,6 +465,7 @@ impl Store {
                 csr_name: name,
                 actor,
                 resource_version: rv,
+                certificate,
             },
             outcome(&csr, kind, issued.as_ref()),
         )?;
@@ -469,6 +499,7 @@ impl Store {
                 csr_name: name,
                 actor,
                 resource_version: rv,
+                certificate: None,
             },
             crate::audit::Entry {
                 outcome: Some("deleted".to_owned()),
@@ -529,6 +560,7 @@ impl Store {
                 csr_name: node,
                 actor: "kubesigner-cli",
                 resource_version: rv,
+                certificate: None,
             },
             crate::audit::Entry {
                 outcome: Some(if disabled { "disabled" } else { "enabled" }.to_owned()),
