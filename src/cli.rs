@@ -9,22 +9,15 @@ use crate::cmd;
 #[derive(Debug, Parser)]
 #[command(name = "kubesigner", version, about)]
 pub struct Cli {
-    /// Log format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Log format (default: `[server] log_format` of a `serve --config` file, else text).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
     /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines on stderr.
-    Text,
-    /// One JSON object per line on stderr.
-    Json,
-}
+pub use crate::config::LogFormat;
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
@@ -55,6 +48,25 @@ pub enum Command {
     Backup(cmd::backup::BackupArgs),
     /// Put a backup of the store back (the service must be stopped).
     Restore(cmd::backup::RestoreArgs),
+}
+
+impl Cli {
+    /// The log format: `--log-format`, else `[server] log_format` of the configuration
+    /// `serve --config` names (read early, before logging starts; a file that does not load
+    /// is reported by `serve` itself), else text.
+    pub fn log_format(&self) -> LogFormat {
+        if let Some(f) = self.log_format {
+            return f;
+        }
+        match &self.command {
+            Command::Serve(a) => a
+                .config
+                .as_deref()
+                .and_then(|p| crate::config::Config::load(p).ok())
+                .map_or(LogFormat::Text, |c| c.server.log_format),
+            _ => LogFormat::Text,
+        }
+    }
 }
 
 impl Command {

@@ -85,6 +85,19 @@ pub struct ServerConfig {
     /// or signed; a controller (`kubesigner controller`) approves through `/approval` and
     /// writes `status.certificate` through `/status`, authorized by `[auth] rbac_manifests`.
     pub external_signing: bool,
+    /// Log format of `serve` when `--log-format` is not given: `text` or `json`.
+    pub log_format: LogFormat,
+}
+
+/// Log output format (`--log-format`, `[server] log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines on stderr.
+    #[default]
+    Text,
+    /// One JSON object per line on stderr.
+    Json,
 }
 
 impl Default for ServerConfig {
@@ -105,6 +118,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: crate::api::DEFAULT_BODY_READ_TIMEOUT,
             external_signing: false,
+            log_format: LogFormat::Text,
         }
     }
 }

@@ -11,7 +11,7 @@ fn main() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match cli.log_format {
+    match cli.log_format() {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }

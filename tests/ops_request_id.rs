@@ -1,6 +1,7 @@
 //! Request ids: a sane `X-Request-Id` (≤ 64 of `[A-Za-z0-9-]`) is kept, anything else replaced
 //! by a generated one; the id is in the response header, in the JSON log's request span and in
-//! the audit record of the change the request made.
+//! the audit record of the change the request made. `[server] log_format = "json"` turns on
+//! JSON logs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod ops_support;
@@ -35,7 +36,19 @@ fn echoed(s: &Served, given: Option<&str>) -> String {
 #[test]
 fn request_ids_are_kept_or_generated_and_reach_logs_and_audit() {
     let mut s = Served::setup("");
-    s.start_args(&s.config(), &["--log-format", "json"]);
+    // JSON logs from `[server] log_format` (no --log-format flag).
+    let cfg = std::fs::read_to_string(s.config()).unwrap();
+    std::fs::write(
+        s.config(),
+        cfg.replacen("[server]\n", "[server]\nlog_format = \"json\"\n", 1),
+    )
+    .unwrap();
+    s.start();
+    assert!(
+        s.log().lines().any(|l| l.starts_with("{\"timestamp\"")),
+        "{}",
+        s.log()
+    );
     assert_eq!(echoed(&s, Some("abc-DEF-123")), "abc-DEF-123");
     for bad in ["has space", "semi;colon", &"x".repeat(65)] {
         let id = echoed(&s, Some(bad));
