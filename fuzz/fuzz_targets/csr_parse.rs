@@ -1,5 +1,6 @@
-//! Fuzz target: CSR parsing (PEM → PKCS#10 → key rules → proof of possession) and the full
-//! validation with the default config. Must never panic.
+//! Fuzz target: CSR parsing (PEM → PKCS#10 → key rules → proof of possession), the audit
+//! description of a request (`describe_request`), and the full validation with the default
+//! config. Must never panic.
 //!
 //! Run: `cargo +nightly fuzz run csr_parse -- -max_total_time=60`
 
@@ -12,6 +13,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = issue::parse_csr(data);
+    // The audit record's subject/SAN description: no signature check, so it reaches the
+    // extension parsers with any request.
+    let _ = issue::describe_request(data);
     // Also as DER wrapped in PEM, so the fuzzer reaches the ASN.1 parser directly.
     let pem = format!(
         "-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n",
@@ -24,5 +28,6 @@ fuzz_target!(|data: &[u8]| {
         expiration_seconds: None,
         requester: Requester::default(),
     };
+    let _ = issue::describe_request(&input.request_pem);
     let _ = issue::validate_input(&input, &IssuanceConfig::default());
 });
