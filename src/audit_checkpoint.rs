@@ -181,8 +181,48 @@ pub fn take(
     Ok(Some(rec))
 }
 
-/// Runs the checkpointer until aborted.
-pub fn spawn(store: Store, signer: Arc<TokenSigner>, cfg: AuditConfig) -> JoinHandle<()> {
+/// The running checkpointer.
+#[derive(Debug)]
+pub struct Checkpointer {
+    task: JoinHandle<()>,
+    store: Store,
+    signer: Arc<TokenSigner>,
+    label: String,
+}
+
+impl Checkpointer {
+    /// Stops the timer and signs a last checkpoint of everything recorded (an orderly stop
+    /// leaves no unsigned tail).
+    pub async fn finish(self) {
+        self.task.abort();
+        let Checkpointer {
+            store,
+            signer,
+            label,
+            ..
+        } = self;
+        match tokio::task::spawn_blocking(move || take(&store, &signer, &label)).await {
+            Ok(Ok(Some(r))) => tracing::info!(seq = r.seq, "final audit checkpoint signed"),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "final audit checkpoint failed"),
+            Err(e) => tracing::warn!(error = %e, "final audit checkpoint task failed"),
+        }
+    }
+}
+
+/// Runs the checkpointer until [`Checkpointer::finish`].
+pub fn spawn(store: Store, signer: Arc<TokenSigner>, cfg: AuditConfig) -> Checkpointer {
+    let label = cfg.key_label.clone();
+    let task = spawn_task(store.clone(), Arc::clone(&signer), cfg);
+    Checkpointer {
+        task,
+        store,
+        signer,
+        label,
+    }
+}
+
+fn spawn_task(store: Store, signer: Arc<TokenSigner>, cfg: AuditConfig) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(POLL);
         let mut last = Instant::now();

@@ -156,15 +156,26 @@ fn checkpoints_are_signed_logged_and_catch_truncation_and_forgery() {
     assert_eq!(bad.status.code(), Some(65), "{}", text(&bad));
     assert!(text(&bad).contains("signature"), "{}", text(&bad));
 
-    // After a stop, the audit key read from the token itself gives the same verdicts.
+    // An orderly stop signs a last checkpoint of everything recorded.
+    s.create_csr("cp-last", "node4");
     s.stop();
+    let after = records(&s.export());
+    let last = after.last().unwrap();
+    assert_eq!(last.kind, "checkpoint", "{last:?}");
+    assert_eq!(last.checkpoint.as_ref().unwrap().seq, last.seq - 1);
+    let log2 = write(&s, "system2.log", &s.log());
+    let full2 = write(&s, "export2.jsonl", &lines(&after));
+    // The audit key read from the token itself gives the same verdicts.
     let token_cfg = s.state().join("token-key.toml");
     let c = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace("public_key_file = \"audit-key.pem\"\n", "");
     std::fs::write(&token_cfg, c).unwrap();
-    let ok = verify(&s, &full, Some(&token_cfg), Some(&log));
+    let ok = verify(&s, &full2, Some(&token_cfg), Some(&log2));
     assert!(ok.status.success(), "{}", text(&ok));
+    // The pre-stop export lacks the final checkpoint the log now has.
+    let stale = verify(&s, &full, Some(&token_cfg), Some(&log2));
+    assert_eq!(stale.status.code(), Some(65), "{}", text(&stale));
     let bad = verify(&s, &forged_p, Some(&token_cfg), None);
     assert_eq!(bad.status.code(), Some(65), "{}", text(&bad));
 }

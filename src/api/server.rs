@@ -145,7 +145,7 @@ pub struct Server {
     gc: Option<JoinHandle<()>>,
     renew: Option<JoinHandle<()>>,
     inventory_reload: Option<JoinHandle<()>>,
-    audit: Option<JoinHandle<()>>,
+    audit: Option<crate::audit::checkpoint::Checkpointer>,
     reload: crate::reload::ReloadHandles,
 }
 
@@ -384,8 +384,8 @@ impl Server {
         if let Some(reload) = &self.inventory_reload {
             reload.abort();
         }
-        if let Some(audit) = &self.audit {
-            audit.abort();
+        if let Some(audit) = self.audit.take() {
+            audit.finish().await;
         }
     }
 }
