@@ -269,3 +269,7 @@ fn log_outcome(done: Result<Result<ReloadReport, String>, tokio::task::JoinError
         .get_or_create(&crate::metrics::ResultLabels { result })
         .inc();
 }
+
+#[cfg(test)]
+#[path = "reload_tests.rs"]
+mod tests;
