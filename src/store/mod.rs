@@ -6,6 +6,7 @@
 //! published on the [`feed`] for watches. All methods block: call them from a blocking thread
 //! (`tokio::task::spawn_blocking`), never on the async runtime.
 
+mod audit_hook;
 mod error;
 pub mod feed;
 mod group_sync;
@@ -24,6 +25,7 @@ pub use error::{StoreError, UpdateError};
 pub use feed::{Event, EventKind, Subscription};
 pub use nodes::{IssuedRecord, NodeState};
 
+use audit_hook::{outcome, record};
 use feed::Feed;
 use group_sync::GroupSync;
 
@@ -139,41 +141,6 @@ fn bump_rv(tx: &Transaction<'_>) -> Result<u64, rusqlite::Error> {
 
 fn rv_of(csr: &CertificateSigningRequest) -> Option<u64> {
     csr.metadata.resource_version.as_deref()?.parse().ok()
-}
-
-/// The audit hook: writes one hash-chained row (`crate::audit`) in the same transaction as the
-/// change, and logs its hash (the outside copy that makes truncation visible).
-fn record(
-    tx: &Transaction<'_>,
-    event: &AuditEvent<'_>,
-    more: crate::audit::Entry<'_>,
-) -> Result<(), rusqlite::Error> {
-    let entry = crate::audit::Entry {
-        kind: event.kind,
-        name: event.csr_name,
-        actor: event.actor,
-        resource_version: event.resource_version,
-        certificate_serial: event.certificate.map(|c| c.serial_hex.to_owned()),
-        certificate_sha256: event.certificate.map(|c| c.sha256_hex.to_owned()),
-        ..more
-    };
-    crate::audit::append(tx, &entry).map(|_| ())
-}
-
-/// What the audit record of a CSR change adds: its phase afterwards (and the serial issued).
-fn outcome(
-    csr: &CertificateSigningRequest,
-    kind: &str,
-    issued: Option<&IssuedRecord>,
-) -> crate::audit::Entry<'static> {
-    crate::audit::Entry {
-        outcome: Some(phase(csr).to_owned()),
-        serial: issued.map(|i| i.serial_hex.clone()).or_else(|| {
-            let cert = csr.status.as_ref()?.certificate.as_ref()?;
-            (kind == "issue").then(|| crate::audit::serial_of(&cert.0))?
-        }),
-        ..crate::audit::Entry::default()
-    }
 }
 
 fn unix_now() -> i64 {
@@ -310,39 +277,6 @@ impl Store {
         )?;
         tx.commit()?;
         self.publish_durable(st, EventKind::Added, rv, csr)
-    }
-
-    /// The whole audit chain, oldest first (`kubesigner audit export`).
-    pub fn audit_records(&self) -> Result<Vec<crate::audit::AuditRecord>, StoreError> {
-        let st = self.lock()?;
-        Ok(crate::audit::all(&st.conn)?)
-    }
-
-    /// The audit chain's newest seq and hash.
-    pub fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
-        let st = self.lock()?;
-        Ok(crate::audit::head(&st.conn)?)
-    }
-
-    /// The newest checkpoint record's seq and the seq it covers.
-    pub fn audit_last_checkpoint(&self) -> Result<Option<(u64, u64)>, StoreError> {
-        let st = self.lock()?;
-        Ok(crate::audit::last_checkpoint(&st.conn)?)
-    }
-
-    /// Appends a record that goes with no CSR change (a checkpoint), durably.
-    pub fn append_audit(
-        &self,
-        entry: &crate::audit::Entry<'_>,
-    ) -> Result<crate::audit::AuditRecord, StoreError> {
-        let mut st = self.lock()?;
-        let tx = st.conn.transaction()?;
-        let rec = crate::audit::append(&tx, entry)?;
-        tx.commit()?;
-        let seq = self.sync.committed()?;
-        drop(st);
-        self.sync.wait_durable(seq)?;
-        Ok(rec)
     }
 
     /// Reads one CSR.
