@@ -7,6 +7,7 @@
 //! (`tokio::task::spawn_blocking`), never on the async runtime.
 
 mod error;
+mod external;
 pub mod feed;
 mod group_sync;
 mod nodes;

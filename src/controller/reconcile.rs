@@ -1,0 +1,384 @@
+//! The reconcile loop (runs only while this replica leads): list + watch CSRs; for our signer
+//! names, approve by policy through `/approval` (with `--approve`) and sign approved CSRs
+//! without a certificate, writing `status.certificate` through `/status`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::Api;
+use kube::runtime::watcher;
+use tokio::sync::{mpsc, watch};
+
+use super::approval::{self, TokenBindings};
+use super::write::{self, Outcome};
+use crate::api::rules::{has_condition, needs_signing};
+use crate::config::IssuanceConfig;
+use crate::issue::{CsrRejection, Issuer, SignerName, ValidatedCsr};
+use crate::policy::{Approver, Decision};
+use crate::store::{AuditEvent, Store, StoreError};
+
+/// Delay before a CSR whose handling failed is tried again.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Failed CSRs waiting for a retry (further failures are dropped until the next event;
+/// a storm of failures must not grow memory without bound).
+const RETRY_QUEUE: usize = 4096;
+/// Reason of the Failed condition for a signer-rule violation (upstream's).
+pub const SIGNER_VALIDATION_FAILURE: &str = "SignerValidationFailure";
+
+/// Whether this replica may act, as the election loop says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leadership {
+    /// Another replica leads (or nobody).
+    Follower,
+    /// We lead; we may sign until this instant unless renewed.
+    Leader {
+        /// End of the signing window.
+        until: Instant,
+    },
+}
+
+/// Why one CSR could not be handled (it is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// An API call failed.
+    #[error("csr {csr}: {source}")]
+    Api {
+        /// The CSR.
+        csr: String,
+        /// The client's error.
+        source: Box<kube::Error>,
+    },
+    /// The local store failed.
+    #[error("local store: {0}")]
+    Store(#[from] StoreError),
+    /// The issuer (token) failed.
+    #[error("csr {csr}: issuing failed: {source}")]
+    Issue {
+        /// The CSR.
+        csr: String,
+        /// Why.
+        source: crate::issue::IssueError,
+    },
+    /// The leadership (signing window) ended: nothing more is written.
+    #[error("not leading: stopped before writing")]
+    NotLeader,
+    /// A blocking task failed.
+    #[error("blocking task: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Everything the loop needs.
+pub struct Reconciler {
+    /// CSRs, cluster-wide.
+    pub csrs: Api<CertificateSigningRequest>,
+    /// The signer names served.
+    pub signers: Vec<SignerName>,
+    /// Run the approval policy.
+    pub approve: bool,
+    /// The policy.
+    pub approver: Arc<Approver>,
+    /// The issuance core.
+    pub issuer: Arc<Issuer>,
+    /// `[issuance]`.
+    pub issuance: IssuanceConfig,
+    /// Local store (node facts, audit).
+    pub store: Store,
+    /// Bootstrap token bindings.
+    pub bindings: Arc<TokenBindings>,
+    /// Our holder identity (the audit actor).
+    pub identity: String,
+    /// The election's verdict.
+    pub leadership: watch::Receiver<Leadership>,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+fn name_of(csr: &CertificateSigningRequest) -> String {
+    csr.metadata.name.clone().unwrap_or_default()
+}
+
+fn has_certificate(csr: &CertificateSigningRequest) -> bool {
+    csr.status
+        .as_ref()
+        .and_then(|s| s.certificate.as_ref())
+        .is_some_and(|c| !c.0.is_empty())
+}
+
+impl Reconciler {
+    /// True while the signing window is open.
+    pub fn may_sign(&self) -> bool {
+        matches!(*self.leadership.borrow(), Leadership::Leader { until } if Instant::now() < until)
+    }
+
+    fn ours(&self, csr: &CertificateSigningRequest) -> bool {
+        SignerName::parse(&csr.spec.signer_name).is_some_and(|s| self.signers.contains(&s))
+    }
+
+    /// Runs until cancelled: list + watch, handle every event, retry failures.
+    pub async fn run(self: Arc<Self>) {
+        let (retry_tx, mut retry_rx) = mpsc::channel::<String>(RETRY_QUEUE);
+        let mut stream = watcher(self.csrs.clone(), watcher::Config::default()).boxed();
+        let mut initial: Vec<CertificateSigningRequest> = Vec::new();
+        loop {
+            let csrs = tokio::select! {
+                ev = stream.next() => match ev {
+                    Some(Ok(watcher::Event::Init)) => { initial.clear(); continue; }
+                    Some(Ok(watcher::Event::InitApply(o))) => { initial.push(o); continue; }
+                    Some(Ok(watcher::Event::InitDone)) => std::mem::take(&mut initial),
+                    Some(Ok(watcher::Event::Apply(o))) => vec![o],
+                    Some(Ok(watcher::Event::Delete(_))) => continue,
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "csr watch failed; retrying");
+                        tokio::time::sleep(RETRY_DELAY).await;
+                        continue;
+                    }
+                    None => return,
+                },
+                Some(name) = retry_rx.recv() => match self.csrs.get_opt(&name).await {
+                    Ok(Some(o)) => vec![o],
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(csr = %name, error = %e, "re-read failed");
+                        requeue(&retry_tx, name);
+                        continue;
+                    }
+                },
+            };
+            self.observe_all(&csrs).await;
+            for csr in csrs {
+                let name = name_of(&csr);
+                match Arc::clone(&self).handle(csr).await {
+                    Ok(()) => {}
+                    Err(ReconcileError::NotLeader) => {
+                        tracing::info!(csr = %name, "signing window closed; leaving it to the next leader");
+                    }
+                    Err(e) => {
+                        tracing::warn!(csr = %name, error = %e, "csr not handled; retrying");
+                        requeue(&retry_tx, name);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records the kubelet client certificates in `csrs` as node facts (before any decision,
+    /// so a new leader knows what the previous one issued).
+    async fn observe_all(&self, csrs: &[CertificateSigningRequest]) {
+        let issued: Vec<_> = csrs
+            .iter()
+            .filter(|c| self.ours(c) && has_certificate(c))
+            .cloned()
+            .collect();
+        if issued.is_empty() {
+            return;
+        }
+        let (store, cfg) = (self.store.clone(), self.issuance.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            for c in &issued {
+                let Ok(v) = crate::issue::validate(&c.spec, &cfg) else {
+                    continue;
+                };
+                if let Some(rec) = approval::issued_record(&v, c) {
+                    store.observe_issued(&rec, &name_of(c))?;
+                }
+            }
+            Ok::<(), StoreError>(())
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot record observed certificates"),
+            Err(e) => tracing::warn!(error = %e, "cannot record observed certificates"),
+        }
+    }
+
+    /// One CSR: fail / approve / sign as needed.
+    async fn handle(self: Arc<Self>, csr: CertificateSigningRequest) -> Result<(), ReconcileError> {
+        if !self.ours(&csr)
+            || has_certificate(&csr)
+            || has_condition(&csr, "Denied")
+            || has_condition(&csr, "Failed")
+        {
+            return Ok(());
+        }
+        let approved = has_condition(&csr, "Approved");
+        if !approved && !self.approve {
+            return Ok(());
+        }
+        let name = name_of(&csr);
+        let v = match crate::issue::validate(&csr.spec, &self.issuance) {
+            Ok(v) => v,
+            Err(CsrRejection::SignerValidation(f)) => {
+                return self.fail(csr, f.to_string()).await;
+            }
+            Err(CsrRejection::Invalid(e)) => return self.fail(csr, e.to_string()).await,
+            Err(CsrRejection::NotOurSigner { .. }) => return Ok(()),
+        };
+        let csr = if approved {
+            csr
+        } else {
+            let me = Arc::clone(&self);
+            let v2 = v.clone();
+            let d = tokio::task::spawn_blocking(move || {
+                approval::decide(
+                    &me.approver,
+                    &me.store,
+                    &me.bindings,
+                    &v2,
+                    SystemTime::now(),
+                )
+            })
+            .await??;
+            match self.apply_decision(csr, d).await? {
+                Some(c) if needs_signing(&c) => c,
+                _ => return Ok(()),
+            }
+        };
+        tracing::debug!(csr = %name, "signing");
+        self.sign(csr, v).await
+    }
+
+    async fn fail(
+        &self,
+        csr: CertificateSigningRequest,
+        message: String,
+    ) -> Result<(), ReconcileError> {
+        if !self.may_sign() {
+            return Err(ReconcileError::NotLeader);
+        }
+        let name = name_of(&csr);
+        tracing::info!(csr = %name, %message, "csr fails signer validation");
+        write::add_status_condition(
+            &self.csrs,
+            csr,
+            "Failed",
+            SIGNER_VALIDATION_FAILURE,
+            &message,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|source| ReconcileError::Api { csr: name, source })
+    }
+
+    /// Writes Approved / Denied through `/approval`; returns the CSR as written.
+    async fn apply_decision(
+        &self,
+        csr: CertificateSigningRequest,
+        d: Decision,
+    ) -> Result<Option<CertificateSigningRequest>, ReconcileError> {
+        let name = name_of(&csr);
+        let (type_, reason, message) = match d {
+            Decision::Pending { rule, why } => {
+                tracing::info!(csr = %name, rule, %why, "csr left pending");
+                return Ok(None);
+            }
+            Decision::Approve { reason, message } => ("Approved", reason.to_owned(), message),
+            Decision::Deny { rule, message } => ("Denied", approval::reason_of(rule), message),
+        };
+        if !self.may_sign() {
+            return Err(ReconcileError::NotLeader);
+        }
+        let written = write::add_approval_condition(&self.csrs, csr, type_, &reason, &message)
+            .await
+            .map_err(|source| ReconcileError::Api {
+                csr: name.clone(),
+                source,
+            })?;
+        tracing::info!(csr = %name, condition = type_, %reason, "approval written");
+        Ok(written)
+    }
+
+    /// Signs once and writes the certificate; a conflict re-reads and writes the same
+    /// certificate again, unless the CSR has one by then (it is never signed twice by us).
+    async fn sign(
+        &self,
+        csr: CertificateSigningRequest,
+        v: ValidatedCsr,
+    ) -> Result<(), ReconcileError> {
+        let name = name_of(&csr);
+        if !self.may_sign() {
+            return Err(ReconcileError::NotLeader);
+        }
+        let issuer = Arc::clone(&self.issuer);
+        let v2 = v.clone();
+        let cert = tokio::task::spawn_blocking(move || issuer.issue(&v2, SystemTime::now()))
+            .await?
+            .map_err(|source| ReconcileError::Issue {
+                csr: name.clone(),
+                source,
+            })?;
+        let rv = rv_of(&csr);
+        self.audit("signature_spent", &name, rv, None).await?;
+        tracing::info!(csr = %name, serial = %cert.serial, "signature spent");
+        let outcome = write::write_certificate(&self.csrs, csr, cert.pem_chain.as_bytes(), || {
+            self.may_sign()
+        })
+        .await
+        .map_err(|source| ReconcileError::Api {
+            csr: name.clone(),
+            source,
+        })?;
+        match outcome {
+            Outcome::Written(c) => {
+                let record = approval::issued_record(&v, &c);
+                self.audit("status_written", &name, rv_of(&c), record)
+                    .await?;
+                tracing::info!(csr = %name, serial = %cert.serial, "certificate written");
+                Ok(())
+            }
+            Outcome::AlreadyHasCertificate => {
+                tracing::info!(csr = %name, "csr got a certificate meanwhile; ours is discarded");
+                Ok(())
+            }
+            Outcome::NoLongerApproved => Ok(()),
+            Outcome::NotLeader => Err(ReconcileError::NotLeader),
+        }
+    }
+
+    async fn audit(
+        &self,
+        kind: &'static str,
+        name: &str,
+        rv: u64,
+        issued: Option<crate::store::IssuedRecord>,
+    ) -> Result<(), ReconcileError> {
+        let (store, name, actor) = (self.store.clone(), name.to_owned(), self.identity.clone());
+        tokio::task::spawn_blocking(move || {
+            store.record_external(
+                &AuditEvent {
+                    kind,
+                    csr_name: &name,
+                    actor: &actor,
+                    resource_version: rv,
+                },
+                issued.as_ref(),
+            )
+        })
+        .await??;
+        Ok(())
+    }
+}
+
+fn rv_of(csr: &CertificateSigningRequest) -> u64 {
+    csr.metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn requeue(tx: &mpsc::Sender<String>, name: String) {
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(RETRY_DELAY).await;
+        let _ = tx.try_send(name);
+    });
+}
