@@ -1,0 +1,123 @@
+//! Three `kubesigner controller` replicas (each its own SoftHSM token copy of the same CA key)
+//! against `kubesigner dev --external-signing` with deploy/rbac.yaml: kill -9 the leader,
+//! another replica takes the Lease and signs; every CSR created gets a certificate, and none
+//! gets two: counted from the cluster's audit records of certificates written via `/status`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/appliance.rs"]
+mod support;
+
+#[path = "support/controller.rs"]
+mod controller;
+
+use std::time::{Duration, Instant};
+
+use controller::*;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(40);
+const CSRS: usize = 8;
+/// CSRs created before the leader is killed.
+const BEFORE_KILL: usize = 3;
+
+#[test]
+fn leader_killed_successor_signs_every_csr_exactly_once() {
+    let a = start_cluster();
+    let mut replicas: Vec<Replica> = ["replica-a", "replica-b", "replica-c"]
+        .iter()
+        .map(|id| Replica::new(&a, id, &ReplicaOptions::default()))
+        .collect();
+    for r in &mut replicas {
+        r.start();
+    }
+    let first = wait_for(WAIT, "a lease holder", || lease_holder(&a));
+    let names: Vec<String> = (0..CSRS).map(|i| format!("fo-{i}")).collect();
+    for (i, name) in names.iter().enumerate().take(BEFORE_KILL) {
+        create_bootstrap_csr(&a, name, &format!("ctl-node-{}", i + 1));
+    }
+    // The leader signs what exists, then dies without warning (no lease release).
+    wait_for(WAIT, "pre-kill certificates", || {
+        names[..BEFORE_KILL]
+            .iter()
+            .all(|n| certificate_of(&a, n).is_some())
+            .then_some(())
+    });
+    let leader = replicas.iter_mut().find(|r| r.identity == first).unwrap();
+    let killed = Instant::now();
+    leader.kill9();
+    for (i, name) in names.iter().enumerate().skip(BEFORE_KILL) {
+        create_bootstrap_csr(&a, name, &format!("ctl-node-{}", i + 1));
+    }
+    let first_after = wait_for(WAIT, "a certificate after the kill", || {
+        names[BEFORE_KILL..]
+            .iter()
+            .any(|n| certificate_of(&a, n).is_some())
+            .then(|| killed.elapsed())
+    });
+    let successor = lease_holder(&a).unwrap();
+    eprintln!("kill -9 of {first} → {successor} signed after {first_after:?}");
+    assert_ne!(successor, first);
+    // The successor waits out the dead leader's term (it cannot tell death from a slow
+    // network), then signs at once: one lease duration plus polling and the write.
+    assert!(
+        first_after < LEASE_DURATION * 2,
+        "takeover took {first_after:?}"
+    );
+
+    // No CSR missed; none signed twice.
+    for n in &names {
+        wait_for(WAIT, &format!("certificate of {n}"), || {
+            certificate_of(&a, n)
+        });
+    }
+    let ca = a.state().join("ca.crt");
+    for n in &names {
+        let pem = certificate_of(&a, n).unwrap();
+        let findings = check_certificate(a.dir.path(), &pem, &ca, &[]);
+        assert!(findings.is_empty(), "{n}: {findings:?}");
+        assert_eq!(certificates_written(&a, n), 1, "{n}");
+    }
+    let all_written = audit_pairs(&a.state().join("kubesigner.toml"))
+        .iter()
+        .filter(|(k, _)| k == "certificate_written")
+        .count();
+    assert_eq!(all_written, CSRS);
+    // Locally: every replica's records; a signature spent without a status write (a leader
+    // killed in between) would show as spent-not-written, never as a second write.
+    let mut written_locally = vec![0usize; CSRS];
+    let mut spent_locally = vec![0usize; CSRS];
+    for r in &replicas {
+        for (kind, csr) in r.local_audit() {
+            if let Some(i) = names.iter().position(|n| *n == csr) {
+                match kind.as_str() {
+                    "status_written" => written_locally[i] += 1,
+                    "signature_spent" => spent_locally[i] += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    eprintln!("spent per CSR: {spent_locally:?}; written per CSR: {written_locally:?}");
+    assert!(
+        written_locally.iter().all(|w| *w <= 1),
+        "{written_locally:?}"
+    );
+    assert!(spent_locally.iter().all(|s| *s >= 1), "{spent_locally:?}");
+    let transitions = kubectl_ok(
+        &a.admin_kubeconfig(),
+        &[
+            "get",
+            "lease",
+            "-n",
+            "kube-system",
+            "kubesigner-controller",
+            "-o",
+            "jsonpath={.spec.leaseTransitions}",
+        ],
+    );
+    assert!(
+        transitions.trim().parse::<i32>().unwrap() >= 1,
+        "{transitions}"
+    );
+}
