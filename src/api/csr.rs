@@ -58,7 +58,7 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
     Ok(b)
 }
 
-fn new_uid() -> Result<String, ApiError> {
+pub(super) fn new_uid() -> Result<String, ApiError> {
     let [
         a0,
         a1,
@@ -231,12 +231,15 @@ struct Update {
     accept: Option<String>,
 }
 
-/// The authorization verb of an update path.
-fn verb_of(path: UpdatePath) -> Verb {
-    match path {
-        UpdatePath::Main => Verb::Update,
-        UpdatePath::Approval => Verb::UpdateApproval,
-        UpdatePath::Status => Verb::UpdateStatus,
+/// The authorization verb of an update path (PUT) or of a PATCH on it.
+fn verb_of(path: UpdatePath, patch: bool) -> Verb {
+    match (path, patch) {
+        (UpdatePath::Main, false) => Verb::Update,
+        (UpdatePath::Approval, false) => Verb::UpdateApproval,
+        (UpdatePath::Status, false) => Verb::UpdateStatus,
+        (UpdatePath::Main, true) => Verb::Patch,
+        (UpdatePath::Approval, true) => Verb::PatchApproval,
+        (UpdatePath::Status, true) => Verb::PatchStatus,
     }
 }
 
@@ -257,6 +260,33 @@ fn change_kind(
 }
 
 impl Api {
+    /// kube-apiserver's CSR admission on `/approval` (`approve` on the signer) and on `/status`
+    /// writes that set a certificate in external-signing mode (`sign` on the signer); the
+    /// signer name is the stored object's. Refusals are 403 `Status`es, logged.
+    fn admit_update(
+        &self,
+        caller: &Caller,
+        path: UpdatePath,
+        stored: &CertificateSigningRequest,
+        body: &CertificateSigningRequest,
+    ) -> Result<(), ApiError> {
+        let verb = match path {
+            UpdatePath::Approval => "approve",
+            UpdatePath::Status
+                if self.inner.external
+                    && super::external::new_certificate(stored, body).is_some() =>
+            {
+                "sign"
+            }
+            _ => return Ok(()),
+        };
+        let signer = &stored.spec.signer_name;
+        crate::authz::may_use_signer(caller, verb, signer, &self.inner.authz).map_err(|f| {
+            tracing::info!(user = %caller.user, verb, signer = %signer, "csr admission refused");
+            ApiError::Forbidden { message: f.message }
+        })
+    }
+
     /// Reads one stored CSR and authorizes `verb` on it. When it does not exist, the verb-level
     /// permission decides between 403 and 404 (so a stranger learns nothing about names).
     async fn stored(
@@ -502,7 +532,7 @@ impl Api {
             csr: body,
             warnings,
         } = self.read_body(q, req).await?;
-        let stored = self.stored(caller, verb_of(path), name).await?;
+        let stored = self.stored(caller, verb_of(path, false), name).await?;
         let update = Update {
             path,
             body,
@@ -546,7 +576,7 @@ impl Api {
             self.inner.limits.body_read_timeout,
         )
         .await?;
-        let stored = self.stored(caller, verb_of(path), name).await?;
+        let stored = self.stored(caller, verb_of(path, true), name).await?;
         let doc = serde_json::to_value(&stored)
             .map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
         let patched = apply(&doc, kind, &bytes).map_err(|e| match e {
@@ -596,14 +626,38 @@ impl Api {
             ));
         }
         let expected_rv = expected_rv(&body, name)?;
-        let kind = change_kind(path, &body, &stored);
+        self.admit_update(caller, path, &stored, &body)?;
+        let written = match (path, self.inner.external) {
+            (UpdatePath::Status, true) => super::external::new_certificate(&stored, &body)
+                .map(|c| super::external::parse_certificate(name, &c.0))
+                .transpose()?,
+            _ => None,
+        };
+        let kind = match &written {
+            Some(_) => super::external::CERTIFICATE_WRITTEN,
+            None => change_kind(path, &body, &stored),
+        };
+        let external = self.inner.external;
         let store = self.inner.store.clone();
         let (n, actor, at) = (name.to_owned(), caller.user.clone(), now());
+        let note = written.clone();
         let result = blocking(move || {
-            store.update(&n, expected_rv, &actor, kind, |c| {
+            let certificate = note.as_ref().map(|w| crate::store::CertificateNote {
+                serial_hex: &w.serial_hex,
+                sha256_hex: &w.sha256_hex,
+            });
+            store.update_audited(&n, expected_rv, &actor, kind, certificate, |c| {
                 match path {
                     UpdatePath::Main => rules::apply_update(c, &body),
                     UpdatePath::Approval => rules::apply_approval(c, &body, &at)?,
+                    UpdatePath::Status if external => {
+                        let set = super::external::apply_status(c, &body, &at)?;
+                        // The record was named before the transaction: a certificate that
+                        // another writer set in between is a conflict, never a second record.
+                        if set.is_some() != note.is_some() {
+                            return Err(ApiError::Conflict { name: n.clone() });
+                        }
+                    }
                     UpdatePath::Status => rules::apply_status(c, &body, &at)?,
                 }
                 Ok::<_, ApiError>(None)
@@ -614,10 +668,14 @@ impl Api {
             UpdateError::Rejected(e) => e,
             UpdateError::Store(e) => e.into(),
         })?;
+        if let Some(w) = &written {
+            tracing::info!(csr = %name, by = %caller.user, serial = %w.serial_hex,
+                sha256 = %w.sha256_hex, "certificate written through /status");
+        }
         if kind != "update" {
             tracing::info!(csr = %name, by = %caller.user, change = kind, "csr updated");
         }
-        let latest = if rules::needs_signing(&updated) {
+        let latest = if rules::needs_signing(&updated) && !self.inner.external {
             self.sign_now(name).await?.unwrap_or(updated)
         } else {
             updated

@@ -20,9 +20,11 @@ pub mod decode;
 pub mod discovery;
 pub mod engine;
 pub mod error;
+pub mod external;
 mod gc;
 pub mod hooks;
 mod inventory_reload;
+pub mod lease;
 mod list;
 pub mod openapi;
 pub mod rules;
@@ -104,6 +106,8 @@ struct Inner {
     wake_signer: Notify,
     signing: Mutex<HashSet<String>>,
     limiter: Option<Mutex<crate::compat::limits::Limiter>>,
+    /// `[server] external_signing`: never approve or sign; clients write `/status`.
+    external: bool,
 }
 
 /// The API router and its state; cheap to clone.
@@ -175,6 +179,19 @@ impl Api {
         issuance: Arc<dyn Issuance>,
         limits: Limits,
     ) -> Api {
+        Self::with_mode(store, authn, authz, issuance, limits, false)
+    }
+
+    /// [`Api::new`], in external-signing mode when `external` (`[server] external_signing`):
+    /// CSRs are never approved or signed here; clients write `/approval` and `/status`.
+    pub fn with_mode(
+        store: Store,
+        authn: Arc<dyn Authenticate>,
+        authz: AuthzConfig,
+        issuance: Arc<dyn Issuance>,
+        limits: Limits,
+        external: bool,
+    ) -> Api {
         Api {
             inner: Arc::new(Inner {
                 store,
@@ -188,6 +205,7 @@ impl Api {
                 limits,
                 wake_signer: Notify::new(),
                 signing: Mutex::new(HashSet::new()),
+                external,
             }),
         }
     }
@@ -278,6 +296,9 @@ impl Api {
             }
             self.authorize(&caller, Verb::Discovery, None)?;
             return Ok(json_response(StatusCode::OK, &doc, &[]));
+        }
+        if let Some(rest) = path.strip_prefix(lease::PREFIX) {
+            return self.route_lease(&caller, rest, req).await;
         }
         let Some(rest) = path.strip_prefix(CSR_PREFIX) else {
             return Err(ApiError::NoRoute { path });
@@ -383,6 +404,8 @@ fn discovery_doc(path: &str) -> Option<serde_json::Value> {
         "/apis" => discovery::group_list(),
         "/apis/certificates.k8s.io" => discovery::api_group(),
         "/apis/certificates.k8s.io/v1" => discovery::resource_list(),
+        "/apis/coordination.k8s.io" => lease::api_group(),
+        "/apis/coordination.k8s.io/v1" => lease::resource_list(),
         "/openapi/v2" => cached(&OPENAPI_V2, openapi::v2),
         "/openapi/v3" => openapi::v3_root(),
         "/openapi/v3/apis/certificates.k8s.io/v1" => cached(&OPENAPI_V3, openapi::v3_group_version),
