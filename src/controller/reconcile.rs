@@ -17,7 +17,7 @@ use crate::api::rules::{has_condition, needs_signing};
 use crate::config::IssuanceConfig;
 use crate::issue::{CsrRejection, Issuer, SignerName, ValidatedCsr};
 use crate::policy::{Approver, Decision};
-use crate::store::{AuditEvent, Store, StoreError};
+use crate::store::{AuditEvent, CertificateNote, Store, StoreError};
 
 /// Delay before a CSR whose handling failed is tried again.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -37,6 +37,15 @@ pub enum Leadership {
         /// End of the signing window.
         until: Instant,
     },
+}
+
+/// Where the object about to be signed came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// A watch event (may be older than our own last write).
+    FromWatch,
+    /// The answer to our own write a moment ago.
+    JustWritten,
 }
 
 /// Why one CSR could not be handled (it is retried).
@@ -222,8 +231,8 @@ impl Reconciler {
             Err(CsrRejection::Invalid(e)) => return self.fail(csr, e.to_string()).await,
             Err(CsrRejection::NotOurSigner { .. }) => return Ok(()),
         };
-        let csr = if approved {
-            csr
+        let (csr, fresh) = if approved {
+            (csr, Freshness::FromWatch)
         } else {
             let me = Arc::clone(&self);
             let v2 = v.clone();
@@ -238,12 +247,12 @@ impl Reconciler {
             })
             .await??;
             match self.apply_decision(csr, d).await? {
-                Some(c) if needs_signing(&c) => c,
+                Some(c) if needs_signing(&c) => (c, Freshness::JustWritten),
                 _ => return Ok(()),
             }
         };
         tracing::debug!(csr = %name, "signing");
-        self.sign(csr, v).await
+        self.sign(csr, v, fresh).await
     }
 
     async fn fail(
@@ -302,11 +311,27 @@ impl Reconciler {
         &self,
         csr: CertificateSigningRequest,
         v: ValidatedCsr,
+        fresh: Freshness,
     ) -> Result<(), ReconcileError> {
         let name = name_of(&csr);
         if !self.may_sign() {
             return Err(ReconcileError::NotLeader);
         }
+        let csr = match fresh {
+            Freshness::JustWritten => csr,
+            // Watch events may lag behind our own writes: decide on a fresh read, so a stale
+            // "approved, no certificate" event costs a GET, not a signature.
+            Freshness::FromWatch => match self.csrs.get_opt(&name).await {
+                Ok(Some(c)) if c.metadata.uid == csr.metadata.uid && needs_signing(&c) => c,
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    return Err(ReconcileError::Api {
+                        csr: name,
+                        source: Box::new(e),
+                    });
+                }
+            },
+        };
         let issuer = Arc::clone(&self.issuer);
         let v2 = v.clone();
         let cert = tokio::task::spawn_blocking(move || issuer.issue(&v2, SystemTime::now()))
@@ -316,7 +341,13 @@ impl Reconciler {
                 source,
             })?;
         let rv = rv_of(&csr);
-        self.audit("signature_spent", &name, rv, None).await?;
+        let sha256 = hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            &cert.der,
+        ));
+        let note = (cert.serial.clone(), sha256);
+        self.audit("signature_spent", &name, rv, &note, None)
+            .await?;
         tracing::info!(csr = %name, serial = %cert.serial, "signature spent");
         let outcome = write::write_certificate(&self.csrs, csr, cert.pem_chain.as_bytes(), || {
             self.may_sign()
@@ -329,7 +360,7 @@ impl Reconciler {
         match outcome {
             Outcome::Written(c) => {
                 let record = approval::issued_record(&v, &c);
-                self.audit("status_written", &name, rv_of(&c), record)
+                self.audit("status_written", &name, rv_of(&c), &note, record)
                     .await?;
                 tracing::info!(csr = %name, serial = %cert.serial, "certificate written");
                 Ok(())
@@ -348,9 +379,11 @@ impl Reconciler {
         kind: &'static str,
         name: &str,
         rv: u64,
+        note: &(String, String),
         issued: Option<crate::store::IssuedRecord>,
     ) -> Result<(), ReconcileError> {
         let (store, name, actor) = (self.store.clone(), name.to_owned(), self.identity.clone());
+        let (serial, sha256) = note.clone();
         tokio::task::spawn_blocking(move || {
             store.record_external(
                 &AuditEvent {
@@ -358,6 +391,10 @@ impl Reconciler {
                     csr_name: &name,
                     actor: &actor,
                     resource_version: rv,
+                    certificate: Some(CertificateNote {
+                        serial_hex: &serial,
+                        sha256_hex: &sha256,
+                    }),
                 },
                 issued.as_ref(),
             )
