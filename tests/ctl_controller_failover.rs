@@ -121,3 +121,85 @@ fn leader_killed_successor_signs_every_csr_exactly_once() {
         "{transitions}"
     );
 }
+
+#[test]
+fn leader_that_loses_its_hsm_steps_down_and_a_peer_signs() {
+    let a = start_cluster();
+    let p11 = ReplicaOptions {
+        p11: true,
+        ..ReplicaOptions::default()
+    };
+    let mut sick = Replica::new(&a, "replica-hsm", &p11);
+    sick.start_hsm();
+    sick.start();
+    assert_eq!(
+        wait_for(WAIT, "a lease holder", || lease_holder(&a)),
+        "replica-hsm"
+    );
+    let mut peer = Replica::new(&a, "replica-peer", &ReplicaOptions::default());
+    peer.start();
+    create_bootstrap_csr(&a, "hsm-0", "ctl-node-1");
+    wait_for(WAIT, "hsm-0 signed", || certificate_of(&a, "hsm-0"));
+
+    // The HSM dies: the leader stops signing, releases the Lease, the peer takes over at once
+    // (no lease-duration wait: the Lease was released).
+    let lost = Instant::now();
+    sick.kill_hsm();
+    wait_for(WAIT, "the peer to lead", || {
+        (lease_holder(&a).as_deref() == Some("replica-peer")).then_some(())
+    });
+    let took = lost.elapsed();
+    eprintln!("HSM killed → peer leads after {took:?}");
+    assert!(took < LEASE_DURATION * 2, "{took:?}");
+    create_bootstrap_csr(&a, "hsm-1", "ctl-node-2");
+    wait_for(WAIT, "hsm-1 signed", || certificate_of(&a, "hsm-1"));
+    assert_eq!(certificates_written(&a, "hsm-1"), 1);
+    let by_peer = peer
+        .local_audit()
+        .iter()
+        .any(|(k, n)| k == "status_written" && n == "hsm-1");
+    assert!(by_peer, "{}", peer.log());
+    assert!(sick.log().contains("signer not ready"), "{}", sick.log());
+}
+
+#[test]
+fn a_paused_leader_wakes_up_as_a_follower_and_signs_nothing() {
+    // SIGSTOP stands for a leader frozen (GC pause, VM migration, partition): its term runs out,
+    // a peer takes over; on SIGCONT its signing window has long closed, so it signs nothing.
+    let a = start_cluster();
+    let mut first = Replica::new(&a, "replica-a", &ReplicaOptions::default());
+    first.start();
+    assert_eq!(
+        wait_for(WAIT, "a lease holder", || lease_holder(&a)),
+        "replica-a"
+    );
+    let mut peer = Replica::new(&a, "replica-b", &ReplicaOptions::default());
+    peer.start();
+    std::thread::sleep(Duration::from_secs(1));
+    first.signal("-STOP");
+    wait_for(WAIT, "the peer to lead", || {
+        (lease_holder(&a).as_deref() == Some("replica-b")).then_some(())
+    });
+    let names: Vec<String> = (0..3).map(|i| format!("pause-{i}")).collect();
+    for (i, n) in names.iter().enumerate() {
+        create_bootstrap_csr(&a, n, &format!("ctl-node-{}", i + 1));
+    }
+    first.signal("-CONT");
+    for n in &names {
+        wait_for(WAIT, &format!("certificate of {n}"), || {
+            certificate_of(&a, n)
+        });
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for n in &names {
+        assert_eq!(certificates_written(&a, n), 1, "{n}");
+    }
+    let spent_by_first = first
+        .local_audit()
+        .iter()
+        .filter(|(k, n)| k == "signature_spent" && names.contains(n))
+        .count();
+    assert_eq!(spent_by_first, 0, "{}", first.log());
+    assert!(first.log().contains("leadership lost"), "{}", first.log());
+    assert_eq!(lease_holder(&a).as_deref(), Some("replica-b"));
+}

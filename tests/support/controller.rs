@@ -7,6 +7,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,6 +54,10 @@ pub struct Replica {
     pub config: PathBuf,
     args: Vec<String>,
     child: Option<Child>,
+    /// With `p11`: the p11-kit server holding this replica's token copy, and its socket.
+    hsm: Option<Child>,
+    socket: Option<PathBuf>,
+    module: String,
 }
 
 /// Options of a replica.
@@ -60,6 +65,8 @@ pub struct ReplicaOptions<'a> {
     pub approve: bool,
     /// Extra TOML lines for `[controller]`.
     pub controller_extra: &'a str,
+    /// Put the token copy behind a `p11-kit server` (the "HSM" can then be killed).
+    pub p11: bool,
 }
 
 impl Default for ReplicaOptions<'_> {
@@ -67,6 +74,7 @@ impl Default for ReplicaOptions<'_> {
         ReplicaOptions {
             approve: true,
             controller_extra: "",
+            p11: false,
         }
     }
 }
@@ -108,16 +116,36 @@ impl Replica {
         )
         .unwrap();
         let inventory = write_inventory(&dir);
+        let key = dev_key_uri(a);
+        let module = key
+            .split("module-path=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_owned();
+        let socket = opts.p11.then(|| dir.join("p11-kit.sock"));
+        let (key, env_key, env_value, signer_extra) = match &socket {
+            Some(sock) => (
+                key.replace(&module, client_module().to_str().unwrap()),
+                "P11_KIT_SERVER_ADDRESS",
+                format!("unix:path={}", sock.display()),
+                // Notice a dead token quickly while idle.
+                "keepalive_interval = \"300ms\"\nsign_timeout = \"1s\"\n",
+            ),
+            None => (key, "SOFTHSM2_CONF", conf.to_str().unwrap().to_owned(), ""),
+        };
         let esc = |s: &str| toml::Value::String(s.to_owned()).to_string();
         let config = dir.join("controller.toml");
         let text = format!(
-            "data_dir = {data}\n[signer]\nkey = {key}\n[signer.environment]\nSOFTHSM2_CONF = {conf}\n\
+            "data_dir = {data}\n[signer]\nkey = {key}\n{signer_extra}[signer.environment]\n{env_key} = {env}\n\
              [ca]\ncert_file = {ca}\n[issuance]\nnode_inventory = {inv}\n\
              [controller]\nkubeconfig = {kc}\nlease_duration = \"{LEASE}\"\nrenew_deadline = \"{RENEW}\"\n\
              retry_period = \"{RETRY}\"\nidentity = {id}\napprove = {approve}\n{extra}\n",
             data = esc(dir.join("data").to_str().unwrap()),
-            key = esc(&dev_key_uri(a)),
-            conf = esc(conf.to_str().unwrap()),
+            key = esc(&key),
+            env = esc(&env_value),
             ca = esc(a.state().join("ca.crt").to_str().unwrap()),
             inv = esc(inventory.to_str().unwrap()),
             kc = esc(a.state().join("controller.kubeconfig").to_str().unwrap()),
@@ -132,6 +160,43 @@ impl Replica {
             config,
             args: Vec::new(),
             child: None,
+            hsm: None,
+            socket,
+            module,
+        }
+    }
+
+    /// Starts the p11-kit server for this replica's token copy (own process group).
+    pub fn start_hsm(&mut self) {
+        let socket = self.socket.clone().expect("replica without p11");
+        let _ = std::fs::remove_file(&socket);
+        let child = Command::new("p11-kit")
+            .args(["server", "-f", "-n"])
+            .arg(&socket)
+            .args(["--provider", &self.module])
+            .arg("pkcs11:token=kubesigner-dev")
+            .env("SOFTHSM2_CONF", self.dir.join("softhsm2.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "p11-kit server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.hsm = Some(child);
+    }
+
+    /// Kills the p11-kit server and the processes it forked.
+    pub fn kill_hsm(&mut self) {
+        if let Some(mut c) = self.hsm.take() {
+            Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", c.id())])
+                .status()
+                .unwrap();
+            c.wait().unwrap();
         }
     }
 
@@ -166,6 +231,16 @@ impl Replica {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends a signal (e.g. `-STOP`, `-CONT`) to the process.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(sig)
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     /// kill -9.
@@ -207,7 +282,27 @@ impl Drop for Replica {
             let _ = c.kill();
             let _ = c.wait();
         }
+        if let Some(mut c) = self.hsm.take() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", c.id())])
+                .status();
+            let _ = c.wait();
+        }
     }
+}
+
+/// p11-kit's client module (the "remote HSM" side).
+pub fn client_module() -> PathBuf {
+    [
+        "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so",
+        "/usr/lib/aarch64-linux-gnu/pkcs11/p11-kit-client.so",
+        "/usr/lib64/pkcs11/p11-kit-client.so",
+        "/usr/lib/pkcs11/p11-kit-client.so",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .expect("p11-kit-client.so not found (install p11-kit-modules)")
 }
 
 /// `kubesigner audit export --config FILE` as (kind, csr_name) pairs.
