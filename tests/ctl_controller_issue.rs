@@ -77,6 +77,29 @@ fn single_controller_issues_bootstrap_and_serving_certificates() {
     std::fs::write(&file, manifest).unwrap();
     kubectl_ok(&node_kc, &["create", "-f", file.to_str().unwrap()]);
 
+    // A signer-rule violation (SANs in a kubelet client CSR) is marked Failed.
+    let (_k, pem) = openssl_csr(
+        a.dir.path(),
+        "bad-1",
+        "/O=system:nodes/CN=system:node:ctl-node-5",
+        Some("DNS:ctl-node-5.example.com"),
+    );
+    let manifest = csr_manifest(
+        "bad-1",
+        &pem,
+        "kubernetes.io/kube-apiserver-client-kubelet",
+        &["digital signature", "client auth"],
+    );
+    std::fs::write(&file, manifest).unwrap();
+    kubectl_ok(
+        &a.bootstrap_kubeconfig(),
+        &["create", "-f", file.to_str().unwrap()],
+    );
+    wait_for(WAIT, "bad-1 Failed", || {
+        conditions_of(&a, "bad-1").contains("Failed").then_some(())
+    });
+    assert!(certificate_of(&a, "bad-1").is_none());
+
     // Exactly one certificate_written per CSR in the cluster's audit; the local audit shows
     // the spent signature before the status write.
     wait_for(WAIT, "the cluster audit", || {
@@ -148,4 +171,22 @@ fn a_csr_with_a_certificate_is_never_signed_again_after_restart() {
         .filter(|(k, n)| k == "signature_spent" && n == "once-1")
         .count();
     assert_eq!(spent, 1, "{}", r.log());
+}
+
+#[test]
+fn without_rbac_the_controller_is_refused_and_signs_nothing() {
+    // The cluster stand-in without deploy/rbac.yaml: the ServiceAccount may do nothing, as in
+    // a cluster where the manifest was not applied.
+    let a = Appliance::start_with(&["--external-signing"]);
+    let mut r = Replica::new(&a, "replica-a", &ReplicaOptions::default());
+    r.start();
+    create_bootstrap_csr(&a, "norbac-1", "ctl-node-1");
+    wait_for(WAIT, "a 403 in the controller log", || {
+        r.log().contains("403").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lease_holder(&a), None);
+    assert_eq!(conditions_of(&a, "norbac-1").trim(), "");
+    assert!(certificate_of(&a, "norbac-1").is_none());
+    assert!(r.local_audit().is_empty(), "{:?}", r.local_audit());
 }
