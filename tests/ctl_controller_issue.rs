@@ -109,6 +109,33 @@ fn single_controller_issues_bootstrap_and_serving_certificates() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(conditions_of(&a, "serve-bad").trim(), "");
     assert!(certificate_of(&a, "serve-bad").is_none());
+
+    // The operator adds the address to the inventory: re-read without a restart, a new CSR
+    // for it is approved (the held one waits for a human, as in serve).
+    let inventory = r.dir.join("inventory.toml");
+    let text = std::fs::read_to_string(&inventory).unwrap().replace(
+        "addresses = [\"10.0.0.1\"]",
+        "addresses = [\"10.0.0.1\", \"192.0.2.7\"]",
+    );
+    std::fs::write(&inventory, text).unwrap();
+    wait_for(WAIT, "the inventory reload", || {
+        r.log().contains("node inventory reloaded").then_some(())
+    });
+    let (_k, pem) = openssl_csr(
+        a.dir.path(),
+        "serve-2",
+        "/O=system:nodes/CN=system:node:ctl-node-1",
+        Some("DNS:ctl-node-1.example.com,IP:192.0.2.7"),
+    );
+    let manifest = csr_manifest(
+        "serve-2",
+        &pem,
+        "kubernetes.io/kubelet-serving",
+        &["digital signature", "server auth"],
+    );
+    std::fs::write(&file, manifest).unwrap();
+    kubectl_ok(&node_kc, &["create", "-f", file.to_str().unwrap()]);
+    wait_certificate(&a, "serve-2");
     let local = r.local_audit();
     let kinds: Vec<&str> = local
         .iter()

@@ -23,7 +23,7 @@ pub mod error;
 pub mod external;
 mod gc;
 pub mod hooks;
-mod inventory_reload;
+pub mod inventory_reload;
 pub mod lease;
 mod list;
 pub mod openapi;

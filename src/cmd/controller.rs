@@ -16,6 +16,7 @@ use crate::controller::approval::TokenBindings;
 use crate::controller::config::parse_signers;
 use crate::controller::election::signing_window;
 use crate::controller::lease::{Elector, LeaseSettings};
+use crate::controller::reconcile::ApproverSlot;
 use crate::controller::{
     Controller, ControllerConfigError, HealthFn, Leadership, Reconciler, Timing,
 };
@@ -269,11 +270,22 @@ async fn run_controller(p: Prepared) -> Result<(), ControllerStartError> {
     };
     let identity = c.identity.clone().unwrap_or_else(default_identity);
     let (tx, rx) = watch::channel(Leadership::Follower);
+    let approver: ApproverSlot = Arc::new(std::sync::RwLock::new(Arc::new(approver)));
+    let slot = Arc::clone(&approver);
+    let _reload = crate::api::inventory_reload::spawn_with(
+        cfg.auth.clone(),
+        cfg.issuance.clone(),
+        move |a| {
+            *slot
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(a);
+        },
+    );
     let reconciler = Reconciler {
         csrs: kube::Api::all(client.clone()),
         signers: parse_signers(&c.signers)?,
         approve: c.approve,
-        approver: Arc::new(approver),
+        approver,
         issuer: Arc::new(issuer),
         issuance: cfg.issuance.clone(),
         store,

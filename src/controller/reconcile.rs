@@ -78,6 +78,9 @@ pub enum ReconcileError {
     Join(#[from] tokio::task::JoinError),
 }
 
+/// The current approval policy, swapped by the inventory reload task.
+pub type ApproverSlot = Arc<std::sync::RwLock<Arc<Approver>>>;
+
 /// Everything the loop needs.
 pub struct Reconciler {
     /// CSRs, cluster-wide.
@@ -86,8 +89,8 @@ pub struct Reconciler {
     pub signers: Vec<SignerName>,
     /// Run the approval policy.
     pub approve: bool,
-    /// The policy.
-    pub approver: Arc<Approver>,
+    /// The policy (replaced whole when the node inventory file changes).
+    pub approver: ApproverSlot,
     /// The issuance core.
     pub issuer: Arc<Issuer>,
     /// `[issuance]`.
@@ -236,14 +239,14 @@ impl Reconciler {
         } else {
             let me = Arc::clone(&self);
             let v2 = v.clone();
+            let approver = Arc::clone(
+                &self
+                    .approver
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
             let d = tokio::task::spawn_blocking(move || {
-                approval::decide(
-                    &me.approver,
-                    &me.store,
-                    &me.bindings,
-                    &v2,
-                    SystemTime::now(),
-                )
+                approval::decide(&approver, &me.store, &me.bindings, &v2, SystemTime::now())
             })
             .await??;
             match self.apply_decision(csr, d).await? {
