@@ -213,7 +213,7 @@ fn may_read_collection(id: &Identity, cfg: &AuthzConfig) -> bool {
     is_admin(id, cfg) || is_bootstrapper(id, cfg) || node_name(id).is_some()
 }
 
-fn forbidden(id: &Identity, verb: Verb, csr: Option<&CsrFacts<'_>>) -> Forbidden {
+fn forbidden(id: &Identity, verb: Verb, csr: Option<&CsrFacts<'_>>, rbac: bool) -> Forbidden {
     let mut message = format!(
         "user {:?} cannot {} {}",
         id.user,
@@ -223,7 +223,7 @@ fn forbidden(id: &Identity, verb: Verb, csr: Option<&CsrFacts<'_>>) -> Forbidden
     if let (Verb::Create, Some(c)) = (verb, csr) {
         message.push_str(&format!(" with signerName {:?}", c.signer_name));
     }
-    if verb == Verb::UpdateStatus {
+    if verb.as_update() == Verb::UpdateStatus && !rbac {
         message.push_str(": only the appliance's signer writes status");
     }
     Forbidden { message }
@@ -238,6 +238,19 @@ pub fn authorize(
     csr: Option<&CsrFacts<'_>>,
     cfg: &AuthzConfig,
 ) -> Result<(), Forbidden> {
+    authorize_named(id, verb, csr, None, cfg)
+}
+
+/// [`authorize`] for a request that names one CSR (`name`), so RBAC rules with resourceNames
+/// can match it (the request's name, as kube-apiserver's RequestInfo has it, whether or not
+/// the CSR exists).
+pub fn authorize_named(
+    id: &Identity,
+    verb: Verb,
+    csr: Option<&CsrFacts<'_>>,
+    name: Option<&str>,
+    cfg: &AuthzConfig,
+) -> Result<(), Forbidden> {
     let allowed = match verb.as_update() {
         Verb::Discovery => true,
         Verb::UpdateStatus => false,
@@ -249,19 +262,19 @@ pub fn authorize(
         Verb::Delete | Verb::UpdateApproval | Verb::Update => is_admin(id, cfg),
         Verb::PatchApproval | Verb::PatchStatus | Verb::Patch => false,
     };
-    if allowed || rbac_allows_csr(id, verb, cfg) {
+    if allowed || rbac_allows_csr(id, verb, name, cfg) {
         Ok(())
     } else {
-        Err(forbidden(id, verb, csr))
+        Err(forbidden(id, verb, csr, cfg.rbac.is_some()))
     }
 }
 
 /// The API group of CSRs and signers.
 const CERTIFICATES_GROUP: &str = "certificates.k8s.io";
 
-/// Whether the RBAC manifests grant this CSR request (no resourceName: the matrix's facts do
-/// not carry the CSR name, so rules restricted to names do not match CSR requests).
-fn rbac_allows_csr(id: &Identity, verb: Verb, cfg: &AuthzConfig) -> bool {
+/// Whether the RBAC manifests grant this CSR request (`name`: the CSR the request names, none
+/// for collections and creates, where rules restricted to names do not match).
+fn rbac_allows_csr(id: &Identity, verb: Verb, name: Option<&str>, cfg: &AuthzConfig) -> bool {
     let Some(SharedRbac(rbac)) = &cfg.rbac else {
         return false;
     };
@@ -275,7 +288,7 @@ fn rbac_allows_csr(id: &Identity, verb: Verb, cfg: &AuthzConfig) -> bool {
             api_group: CERTIFICATES_GROUP,
             resource: RESOURCE,
             subresource: verb.subresource(),
-            name: None,
+            name,
             namespace: None,
         },
     )
@@ -284,7 +297,7 @@ fn rbac_allows_csr(id: &Identity, verb: Verb, cfg: &AuthzConfig) -> bool {
 /// May the caller see every CSR (lists and watches unfiltered)? Admins, and callers RBAC
 /// allows to list CSRs.
 pub fn reads_all(id: &Identity, cfg: &AuthzConfig) -> bool {
-    is_admin(id, cfg) || rbac_allows_csr(id, Verb::List, cfg)
+    is_admin(id, cfg) || rbac_allows_csr(id, Verb::List, None, cfg)
 }
 
 /// kube-apiserver's CSR admission (`certificates/util.go` `IsAuthorizedForSignerName`): the

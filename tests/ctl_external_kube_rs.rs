@@ -437,6 +437,29 @@ async fn ctl_external_leases_conflict_and_keep_microtime() {
         Some("replica-c")
     );
 
+    // Eight replicas renew from the same read at once: exactly one wins, seven get 409.
+    let base = leases.get("kubesigner-controller").await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (leases, mut mine) = (leases.clone(), base.clone());
+        mine.spec.as_mut().unwrap().holder_identity = Some(format!("racer-{i}"));
+        tasks.push(tokio::spawn(async move {
+            leases
+                .replace("kubesigner-controller", &PostParams::default(), &mine)
+                .await
+        }));
+    }
+    let mut wins = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(l) => wins.push(l.spec.unwrap().holder_identity.unwrap()),
+            Err(e) => assert_eq!(api_code(e), (409, "Conflict".to_owned())),
+        }
+    }
+    assert_eq!(wins.len(), 1, "{wins:?}");
+    let now = leases.get("kubesigner-controller").await.unwrap();
+    assert_eq!(now.spec.unwrap().holder_identity.as_ref(), wins.first());
+
     // The Role names one lease: another name is forbidden for the controller.
     let e = leases.get("someone-else").await.unwrap_err();
     assert_eq!(api_code(e).0, 403);
@@ -446,7 +469,7 @@ async fn ctl_external_leases_conflict_and_keep_microtime() {
         &["get", "leases", "-n", "kube-system"],
     );
     assert!(
-        table.contains("kubesigner-controller") && table.contains("replica-c"),
+        table.contains("kubesigner-controller") && table.contains("racer-"),
         "{table}"
     );
 }

@@ -231,6 +231,15 @@ struct Update {
     accept: Option<String>,
 }
 
+/// A checked update, ready for its transaction.
+struct Change {
+    path: UpdatePath,
+    body: CertificateSigningRequest,
+    expected_rv: Option<u64>,
+    kind: &'static str,
+    written: Option<super::external::WrittenCert>,
+}
+
 /// The authorization verb of an update path (PUT) or of a PATCH on it.
 fn verb_of(path: UpdatePath, patch: bool) -> Verb {
     match (path, patch) {
@@ -260,33 +269,6 @@ fn change_kind(
 }
 
 impl Api {
-    /// kube-apiserver's CSR admission on `/approval` (`approve` on the signer) and on `/status`
-    /// writes that set a certificate in external-signing mode (`sign` on the signer); the
-    /// signer name is the stored object's. Refusals are 403 `Status`es, logged.
-    fn admit_update(
-        &self,
-        caller: &Caller,
-        path: UpdatePath,
-        stored: &CertificateSigningRequest,
-        body: &CertificateSigningRequest,
-    ) -> Result<(), ApiError> {
-        let verb = match path {
-            UpdatePath::Approval => "approve",
-            UpdatePath::Status
-                if self.inner.external
-                    && super::external::new_certificate(stored, body).is_some() =>
-            {
-                "sign"
-            }
-            _ => return Ok(()),
-        };
-        let signer = &stored.spec.signer_name;
-        crate::authz::may_use_signer(caller, verb, signer, &self.inner.authz).map_err(|f| {
-            tracing::info!(user = %caller.user, verb, signer = %signer, "csr admission refused");
-            ApiError::Forbidden { message: f.message }
-        })
-    }
-
     /// Reads one stored CSR and authorizes `verb` on it. When it does not exist, the verb-level
     /// permission decides between 403 and 404 (so a stranger learns nothing about names).
     async fn stored(
@@ -298,13 +280,18 @@ impl Api {
         let store = self.inner.store.clone();
         let n = name.to_owned();
         let Some(csr) = blocking(move || store.get(&n)).await?? else {
-            self.authorize(caller, verb, None)?;
+            self.authorize_named(caller, verb, None, Some(name))?;
             return Err(ApiError::NotFound {
                 name: name.to_owned(),
             });
         };
         let cn = cn_of(&csr);
-        self.authorize(caller, verb, Some(&facts_of(&csr, cn.as_deref())))?;
+        self.authorize_named(
+            caller,
+            verb,
+            Some(&facts_of(&csr, cn.as_deref())),
+            Some(name),
+        )?;
         Ok(csr)
     }
 
@@ -605,6 +592,47 @@ impl Api {
         self.commit_update(caller, name, update).await
     }
 
+    /// One update's transaction: the endpoint's rules on the stored object, audited.
+    async fn store_update(
+        &self,
+        caller: &Caller,
+        name: &str,
+        ch: Change,
+    ) -> Result<CertificateSigningRequest, ApiError> {
+        let external = self.inner.external;
+        let store = self.inner.store.clone();
+        let (n, actor, at) = (name.to_owned(), caller.user.clone(), now());
+        let result = blocking(move || {
+            let Change {
+                path,
+                body,
+                expected_rv,
+                kind,
+                written,
+            } = ch;
+            let certificate = written.as_ref().map(|w| crate::store::CertificateNote {
+                serial_hex: &w.serial_hex,
+                sha256_hex: &w.sha256_hex,
+            });
+            store.update_audited(&n, expected_rv, &actor, kind, certificate, |c| {
+                match path {
+                    UpdatePath::Main => rules::apply_update(c, &body),
+                    UpdatePath::Approval => rules::apply_approval(c, &body, &at)?,
+                    UpdatePath::Status if external => {
+                        super::external::apply_status_once(c, &body, &at, written.is_some())?;
+                    }
+                    UpdatePath::Status => rules::apply_status(c, &body, &at)?,
+                }
+                Ok::<_, ApiError>(None)
+            })
+        })
+        .await?;
+        result.map_err(|e| match e {
+            UpdateError::Rejected(e) => e,
+            UpdateError::Store(e) => e.into(),
+        })
+    }
+
     /// The common tail of PUT and PATCH: preconditions, the endpoint's rules in one store
     /// transaction, signing when the change approved the CSR, the response.
     async fn commit_update(
@@ -627,47 +655,19 @@ impl Api {
         }
         let expected_rv = expected_rv(&body, name)?;
         self.admit_update(caller, path, &stored, &body)?;
-        let written = match (path, self.inner.external) {
-            (UpdatePath::Status, true) => super::external::new_certificate(&stored, &body)
-                .map(|c| super::external::parse_certificate(name, &c.0))
-                .transpose()?,
-            _ => None,
-        };
+        let written = self.certificate_to_write(path, name, &stored, &body)?;
         let kind = match &written {
             Some(_) => super::external::CERTIFICATE_WRITTEN,
             None => change_kind(path, &body, &stored),
         };
-        let external = self.inner.external;
-        let store = self.inner.store.clone();
-        let (n, actor, at) = (name.to_owned(), caller.user.clone(), now());
-        let note = written.clone();
-        let result = blocking(move || {
-            let certificate = note.as_ref().map(|w| crate::store::CertificateNote {
-                serial_hex: &w.serial_hex,
-                sha256_hex: &w.sha256_hex,
-            });
-            store.update_audited(&n, expected_rv, &actor, kind, certificate, |c| {
-                match path {
-                    UpdatePath::Main => rules::apply_update(c, &body),
-                    UpdatePath::Approval => rules::apply_approval(c, &body, &at)?,
-                    UpdatePath::Status if external => {
-                        let set = super::external::apply_status(c, &body, &at)?;
-                        // The record was named before the transaction: a certificate that
-                        // another writer set in between is a conflict, never a second record.
-                        if set.is_some() != note.is_some() {
-                            return Err(ApiError::Conflict { name: n.clone() });
-                        }
-                    }
-                    UpdatePath::Status => rules::apply_status(c, &body, &at)?,
-                }
-                Ok::<_, ApiError>(None)
-            })
-        })
-        .await?;
-        let updated = result.map_err(|e| match e {
-            UpdateError::Rejected(e) => e,
-            UpdateError::Store(e) => e.into(),
-        })?;
+        let change = Change {
+            path,
+            body,
+            expected_rv,
+            kind,
+            written: written.clone(),
+        };
+        let updated = self.store_update(caller, name, change).await?;
         if let Some(w) = &written {
             tracing::info!(csr = %name, by = %caller.user, serial = %w.serial_hex,
                 sha256 = %w.sha256_hex, "certificate written through /status");

@@ -9,7 +9,10 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::Api;
+use super::csr::UpdatePath;
 use super::error::{ApiError, invalid};
+use super::hooks::Caller;
 use super::rules;
 
 /// Largest `status.certificate` accepted: a leaf and a few intermediates are < 16 KiB; 256 KiB
@@ -106,6 +109,69 @@ pub fn apply_status(
         .get_or_insert_with(Default::default)
         .certificate = Some(new);
     Ok(Some(facts))
+}
+
+/// [`apply_status`] inside the update's transaction, when the audit record was named before it
+/// (`expected`: a certificate is set by this write). A certificate another writer set in
+/// between makes the write a 409 Conflict, never a second record.
+pub fn apply_status_once(
+    stored: &mut CertificateSigningRequest,
+    body: &CertificateSigningRequest,
+    now: &Time,
+    expected: bool,
+) -> Result<(), ApiError> {
+    let name = stored.metadata.name.clone().unwrap_or_default();
+    let set = apply_status(stored, body, now)?;
+    if set.is_some() == expected {
+        Ok(())
+    } else {
+        Err(ApiError::Conflict { name })
+    }
+}
+
+impl Api {
+    /// kube-apiserver's CSR admission on `/approval` (`approve` on the signer) and on `/status`
+    /// writes that set a certificate in external-signing mode (`sign` on the signer); the
+    /// signer name is the stored object's. Refusals are 403 `Status`es, logged.
+    pub(super) fn admit_update(
+        &self,
+        caller: &Caller,
+        path: UpdatePath,
+        stored: &CertificateSigningRequest,
+        body: &CertificateSigningRequest,
+    ) -> Result<(), ApiError> {
+        let verb = match path {
+            UpdatePath::Approval => "approve",
+            UpdatePath::Status
+                if self.inner.external && new_certificate(stored, body).is_some() =>
+            {
+                "sign"
+            }
+            _ => return Ok(()),
+        };
+        let signer = &stored.spec.signer_name;
+        crate::authz::may_use_signer(caller, verb, signer, &self.inner.authz).map_err(|f| {
+            tracing::info!(user = %caller.user, verb, signer = %signer, "csr admission refused");
+            ApiError::Forbidden { message: f.message }
+        })
+    }
+
+    /// The certificate a `/status` write sets in external-signing mode, checked (form) before
+    /// the transaction so its audit record can name it.
+    pub(super) fn certificate_to_write(
+        &self,
+        path: UpdatePath,
+        name: &str,
+        stored: &CertificateSigningRequest,
+        body: &CertificateSigningRequest,
+    ) -> Result<Option<WrittenCert>, ApiError> {
+        if path != UpdatePath::Status || !self.inner.external {
+            return Ok(None);
+        }
+        new_certificate(stored, body)
+            .map(|c| parse_certificate(name, &c.0))
+            .transpose()
+    }
 }
 
 #[cfg(test)]

@@ -11,14 +11,17 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body::Body;
 use k8s_openapi::api::coordination::v1::Lease;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::body::{ResponseBody, read_limited};
-use super::decode::Query;
+use super::decode::{FieldValidation, Query};
 use super::error::{ApiError, bad_request};
 use super::hooks::Caller;
+use super::lease_rules::{MAX_NAMESPACE, dns_name, table, validate};
 use super::{Api, blocking, json_response};
 use crate::authz::rbac;
+
+pub use super::lease_rules::{api_group, group_entry, resource_list};
 use crate::store::leases::LeaseError;
 
 /// Path prefix of the group-version.
@@ -26,49 +29,10 @@ pub const PREFIX: &str = "/apis/coordination.k8s.io/v1";
 /// The API group.
 pub const GROUP: &str = "coordination.k8s.io";
 const GROUP_VERSION: &str = "coordination.k8s.io/v1";
-const RESOURCE: &str = "leases";
+pub(super) const RESOURCE: &str = "leases";
 /// Largest lease body: a Lease is a few hundred bytes; 64 KiB leaves room for labels and
 /// annotations (the `[server] max_body_bytes` limit applies when smaller).
 pub const MAX_LEASE_BODY: usize = 64 * 1024;
-/// Longest name (DNS-1123 subdomain) and namespace (DNS-1123 label), as kube-apiserver.
-const MAX_NAME: usize = 253;
-const MAX_NAMESPACE: usize = 63;
-/// Longest `spec.holderIdentity` kept (upstream does not bound it; identities are host names
-/// plus a suffix).
-const MAX_HOLDER: usize = 1024;
-
-fn group() -> Value {
-    json!({"name": GROUP,
-           "versions": [{"groupVersion": GROUP_VERSION, "version": "v1"}],
-           "preferredVersion": {"groupVersion": GROUP_VERSION, "version": "v1"}})
-}
-
-/// The group's entry in `GET /apis`.
-pub fn group_entry() -> Value {
-    group()
-}
-
-/// `GET /apis/coordination.k8s.io`.
-pub fn api_group() -> Value {
-    let mut g = group();
-    if let Some(o) = g.as_object_mut() {
-        o.insert("kind".to_owned(), json!("APIGroup"));
-        o.insert("apiVersion".to_owned(), json!("v1"));
-    }
-    g
-}
-
-/// `GET /apis/coordination.k8s.io/v1`.
-pub fn resource_list() -> Value {
-    json!({
-        "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": GROUP_VERSION,
-        "resources": [{
-            "name": RESOURCE, "singularName": "lease", "namespaced": true, "kind": "Lease",
-            "verbs": ["create", "delete", "get", "list", "patch", "update"],
-            "storageVersionHash": ""
-        }]
-    })
-}
 
 fn status(code: StatusCode, reason: &'static str, message: String, name: &str) -> ApiError {
     ApiError::ObjectStatus {
@@ -79,7 +43,7 @@ fn status(code: StatusCode, reason: &'static str, message: String, name: &str) -
     }
 }
 
-fn lease_invalid(name: &str, field: &str, message: &str) -> ApiError {
+pub(super) fn lease_invalid(name: &str, field: &str, message: &str) -> ApiError {
     ApiError::ObjectStatus {
         code: StatusCode::UNPROCESSABLE_ENTITY,
         reason: "Invalid",
@@ -120,61 +84,13 @@ impl From<LeaseError> for ApiError {
     }
 }
 
-/// A DNS-1123 subdomain (`max` 253) or label (`max` 63, no dots).
-fn dns_name(s: &str, max: usize, dots: bool) -> bool {
-    let ok_char =
-        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.');
-    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    !s.is_empty()
-        && s.len() <= max
-        && s.chars().all(ok_char)
-        && alnum(s.chars().next())
-        && alnum(s.chars().last())
-}
-
-/// Kubernetes' lease validation (`ValidateLeaseSpec`) plus bounds.
-fn validate(lease: &Lease, name: &str) -> Result<(), ApiError> {
-    if !dns_name(name, MAX_NAME, true) {
-        return Err(lease_invalid(
-            name,
-            "metadata.name",
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
-        ));
-    }
-    let Some(spec) = &lease.spec else {
-        return Ok(());
-    };
-    if spec.lease_duration_seconds.is_some_and(|d| d <= 0) {
-        return Err(lease_invalid(
-            name,
-            "spec.leaseDurationSeconds",
-            "must be greater than 0",
-        ));
-    }
-    if spec.lease_transitions.is_some_and(|t| t < 0) {
-        return Err(lease_invalid(
-            name,
-            "spec.leaseTransitions",
-            "must be greater than or equal to 0",
-        ));
-    }
-    if spec
-        .holder_identity
-        .as_ref()
-        .is_some_and(|h| h.len() > MAX_HOLDER)
-    {
-        return Err(lease_invalid(
-            name,
-            "spec.holderIdentity",
-            "must be no more than 1024 bytes",
-        ));
-    }
-    Ok(())
-}
-
-fn lease_response(code: StatusCode, lease: &Lease) -> Result<Response<ResponseBody>, ApiError> {
+fn lease_response(
+    code: StatusCode,
+    lease: &Lease,
+    warnings: &[String],
+) -> Result<Response<ResponseBody>, ApiError> {
     let v = serde_json::to_value(lease).map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
-    Ok(json_response(code, &v, &[]))
+    Ok(json_response(code, &v, warnings))
 }
 
 fn parse_rv(rv: Option<&str>, name: &str) -> Result<Option<u64>, ApiError> {
@@ -266,15 +182,17 @@ impl Api {
         match (t, &method) {
             (Target::All, &Method::GET) => self.lease_list(caller, None, &req).await,
             (Target::Collection(ns), &Method::GET) => self.lease_list(caller, Some(ns), &req).await,
-            (Target::Collection(ns), &Method::POST) => self.lease_create(caller, ns, req).await,
+            (Target::Collection(ns), &Method::POST) => self.lease_create(caller, ns, &q, req).await,
             (Target::One(ns, name), &Method::GET) => {
                 self.authorize_lease(caller, "get", Some(ns), Some(name))?;
                 let lease = self.read_lease(ns, name).await?;
-                lease_response(StatusCode::OK, &lease)
+                lease_response(StatusCode::OK, &lease, &[])
             }
-            (Target::One(ns, name), &Method::PUT) => self.lease_put(caller, ns, name, req).await,
+            (Target::One(ns, name), &Method::PUT) => {
+                self.lease_put(caller, ns, name, &q, req).await
+            }
             (Target::One(ns, name), &Method::PATCH) => {
-                self.lease_patch(caller, ns, name, req).await
+                self.lease_patch(caller, ns, name, &q, req).await
             }
             (Target::One(ns, name), &Method::DELETE) => {
                 self.authorize_lease(caller, "delete", Some(ns), Some(name))?;
@@ -337,7 +255,11 @@ impl Api {
         read_limited(req.into_body(), limit, self.inner.limits.body_read_timeout).await
     }
 
-    async fn decode_lease<B>(&self, req: Request<B>) -> Result<Lease, ApiError>
+    async fn decode_lease<B>(
+        &self,
+        q: &Query,
+        req: Request<B>,
+    ) -> Result<(Lease, Vec<String>), ApiError>
     where
         B: Body<Data = Bytes> + Send,
         B::Error: std::error::Error + Send + Sync + 'static,
@@ -351,14 +273,16 @@ impl Api {
         if !json_body {
             return Err(ApiError::UnsupportedMediaType);
         }
+        let fv = FieldValidation::from_query(q)?;
         let bytes = self.lease_body(req).await?;
-        serde_json::from_slice(&bytes).map_err(|e| bad_request(format!("invalid Lease: {e}")))
+        super::lease_rules::decode(&bytes, fv)
     }
 
     async fn lease_create<B>(
         &self,
         caller: &Caller,
         ns: &str,
+        q: &Query,
         req: Request<B>,
     ) -> Result<Response<ResponseBody>, ApiError>
     where
@@ -369,7 +293,7 @@ impl Api {
         if !dns_name(ns, MAX_NAMESPACE, false) {
             return Err(bad_request("invalid namespace"));
         }
-        let mut lease = self.decode_lease(req).await?;
+        let (mut lease, warnings) = self.decode_lease(q, req).await?;
         let name = lease.metadata.name.clone().unwrap_or_default();
         validate(&lease, &name)?;
         if lease.metadata.namespace.as_deref().is_some_and(|n| n != ns) {
@@ -385,7 +309,7 @@ impl Api {
         let store = self.inner.store.clone();
         let created = blocking(move || store.lease_create(lease)).await??;
         tracing::info!(namespace = %ns, lease = %name, by = %caller.user, "lease created");
-        lease_response(StatusCode::CREATED, &created)
+        lease_response(StatusCode::CREATED, &created, &warnings)
     }
 
     /// The common tail of PUT and PATCH.
@@ -395,6 +319,7 @@ impl Api {
         name: &str,
         expected_rv: Option<u64>,
         mut lease: Lease,
+        warnings: Vec<String>,
     ) -> Result<Response<ResponseBody>, ApiError> {
         if lease.metadata.name.as_deref().is_some_and(|n| n != name) {
             return Err(bad_request(
@@ -412,7 +337,7 @@ impl Api {
         lease.metadata.managed_fields = None;
         let store = self.inner.store.clone();
         let updated = blocking(move || store.lease_replace(expected_rv, lease)).await??;
-        lease_response(StatusCode::OK, &updated)
+        lease_response(StatusCode::OK, &updated, &warnings)
     }
 
     async fn lease_put<B>(
@@ -420,6 +345,7 @@ impl Api {
         caller: &Caller,
         ns: &str,
         name: &str,
+        q: &Query,
         req: Request<B>,
     ) -> Result<Response<ResponseBody>, ApiError>
     where
@@ -427,9 +353,10 @@ impl Api {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         self.authorize_lease(caller, "update", Some(ns), Some(name))?;
-        let lease = self.decode_lease(req).await?;
+        let (lease, warnings) = self.decode_lease(q, req).await?;
         let expected = parse_rv(lease.metadata.resource_version.as_deref(), name)?;
-        self.lease_replace(ns, name, expected, lease).await
+        self.lease_replace(ns, name, expected, lease, warnings)
+            .await
     }
 
     async fn lease_patch<B>(
@@ -437,6 +364,7 @@ impl Api {
         caller: &Caller,
         ns: &str,
         name: &str,
+        q: &Query,
         req: Request<B>,
     ) -> Result<Response<ResponseBody>, ApiError>
     where
@@ -462,49 +390,17 @@ impl Api {
             }
             e => bad_request(e.to_string()),
         })?;
-        let lease: Lease = serde_json::from_value(patched)
-            .map_err(|e| bad_request(format!("invalid Lease after patch: {e}")))?;
+        let fv = FieldValidation::from_query(q)?;
+        let patched =
+            serde_json::to_vec(&patched).map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
+        let (lease, warnings) = super::lease_rules::decode(&patched, fv)?;
         // A patch that sets metadata.resourceVersion makes it the precondition; otherwise the
         // version it was applied to (a concurrent write in between is a 409).
         let expected = parse_rv(lease.metadata.resource_version.as_deref(), name)?
             .or(parse_rv(stored.metadata.resource_version.as_deref(), name)?);
-        self.lease_replace(ns, name, expected, lease).await
+        self.lease_replace(ns, name, expected, lease, warnings)
+            .await
     }
-}
-
-/// A `meta.k8s.io/v1` Table of leases (kubectl's columns: Name, Holder, Age).
-fn table(items: &[Lease], rv: u64) -> Value {
-    let now = super::csr::now_unix();
-    let col = |name: &str, format: &str, d: &str| json!({"name": name, "type": "string", "format": format, "description": d, "priority": 0});
-    let rows: Vec<Value> = items
-        .iter()
-        .map(|l| {
-            let age = l
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| super::table::human_duration(now - t.0.as_second()))
-                .unwrap_or_else(|| "<unknown>".to_owned());
-            let holder = l
-                .spec
-                .as_ref()
-                .and_then(|s| s.holder_identity.clone())
-                .unwrap_or_default();
-            let meta = serde_json::to_value(&l.metadata).unwrap_or(Value::Null);
-            json!({"cells": [l.metadata.name.clone().unwrap_or_default(), holder, age],
-                   "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}})
-        })
-        .collect();
-    json!({
-        "kind": "Table", "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": rv.to_string()},
-        "columnDefinitions": [
-            col("Name", "name", "Name must be unique within a namespace."),
-            col("Holder", "", "holderIdentity contains the identity of the holder of a current lease."),
-            col("Age", "", "CreationTimestamp is a timestamp representing the server time when this object was created."),
-        ],
-        "rows": rows,
-    })
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ mod gc;
 pub mod hooks;
 pub mod inventory_reload;
 pub mod lease;
+mod lease_openapi;
+mod lease_rules;
 mod list;
 pub mod openapi;
 pub mod rules;
@@ -380,7 +382,18 @@ impl Api {
         verb: Verb,
         facts: Option<&hooks::CsrFacts<'_>>,
     ) -> Result<(), ApiError> {
-        crate::authz::authorize(caller, verb, facts, &self.inner.authz)
+        self.authorize_named(caller, verb, facts, None)
+    }
+
+    /// [`Api::authorize`] for a request naming one CSR (RBAC resourceNames can match it).
+    pub(crate) fn authorize_named(
+        &self,
+        caller: &Caller,
+        verb: Verb,
+        facts: Option<&hooks::CsrFacts<'_>>,
+        name: Option<&str>,
+    ) -> Result<(), ApiError> {
+        crate::authz::authorize_named(caller, verb, facts, name, &self.inner.authz)
             .map_err(|f| ApiError::Forbidden { message: f.message })
     }
 }
@@ -388,6 +401,7 @@ impl Api {
 /// The OpenAPI documents are generated once per process.
 static OPENAPI_V2: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
 static OPENAPI_V3: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+static LEASE_OPENAPI_V3: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
 
 fn cached(
     cell: &std::sync::OnceLock<serde_json::Value>,
@@ -409,6 +423,9 @@ fn discovery_doc(path: &str) -> Option<serde_json::Value> {
         "/openapi/v2" => cached(&OPENAPI_V2, openapi::v2),
         "/openapi/v3" => openapi::v3_root(),
         "/openapi/v3/apis/certificates.k8s.io/v1" => cached(&OPENAPI_V3, openapi::v3_group_version),
+        "/openapi/v3/apis/coordination.k8s.io/v1" => {
+            cached(&LEASE_OPENAPI_V3, lease_openapi::v3_group_version)
+        }
         _ => return None,
     })
 }

@@ -209,3 +209,36 @@ fn deploy_rbac_yaml_grants_the_controller() {
     assert!(!p.allows(&sa, &lease("update", Some("other"))));
     assert!(!p.allows(&id("someone", &[]), &lease("create", None)));
 }
+
+#[test]
+fn csr_requests_match_resource_names_through_authorize_named() {
+    use crate::authz::{AuthzConfig, SharedRbac, Verb, authorize, authorize_named};
+    let text = r#"
+kind: ClusterRole
+metadata: {name: one}
+rules:
+  - apiGroups: ["certificates.k8s.io"]
+    resources: ["certificatesigningrequests", "certificatesigningrequests/status"]
+    resourceNames: ["csr-a"]
+    verbs: ["get", "update"]
+---
+kind: ClusterRoleBinding
+metadata: {name: one}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: one}
+subjects: [{kind: User, name: dave}]
+"#;
+    let cfg = AuthzConfig {
+        rbac: Some(SharedRbac(std::sync::Arc::new(
+            Rbac::parse(Path::new("one.yaml"), text).unwrap(),
+        ))),
+        ..AuthzConfig::default()
+    };
+    let dave = id("dave", &["system:authenticated"]);
+    assert!(authorize_named(&dave, Verb::Get, None, Some("csr-a"), &cfg).is_ok());
+    assert!(authorize_named(&dave, Verb::UpdateStatus, None, Some("csr-a"), &cfg).is_ok());
+    assert!(authorize_named(&dave, Verb::PatchStatus, None, Some("csr-a"), &cfg).is_err());
+    assert!(authorize_named(&dave, Verb::Get, None, Some("csr-b"), &cfg).is_err());
+    assert!(authorize(&dave, Verb::List, None, &cfg).is_err());
+    let without = AuthzConfig::default();
+    assert!(authorize_named(&dave, Verb::Get, None, Some("csr-a"), &without).is_err());
+}

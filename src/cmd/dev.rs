@@ -200,14 +200,10 @@ impl DevArgs {
             self.create_token_and_ca(&dir, &module, &uri_text, &pin_file, &so_pin_file, &ca_file)?;
         }
         let config = dir.join("kubesigner.toml");
-        let mut text = config_text(self.listen, &uri_text, &softhsm_conf)?;
         let server = format!("https://{}", self.listen);
         let ca_pem = std::fs::read_to_string(&ca_file).map_err(io("read", &ca_file))?;
-        if self.external_signing {
-            let auth = self.external_config(&dir, &server, &ca_pem)?;
-            text = text.replacen("[server]\n", "[server]\nexternal_signing = true\n", 1);
-            text.push_str(&auth);
-        }
+        let mut text = config_text(self.listen, &uri_text, &softhsm_conf)?;
+        self.add_external(&mut text, &dir, &server, &ca_pem)?;
         write_private_file(&config, text.as_bytes()).map_err(io("write", &config))?;
         let cfg = load_config(&config)?;
 
@@ -225,6 +221,23 @@ impl DevArgs {
             dir.join("bootstrap.kubeconfig").display()
         );
         Ok(config)
+    }
+
+    /// With `--external-signing`: the mode's keys in the configuration text, and the
+    /// controller's credentials.
+    fn add_external(
+        &self,
+        text: &mut String,
+        dir: &Path,
+        server: &str,
+        ca_pem: &str,
+    ) -> Result<(), DevError> {
+        if self.external_signing {
+            let auth = self.external_config(dir, server, ca_pem)?;
+            *text = text.replacen("[server]\n", "[server]\nexternal_signing = true\n", 1);
+            text.push_str(&auth);
+        }
+        Ok(())
     }
 
     /// External-signing mode: keeps the controller's static token in `DIR/tokens.csv`, writes

@@ -278,3 +278,7 @@ impl Store {
         Ok(old)
     }
 }
+
+#[cfg(test)]
+#[path = "leases_tests.rs"]
+mod tests;
