@@ -99,3 +99,32 @@ fn missing_or_broken_kubeconfig_exits_64() {
     assert_eq!(code, Some(64), "{err}");
     assert!(err.contains("kubeconfig"), "{err}");
 }
+
+#[test]
+fn controller_unit_exposure_at_most_1_5() {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/kubesigner-controller.service");
+    let out = match Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&unit)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("SKIP: systemd-analyze is not available here ({e})");
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let score: f64 = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no score in: {text}"));
+    eprintln!("systemd-analyze security (controller unit): {score}");
+    assert!(score <= 1.5, "exposure {score}");
+    let unit_text = std::fs::read_to_string(&unit).unwrap();
+    assert!(unit_text.contains("LoadCredential=kubeconfig:"));
+    assert!(unit_text.contains("RestartPreventExitStatus=64"));
+}
