@@ -2,6 +2,7 @@
 //! names, approve by policy through `/approval` (with `--approve`) and sign approved CSRs
 //! without a certificate, writing `status.certificate` through `/status`.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,6 +25,11 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Failed CSRs waiting for a retry (further failures are dropped until the next event;
 /// a storm of failures must not grow memory without bound).
 const RETRY_QUEUE: usize = 4096;
+/// CSRs handled at once (API round trips and local fsyncs overlap; token signatures take
+/// their own bounded session pool).
+const MAX_IN_FLIGHT: usize = 16;
+/// Keys (node or CSR name) of the CSRs being handled.
+type Busy = Arc<std::sync::Mutex<HashSet<String>>>;
 /// Reason of the Failed condition for a signer-rule violation (upstream's).
 pub const SIGNER_VALIDATION_FAILURE: &str = "SignerValidationFailure";
 
@@ -134,11 +140,15 @@ impl Reconciler {
         SignerName::parse(&csr.spec.signer_name).is_some_and(|s| self.signers.contains(&s))
     }
 
-    /// Runs until cancelled: list + watch, handle every event, retry failures.
+    /// Runs until cancelled: list + watch, handle every event (up to [`MAX_IN_FLIGHT`] at
+    /// once, one at a time per node), retry failures. Cancelling this future cancels the
+    /// per-CSR tasks too (they live in its `JoinSet`).
     pub async fn run(self: Arc<Self>) {
         let (retry_tx, mut retry_rx) = mpsc::channel::<String>(RETRY_QUEUE);
         let mut stream = watcher(self.csrs.clone(), watcher::Config::default()).boxed();
         let mut initial: Vec<CertificateSigningRequest> = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        let busy: Busy = Arc::new(std::sync::Mutex::new(HashSet::new()));
         loop {
             let csrs = tokio::select! {
                 ev = stream.next() => match ev {
@@ -163,22 +173,63 @@ impl Reconciler {
                         continue;
                     }
                 },
+                Some(_) = tasks.join_next() => continue,
             };
             self.observe_all(&csrs).await;
             for csr in csrs {
-                let name = name_of(&csr);
-                match Arc::clone(&self).handle(csr).await {
-                    Ok(()) => {}
-                    Err(ReconcileError::NotLeader) => {
-                        tracing::info!(csr = %name, "signing window closed; leaving it to the next leader");
-                    }
-                    Err(e) => {
-                        tracing::warn!(csr = %name, error = %e, "csr not handled; retrying");
-                        requeue(&retry_tx, name);
-                    }
+                while tasks.len() >= MAX_IN_FLIGHT {
+                    tasks.join_next().await;
                 }
+                self.dispatch(csr, &mut tasks, &busy, &retry_tx);
             }
         }
+    }
+
+    /// Starts one CSR's task unless its node (or name) is being handled already: then it is
+    /// looked at again after [`RETRY_DELAY`] (a second CSR for a node must see the facts the
+    /// first one leaves, e.g. its new certificate).
+    fn dispatch(
+        self: &Arc<Self>,
+        csr: CertificateSigningRequest,
+        tasks: &mut tokio::task::JoinSet<()>,
+        busy: &Busy,
+        retry_tx: &mpsc::Sender<String>,
+    ) {
+        let name = name_of(&csr);
+        if !self.ours(&csr) {
+            return;
+        }
+        let key = match crate::issue::validate(&csr.spec, &self.issuance) {
+            Ok(v) => {
+                approval::node_of(&v).map_or_else(|| format!("csr/{name}"), |n| format!("node/{n}"))
+            }
+            Err(_) => format!("csr/{name}"),
+        };
+        let taken = busy
+            .lock()
+            .map(|mut b| b.insert(key.clone()))
+            .unwrap_or(false);
+        if !taken {
+            requeue(retry_tx, name);
+            return;
+        }
+        let (me, busy, tx) = (Arc::clone(self), Arc::clone(busy), retry_tx.clone());
+        tasks.spawn(async move {
+            let r = Arc::clone(&me).handle(csr).await;
+            if let Ok(mut b) = busy.lock() {
+                b.remove(&key);
+            }
+            match r {
+                Ok(()) => {}
+                Err(ReconcileError::NotLeader) => {
+                    tracing::info!(csr = %name, "signing window closed; leaving it to the next leader");
+                }
+                Err(e) => {
+                    tracing::warn!(csr = %name, error = %e, "csr not handled; retrying");
+                    requeue(&tx, name);
+                }
+            }
+        });
     }
 
     /// Records the kubelet client certificates in `csrs` as node facts (before any decision,
