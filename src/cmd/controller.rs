@@ -232,46 +232,41 @@ fn default_identity() -> String {
     format!("{host}_{}", std::process::id())
 }
 
-async fn run_controller(p: Prepared) -> Result<(), ControllerStartError> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let Prepared { cfg, kubeconfig } = p;
-    let c = cfg.controller.clone();
-    let kpath = c.kubeconfig.clone().unwrap_or_default();
-    let kube_cfg = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+/// The kube-rs client from the parsed kubeconfig (no network yet).
+async fn kube_client(
+    kubeconfig: Kubeconfig,
+    path: PathBuf,
+) -> Result<kube::Client, ControllerStartError> {
+    let bad = |e: &dyn std::fmt::Display| ControllerStartError::Kubeconfig {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let cfg = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .map_err(|e| ControllerStartError::Kubeconfig {
-            path: kpath.clone(),
-            message: e.to_string(),
-        })?;
-    let client =
-        kube::Client::try_from(kube_cfg).map_err(|e| ControllerStartError::Kubeconfig {
-            path: kpath,
-            message: e.to_string(),
-        })?;
+        .map_err(|e| bad(&e))?;
+    kube::Client::try_from(cfg).map_err(|e| bad(&e))
+}
+
+/// The token key, the issuer over it, and the approval policy (re-read with the inventory).
+async fn core(
+    cfg: &Config,
+) -> Result<(Arc<TokenSigner>, Issuer, ApproverSlot), ControllerStartError> {
     let settings = crate::signer::Settings::from(&cfg.signer);
     let key_uri = Pkcs11Uri::parse(&cfg.signer.key, UriOrigin::ConfigFile)
         .map_err(crate::signer::SignerError::from)?;
     let signer =
         tokio::task::spawn_blocking(move || TokenSigner::open(&key_uri, settings)).await??;
     let bundle = CaBundle::load(&cfg.ca.cert_file)?;
-    let issuer = Issuer::new(
-        bundle,
-        Arc::clone(&signer) as Arc<dyn SignKey>,
-        cfg.issuance.clone(),
-    )?;
+    let key = Arc::clone(&signer) as Arc<dyn SignKey>;
+    let issuer = Issuer::new(bundle, key, cfg.issuance.clone())?;
     let inventory = match &cfg.issuance.node_inventory {
         Some(p) => Some(NodeInventory::load(p)?),
         None => None,
     };
     let approver = Approver::new(&cfg.auth, &cfg.issuance, inventory)?;
-    let store = {
-        let d = cfg.data_dir.clone();
-        tokio::task::spawn_blocking(move || Store::open(&d)).await??
-    };
-    let identity = c.identity.clone().unwrap_or_else(default_identity);
-    let (tx, rx) = watch::channel(Leadership::Follower);
     let approver: ApproverSlot = Arc::new(std::sync::RwLock::new(Arc::new(approver)));
     let slot = Arc::clone(&approver);
+    // Lives as long as the runtime (the process).
     let _reload = crate::api::inventory_reload::spawn_with(
         cfg.auth.clone(),
         cfg.issuance.clone(),
@@ -281,6 +276,21 @@ async fn run_controller(p: Prepared) -> Result<(), ControllerStartError> {
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(a);
         },
     );
+    Ok((signer, issuer, approver))
+}
+
+async fn run_controller(p: Prepared) -> Result<(), ControllerStartError> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let Prepared { cfg, kubeconfig } = p;
+    let c = cfg.controller.clone();
+    let client = kube_client(kubeconfig, c.kubeconfig.clone().unwrap_or_default()).await?;
+    let (signer, issuer, approver) = core(&cfg).await?;
+    let store = {
+        let d = cfg.data_dir.clone();
+        tokio::task::spawn_blocking(move || Store::open(&d)).await??
+    };
+    let identity = c.identity.clone().unwrap_or_else(default_identity);
+    let (tx, rx) = watch::channel(Leadership::Follower);
     let reconciler = Reconciler {
         csrs: kube::Api::all(client.clone()),
         signers: parse_signers(&c.signers)?,
@@ -293,17 +303,13 @@ async fn run_controller(p: Prepared) -> Result<(), ControllerStartError> {
         identity: identity.clone(),
         leadership: rx,
     };
-    let elector = Elector::new(
-        client,
-        LeaseSettings {
-            name: c.lease_name.clone(),
-            namespace: c.lease_namespace.clone(),
-            identity: identity.clone(),
-            lease_duration: c.lease_duration,
-        },
-    );
-    let health_signer = Arc::clone(&signer);
-    let health: HealthFn = Arc::new(move || health_signer.ready());
+    let settings = LeaseSettings {
+        name: c.lease_name.clone(),
+        namespace: c.lease_namespace.clone(),
+        identity: identity.clone(),
+        lease_duration: c.lease_duration,
+    };
+    let health: HealthFn = Arc::new(move || signer.ready());
     let timing = Timing {
         retry_period: c.retry_period,
         renew_deadline: c.renew_deadline,
@@ -312,9 +318,15 @@ async fn run_controller(p: Prepared) -> Result<(), ControllerStartError> {
     tracing::info!(%identity, lease = %format!("{}/{}", c.lease_namespace, c.lease_name),
         approve = c.approve, "controller started");
     lifecycle::notify_ready();
-    Controller::new(elector, reconciler, tx, health, timing)
-        .run(serve::shutdown_signal())
-        .await;
+    Controller::new(
+        Elector::new(client, settings),
+        reconciler,
+        tx,
+        health,
+        timing,
+    )
+    .run(serve::shutdown_signal())
+    .await;
     lifecycle::notify_stopping();
     Ok(())
 }
