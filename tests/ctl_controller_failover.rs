@@ -59,9 +59,10 @@ fn leader_killed_successor_signs_every_csr_exactly_once() {
     eprintln!("kill -9 of {first} → {successor} signed after {first_after:?}");
     assert_ne!(successor, first);
     // The successor waits out the dead leader's term (it cannot tell death from a slow
-    // network), then signs at once: one lease duration plus polling and the write.
+    // network), then signs at once: one lease duration plus polling, the CSR creates and the
+    // write (≈ 4.2 s measured; the margin is for loaded CI machines).
     assert!(
-        first_after < LEASE_DURATION * 2,
+        first_after < LEASE_DURATION * 2 + Duration::from_secs(2),
         "takeover took {first_after:?}"
     );
 
