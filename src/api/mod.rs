@@ -25,6 +25,7 @@ pub mod hooks;
 mod inventory_reload;
 mod list;
 pub mod openapi;
+pub mod peer;
 pub mod rules;
 pub mod server;
 pub mod serving;

@@ -8,6 +8,7 @@
 
 mod error;
 pub mod feed;
+mod first_address;
 mod group_sync;
 mod nodes;
 mod schema;
@@ -205,6 +206,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
+        first_address::migrate(&mut conn)?;
         let rv = current_rv(&conn)?;
         Ok(Store {
             sync: Arc::new(GroupSync::new(path)),

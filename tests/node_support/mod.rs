@@ -42,6 +42,12 @@ fn free_port() -> u16 {
 impl Signer {
     /// Starts an appliance; `inventory` is the node inventory TOML.
     pub fn start(inventory: &str) -> Signer {
+        Self::start_with(inventory, "127.0.0.1", "")
+    }
+
+    /// Starts an appliance listening on `host` (`127.0.0.1`, or `[::]` for both families),
+    /// with `issuance_extra` appended to its `[issuance]` section.
+    pub fn start_with(inventory: &str, host: &str, issuance_extra: &str) -> Signer {
         let dir = tempfile::tempdir().unwrap();
         let key = api_support::SoftKey::generate();
         let pem = api_support::ca_pem(&key);
@@ -61,8 +67,9 @@ impl Signer {
             d.join("kubesigner.toml"),
             format!(
                 "data_dir = {:?}\n[signer]\nkey = \"pkcs11:token=unused;object=unused\"\n\
-                 [ca]\ncert_file = {:?}\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-                 [auth]\ntoken_auth_file = {:?}\n[issuance]\nnode_inventory = {:?}\n",
+                 [ca]\ncert_file = {:?}\n[server]\nlisten = \"{host}:{port}\"\n\
+                 [auth]\ntoken_auth_file = {:?}\n[issuance]\nnode_inventory = {:?}\n\
+                 {issuance_extra}\n",
                 d.join("data"),
                 d.join("ca.crt"),
                 d.join("tokens.csv"),
@@ -97,6 +104,16 @@ impl Signer {
 
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The URL over the IPv6 loopback (needs `start_with(.., "[::]", ..)`).
+    pub fn url_v6(&self) -> String {
+        format!("https://[::1]:{}", self.port)
+    }
+
+    /// The data dir (the store may be opened read-side while the server runs).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
     }
 
     fn serve(&mut self) {
@@ -184,8 +201,13 @@ impl Signer {
 
     /// Writes a bootstrap kubeconfig holding `token` into `dir`.
     pub fn bootstrap_kubeconfig(&self, dir: &Path, token: &str) -> PathBuf {
+        self.bootstrap_kubeconfig_at(dir, token, &self.url())
+    }
+
+    /// Writes a bootstrap kubeconfig for `server` holding `token` into `dir`.
+    pub fn bootstrap_kubeconfig_at(&self, dir: &Path, token: &str, server: &str) -> PathBuf {
         let k = kubesigner::kubeconfig::Kubeconfig {
-            server: self.url(),
+            server: server.to_string(),
             ca_pem: std::fs::read_to_string(self.ca()).unwrap(),
             user_name: "kubelet-bootstrap".into(),
             credential: kubesigner::kubeconfig::Credential::Token(token.to_string().into()),
@@ -215,8 +237,13 @@ pub struct Node {
 
 impl Node {
     pub fn new(signer: &Signer, name: &str, token: &str) -> Node {
+        Self::at(signer, name, token, &signer.url())
+    }
+
+    /// A node whose bootstrap kubeconfig names `server` (e.g. the IPv6 loopback URL).
+    pub fn at(signer: &Signer, name: &str, token: &str, server: &str) -> Node {
         let dir = tempfile::tempdir().unwrap();
-        let bootstrap = signer.bootstrap_kubeconfig(dir.path(), token);
+        let bootstrap = signer.bootstrap_kubeconfig_at(dir.path(), token, server);
         Node {
             dir,
             name: name.to_string(),
