@@ -19,7 +19,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, WatchEvent};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use secrecy::{ExposeSecret, SecretString};
@@ -27,6 +27,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::name::CsrName;
+pub use super::watch_stream::WatchStream;
 use crate::compat::media::{JSON, PROTOBUF};
 use crate::compat::protobuf::{ProtobufError, decode_csr, encode_csr};
 
@@ -221,6 +222,15 @@ impl ApiClient {
         }
     }
 
+    /// The encoding CSR bodies go out in now (`protobuf`, or `json`).
+    pub fn body_encoding(&self) -> &'static str {
+        if self.protobuf.load(Ordering::Relaxed) {
+            "protobuf"
+        } else {
+            "json"
+        }
+    }
+
     fn request(
         &self,
         method: Method,
@@ -404,12 +414,11 @@ impl ApiClient {
                 .unwrap_or_default();
             return Err(status_error(&path, status, &body));
         }
-        Ok(WatchStream {
-            body: resp.into_body(),
-            buf: Vec::new(),
-            idle: timeout + WATCH_GRACE,
+        Ok(WatchStream::new(
+            resp.into_body(),
+            timeout + WATCH_GRACE,
             path,
-        })
+        ))
     }
 
     /// `GET /healthz`; true on 200.
@@ -461,55 +470,6 @@ fn status_error(path: &str, status: StatusCode, body: &[u8]) -> ClientError {
 /// Longest server message kept in an error (it ends up in logs and on the terminal).
 const MAX_MESSAGE_CHARS: usize = 1024;
 
-/// A watch response read as newline-delimited JSON events.
-pub struct WatchStream {
-    body: Incoming,
-    buf: Vec<u8>,
-    idle: Duration,
-    path: String,
-}
-
-impl WatchStream {
-    /// The next event; `Ok(None)` when the server closed the stream.
-    pub async fn next_event(
-        &mut self,
-    ) -> Result<Option<WatchEvent<CertificateSigningRequest>>, ClientError> {
-        loop {
-            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=pos).collect();
-                let line = line.trim_ascii();
-                if line.is_empty() {
-                    continue;
-                }
-                return serde_json::from_slice(line).map(Some).map_err(|source| {
-                    ClientError::Decode {
-                        path: self.path.clone(),
-                        source,
-                    }
-                });
-            }
-            if self.buf.len() > MAX_RESPONSE_BYTES {
-                return Err(ClientError::Body {
-                    path: self.path.clone(),
-                });
-            }
-            let frame = match tokio::time::timeout(self.idle, self.body.frame()).await {
-                Err(_) => {
-                    return Err(ClientError::Timeout {
-                        path: self.path.clone(),
-                    });
-                }
-                Ok(None) => return Ok(None),
-                Ok(Some(Err(_))) => {
-                    return Err(ClientError::Body {
-                        path: self.path.clone(),
-                    });
-                }
-                Ok(Some(Ok(frame))) => frame,
-            };
-            if let Ok(data) = frame.into_data() {
-                self.buf.extend_from_slice(&data);
-            }
-        }
-    }
-}
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

@@ -25,3 +25,4 @@ pub mod rotation;
 pub mod run;
 pub mod usable;
 pub mod wait;
+mod watch_stream;
