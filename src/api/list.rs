@@ -131,7 +131,7 @@ impl Api {
     pub(super) fn visible(&self, caller: &Caller, csr: &CertificateSigningRequest) -> bool {
         let cn = super::csr::cn_of(csr);
         let facts = super::csr::facts_of(csr, cn.as_deref());
-        crate::authz::is_admin(caller, &self.inner.authz) || crate::authz::owns(caller, &facts)
+        crate::authz::reads_all(caller, &self.inner.authz) || crate::authz::owns(caller, &facts)
     }
 
     pub(super) async fn list<B>(

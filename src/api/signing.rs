@@ -69,6 +69,11 @@ impl Api {
         inspection: Inspection,
     ) -> Result<CertificateSigningRequest, ApiError> {
         let name = stored.metadata.name.clone().unwrap_or_default();
+        if self.inner.external {
+            // External signing: the controller approves, fails and signs, as with a real
+            // kube-apiserver (which leaves every new CSR pending).
+            return Ok(stored);
+        }
         if let Inspection::SignerRuleViolation { message } = inspection {
             tracing::info!(csr = %name, %message, "csr failed signer validation");
             let r = self
@@ -125,6 +130,9 @@ impl Api {
         &self,
         name: &str,
     ) -> Result<Option<CertificateSigningRequest>, ApiError> {
+        if self.inner.external {
+            return Ok(None);
+        }
         if !self.inner.issuance.ready() {
             self.inner.wake_signer.notify_one();
             return Ok(None);
@@ -215,7 +223,7 @@ impl Api {
     /// Signs every approved CSR without a certificate (at start-up and whenever the signer is
     /// ready again).
     pub async fn sign_backlog(&self) -> Result<usize, ApiError> {
-        if !self.inner.issuance.ready() {
+        if self.inner.external || !self.inner.issuance.ready() {
             return Ok(0);
         }
         let store = self.inner.store.clone();

@@ -103,6 +103,7 @@ impl Store {
                 csr_name: node,
                 actor: "kubesigner",
                 resource_version: rv,
+                certificate: None,
             },
         )?;
         tx.commit()?;

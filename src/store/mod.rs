@@ -10,6 +10,7 @@ mod error;
 pub mod feed;
 mod first_address;
 mod group_sync;
+pub mod leases;
 mod nodes;
 mod schema;
 
@@ -54,6 +55,17 @@ pub struct AuditEvent<'a> {
     pub actor: &'a str,
     /// The resourceVersion of the change.
     pub resource_version: u64,
+    /// A certificate written through `/status` (external-signing mode).
+    pub certificate: Option<CertificateNote<'a>>,
+}
+
+/// The audit facts of a certificate a client wrote through `/status`.
+#[derive(Debug, Clone, Copy)]
+pub struct CertificateNote<'a> {
+    /// Leaf serial number, hex.
+    pub serial_hex: &'a str,
+    /// SHA-256 (hex) of the leaf's DER.
+    pub sha256_hex: &'a str,
 }
 
 /// What a watch from "now" starts with: the current objects and the live receiver, taken
@@ -150,12 +162,14 @@ fn record(tx: &Transaction<'_>, event: &AuditEvent<'_>) -> Result<(), rusqlite::
         resource_version: event.resource_version,
         prev_hash,
         hash: String::new(),
+        certificate_serial: event.certificate.map(|c| c.serial_hex.to_owned()),
+        certificate_sha256: event.certificate.map(|c| c.sha256_hex.to_owned()),
     };
     rec.hash = crate::audit::record_hash(&rec);
     tx.execute(
         "INSERT INTO audit_events (seq, at_unix, kind, csr_name, actor, resource_version,
-                                   prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                   prev_hash, hash, certificate_serial, certificate_sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             i64::try_from(rec.seq).unwrap_or(i64::MAX),
             rec.at_unix,
@@ -164,7 +178,9 @@ fn record(tx: &Transaction<'_>, event: &AuditEvent<'_>) -> Result<(), rusqlite::
             rec.actor,
             i64::try_from(rec.resource_version).unwrap_or(i64::MAX),
             rec.prev_hash,
-            rec.hash
+            rec.hash,
+            rec.certificate_serial,
+            rec.certificate_sha256
         ],
     )?;
     tracing::info!(target: "kubesigner::audit", seq = rec.seq, kind = %rec.kind,
@@ -207,6 +223,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
         first_address::migrate(&mut conn)?;
+        leases::migrate(&mut conn)?;
         let rv = current_rv(&conn)?;
         Ok(Store {
             sync: Arc::new(GroupSync::new(path)),
@@ -294,6 +311,7 @@ impl Store {
                 csr_name: &name,
                 actor,
                 resource_version: rv,
+                certificate: None,
             },
         )?;
         tx.commit()?;
@@ -304,7 +322,8 @@ impl Store {
     pub fn audit_records(&self) -> Result<Vec<crate::audit::AuditRecord>, StoreError> {
         let st = self.lock()?;
         let mut stmt = st.conn.prepare(
-            "SELECT seq, at_unix, kind, csr_name, actor, resource_version, prev_hash, hash
+            "SELECT seq, at_unix, kind, csr_name, actor, resource_version, prev_hash, hash,
+                    certificate_serial, certificate_sha256
              FROM audit_events ORDER BY seq",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -317,6 +336,8 @@ impl Store {
                 resource_version: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
                 prev_hash: r.get(6)?,
                 hash: r.get(7)?,
+                certificate_serial: r.get(8)?,
+                certificate_sha256: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -379,6 +400,19 @@ impl Store {
         kind: &str,
         change: impl FnOnce(&mut CertificateSigningRequest) -> Result<Option<IssuedRecord>, E>,
     ) -> Result<CertificateSigningRequest, UpdateError<E>> {
+        self.update_audited(name, expected_rv, actor, kind, None, change)
+    }
+
+    /// [`Store::update`] whose audit record also names a certificate the change wrote.
+    pub fn update_audited<E>(
+        &self,
+        name: &str,
+        expected_rv: Option<u64>,
+        actor: &str,
+        kind: &str,
+        certificate: Option<CertificateNote<'_>>,
+        change: impl FnOnce(&mut CertificateSigningRequest) -> Result<Option<IssuedRecord>, E>,
+    ) -> Result<CertificateSigningRequest, UpdateError<E>> {
         let mut st = self.lock()?;
         let tx = st.conn.transaction()?;
         let text: Option<String> = tx
@@ -429,6 +463,7 @@ impl Store {
                 csr_name: name,
                 actor,
                 resource_version: rv,
+                certificate,
             },
         )?;
         tx.commit()?;
@@ -461,6 +496,7 @@ impl Store {
                 csr_name: name,
                 actor,
                 resource_version: rv,
+                certificate: None,
             },
         )?;
         tx.commit()?;
@@ -517,6 +553,7 @@ impl Store {
                 csr_name: node,
                 actor: "kubesigner-cli",
                 resource_version: rv,
+                certificate: None,
             },
         )?;
         tx.commit()?;
