@@ -99,7 +99,25 @@ fn tofu_on_first_bootstrap_address_approves_serving_and_is_never_overwritten() {
     let _ = child.kill();
     let _ = child.wait();
 
-    // 4. `kubesigner node forget` clears it.
+    // 4. `kubesigner node show` shows it; `kubesigner node forget` clears it.
+    let show = || {
+        let out = std::process::Command::new(bin())
+            .args(["node", "show", "node1", "--config"])
+            .arg(signer.config_path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(
+        show().contains("first-bootstrap-address: 127.0.0.1\n"),
+        "{}",
+        show()
+    );
     let out = std::process::Command::new(bin())
         .args(["node", "forget", "node1", "--config"])
         .arg(signer.config_path())
@@ -111,4 +129,9 @@ fn tofu_on_first_bootstrap_address_approves_serving_and_is_never_overwritten() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(first_address(&signer, "node1"), None);
+    assert!(
+        show().contains("first-bootstrap-address: none\n"),
+        "{}",
+        show()
+    );
 }
