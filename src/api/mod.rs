@@ -29,6 +29,7 @@ mod lease_openapi;
 mod lease_rules;
 mod list;
 pub mod openapi;
+pub mod peer;
 pub mod rules;
 pub mod server;
 pub mod serving;

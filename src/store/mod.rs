@@ -9,6 +9,7 @@
 mod error;
 mod external;
 pub mod feed;
+mod first_address;
 mod group_sync;
 pub mod leases;
 mod nodes;
@@ -222,6 +223,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
+        first_address::migrate(&mut conn)?;
         leases::migrate(&mut conn)?;
         let rv = current_rv(&conn)?;
         Ok(Store {
