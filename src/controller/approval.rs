@@ -99,6 +99,9 @@ pub fn decide(
         },
         latest_client_cert_not_after: node.latest_not_after_unix.map(from_unix),
         token_node_patterns: bindings.for_username(&v.requester.username),
+        // Trust on first use needs the bootstrap request's peer address, which a CSR object in
+        // a real cluster does not carry: never used in controller mode.
+        first_bootstrap_address: None,
     };
     Ok(approver.decide(v, &v.requester, &facts, now))
 }
