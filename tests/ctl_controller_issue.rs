@@ -217,3 +217,40 @@ fn without_rbac_the_controller_is_refused_and_signs_nothing() {
     assert!(certificate_of(&a, "norbac-1").is_none());
     assert!(r.local_audit().is_empty(), "{:?}", r.local_audit());
 }
+
+#[test]
+fn a_node_disabled_in_the_local_store_is_denied() {
+    let a = start_cluster();
+    let mut r = Replica::new(&a, "replica-a", &ReplicaOptions::default());
+    // `kubesigner node disable --config` works on the controller's own data dir.
+    let out = std::process::Command::new(bin())
+        .args(["node", "disable", "ctl-node-6", "--config"])
+        .arg(&r.config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    r.start();
+    wait_for(WAIT, "a lease holder", || lease_holder(&a));
+    create_bootstrap_csr(&a, "disabled-1", "ctl-node-6");
+    wait_for(WAIT, "disabled-1 Denied", || {
+        conditions_of(&a, "disabled-1")
+            .contains("Denied")
+            .then_some(())
+    });
+    assert!(certificate_of(&a, "disabled-1").is_none());
+    let reason = kubectl_ok(
+        &a.admin_kubeconfig(),
+        &[
+            "get",
+            "csr",
+            "disabled-1",
+            "-o",
+            "jsonpath={.status.conditions[0].reason}",
+        ],
+    );
+    assert_eq!(reason, "NodeDisabled");
+}
