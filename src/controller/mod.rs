@@ -95,6 +95,10 @@ impl Controller {
         self.leadership.send_replace(Leadership::Leader {
             until: started + self.timing.signing_window,
         });
+        if self.task.as_ref().is_some_and(JoinHandle::is_finished) {
+            tracing::warn!("reconcile task ended; starting it again");
+            self.task = None;
+        }
         if self.task.is_none() {
             tracing::info!(identity = %self.elector.identity(), leader = true, "leadership acquired: reconciling");
             self.task = Some(tokio::spawn(Arc::clone(&self.reconciler).run()));
