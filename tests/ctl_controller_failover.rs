@@ -105,6 +105,23 @@ fn leader_killed_successor_signs_every_csr_exactly_once() {
         "{written_locally:?}"
     );
     assert!(spent_locally.iter().all(|s| *s >= 1), "{spent_locally:?}");
+    // A replica that never led has still recorded every node's live certificate (it watches
+    // as a follower), so it would hold a second bootstrap for those nodes if it led next.
+    let bystander = replicas
+        .iter()
+        .find(|r| r.identity != first && r.identity != successor)
+        .unwrap();
+    let knows = |i: usize| {
+        let out = std::process::Command::new(bin())
+            .args(["node", "show", &format!("ctl-node-{i}"), "--config"])
+            .arg(&bystander.config)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("latest-client-certificate-not-after: 20")
+    };
+    wait_for(WAIT, "the bystander's node facts", || {
+        (1..=CSRS).all(knows).then_some(())
+    });
     let transitions = kubectl_ok(
         &a.admin_kubeconfig(),
         &[

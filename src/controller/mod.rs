@@ -147,6 +147,7 @@ impl Controller {
     /// Runs until `shutdown` completes; then stops signing and releases the Lease.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let observer = tokio::spawn(Arc::clone(&self.reconciler).observe_forever());
         let mut tick = tokio::time::interval(self.timing.retry_period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -161,6 +162,7 @@ impl Controller {
         }
         let leading = self.last_renew.is_some();
         self.step_down("shutting down");
+        observer.abort();
         if leading {
             match self.elector.release().await {
                 Ok(()) => tracing::info!("lease released"),

@@ -232,6 +232,26 @@ impl Reconciler {
         });
     }
 
+    /// Runs on every replica, leader or not, until cancelled: watches CSRs and records the
+    /// kubelet client certificates it sees as node facts, so whichever replica leads next
+    /// knows which nodes have a live certificate even after CSR garbage collection.
+    pub async fn observe_forever(self: Arc<Self>) {
+        let mut stream = watcher(self.csrs.clone(), watcher::Config::default()).boxed();
+        loop {
+            match stream.next().await {
+                Some(Ok(watcher::Event::InitApply(o) | watcher::Event::Apply(o))) => {
+                    self.observe_all(std::slice::from_ref(&o)).await;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "observer watch failed; retrying");
+                    tokio::time::sleep(RETRY_DELAY).await;
+                }
+                None => return,
+            }
+        }
+    }
+
     /// Records the kubelet client certificates in `csrs` as node facts (before any decision,
     /// so a new leader knows what the previous one issued).
     async fn observe_all(&self, csrs: &[CertificateSigningRequest]) {
