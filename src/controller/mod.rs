@@ -5,7 +5,8 @@
 //! window.
 //!
 //! Layout: `config` (the `[controller]` section), `election` (pure Lease decisions), `lease`
-//! (Lease I/O), `reconcile` (list + watch + per-CSR work), `approval` (policy inputs),
+//! (Lease I/O), `reconcile` (list + watch + per-CSR work), `sign` (one signature, the
+//! `/status` write, the local audit around it), `approval` (policy inputs),
 //! `write` (conditional subresource writes).
 
 pub mod approval;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod election;
 pub mod lease;
 pub mod reconcile;
+mod sign;
 pub mod write;
 
 use std::future::Future;
