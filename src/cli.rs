@@ -48,6 +48,8 @@ pub enum Command {
     Backup(cmd::backup::BackupArgs),
     /// Put a backup of the store back (the service must be stopped).
     Restore(cmd::backup::RestoreArgs),
+    /// External signer behind a real kube-apiserver (kube-rs, leader election).
+    Controller(cmd::controller::ControllerArgs),
 }
 
 impl Cli {
@@ -83,6 +85,7 @@ impl Command {
             Command::Audit(c) => c.run(),
             Command::Backup(c) => c.run(),
             Command::Restore(c) => c.run(),
+            Command::Controller(c) => c.run(),
         }
     }
 }

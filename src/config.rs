@@ -39,6 +39,9 @@ pub struct Config {
     /// `[audit]`: signed checkpoints of the audit chain.
     #[serde(default)]
     pub audit: crate::audit::checkpoint::AuditConfig,
+    /// `[controller]`: `kubesigner controller` (external signer, leader election).
+    #[serde(default)]
+    pub controller: crate::controller::ControllerConfig,
 }
 
 /// `[server]`: the HTTPS API. Every key is optional.
@@ -233,6 +236,11 @@ pub struct IssuanceConfig {
     /// Node inventory (TOML: node name → addresses, CIDRs, DNS names) for serving-certificate
     /// SAN checks; without it serving CSRs wait for an admin.
     pub node_inventory: Option<PathBuf>,
+    /// Trust on first use: record the peer IP of the connection that creates a node's first
+    /// bootstrap client CSR and count it as an inventory address of that node (off by
+    /// default: a stolen bootstrap token used first fixes the attacker's address, and behind
+    /// NAT or a proxy every node shares one address).
+    pub record_first_bootstrap_address: bool,
 }
 
 impl Default for IssuanceConfig {
@@ -246,6 +254,7 @@ impl Default for IssuanceConfig {
             ]),
             auto_approve_groups: s(&["system:bootstrappers", "system:bootstrappers:*"]),
             node_inventory: None,
+            record_first_bootstrap_address: false,
         }
     }
 }

@@ -22,6 +22,10 @@ fn example_config_parses() {
         cfg.audit,
         kubesigner::audit::checkpoint::AuditConfig::default()
     );
+    assert_eq!(
+        cfg.controller,
+        kubesigner::controller::ControllerConfig::default()
+    );
 }
 
 #[test]

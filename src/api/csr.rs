@@ -338,6 +338,7 @@ impl Api {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let accept = accept(&req);
+        let peer = req.extensions().get::<super::peer::PeerAddr>().copied();
         let Decoded {
             csr: body,
             warnings,
@@ -381,6 +382,10 @@ impl Api {
         let stored = blocking(move || store.create(csr, &idx, &actor)).await??;
         let name = stored.metadata.name.clone().unwrap_or_default();
         tracing::info!(csr = %name, requester = %caller.user, signer = %stored.spec.signer_name, "csr created");
+        if matches!(inspection, Inspection::Valid) {
+            self.record_first_address(&stored, caller, &index, peer)
+                .await;
+        }
         let latest = self
             .after_create(stored, caller, &index, inspection)
             .await?;

@@ -494,7 +494,9 @@ async fn accept_loop(
                 .1
                 .peer_certificates()
                 .map(|c| Arc::new(c.iter().map(|d| d.clone().into_owned()).collect()));
-            let svc = service_fn(move |req: Request<Incoming>| {
+            let svc = service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut()
+                    .insert(super::peer::PeerAddr(peer.ip().to_canonical()));
                 let (api, chain) = (api.clone(), chain.clone());
                 let admitted = admit(&requests, req.uri().path());
                 async move {

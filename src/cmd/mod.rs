@@ -4,6 +4,7 @@ pub mod audit;
 pub mod backup;
 pub mod bootstrap;
 pub mod ca;
+pub mod controller;
 pub mod dev;
 pub mod hsm;
 pub mod lifecycle;

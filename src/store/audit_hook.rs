@@ -6,9 +6,14 @@ use rusqlite::Transaction;
 
 use super::{AuditEvent, IssuedRecord, Store, StoreError, phase};
 
+/// The audit hook for a change with nothing to add beyond the event.
+pub(super) fn record(tx: &Transaction<'_>, event: &AuditEvent<'_>) -> Result<(), rusqlite::Error> {
+    record_with(tx, event, crate::audit::Entry::default())
+}
+
 /// The audit hook: writes one hash-chained row (`crate::audit`) in the same transaction as the
 /// change, and logs its hash (the outside copy that makes truncation visible).
-pub(super) fn record(
+pub(super) fn record_with(
     tx: &Transaction<'_>,
     event: &AuditEvent<'_>,
     more: crate::audit::Entry<'_>,

@@ -8,7 +8,9 @@
 
 mod audit_hook;
 mod error;
+mod external;
 pub mod feed;
+mod first_address;
 mod group_sync;
 pub mod leases;
 mod nodes;
@@ -25,7 +27,7 @@ pub use error::{StoreError, UpdateError};
 pub use feed::{Event, EventKind, Subscription};
 pub use nodes::{IssuedRecord, NodeState};
 
-use audit_hook::{outcome, record};
+use audit_hook::{outcome, record, record_with};
 use feed::Feed;
 use group_sync::GroupSync;
 
@@ -177,6 +179,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
+        first_address::migrate(&mut conn)?;
         leases::migrate(&mut conn)?;
         let rv = current_rv(&conn)?;
         Ok(Store {
@@ -260,7 +263,7 @@ impl Store {
                 text
             ],
         )?;
-        record(
+        record_with(
             &tx,
             &AuditEvent {
                 kind: "create",
@@ -392,7 +395,7 @@ impl Store {
         if let Some(rec) = &issued {
             nodes::insert_issued(&tx, rec, name)?;
         }
-        record(
+        record_with(
             &tx,
             &AuditEvent {
                 kind,
@@ -426,7 +429,7 @@ impl Store {
         };
         let mut csr = decode(name, &text)?;
         let rv = bump_rv(&tx)?;
-        record(
+        record_with(
             &tx,
             &AuditEvent {
                 kind: "delete",
@@ -487,7 +490,7 @@ impl Store {
             "node-enable"
         };
         // The audit record names the node in `csr_name` (the subject of the change).
-        record(
+        record_with(
             &tx,
             &AuditEvent {
                 kind,
