@@ -25,32 +25,7 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE node_first_addresses (
 
 /// Creates or upgrades the table (each migration in one transaction with its version bump).
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let current: u32 = conn
-        .query_row(
-            "SELECT version FROM schema_version WHERE component = ?1",
-            params![COMPONENT],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0);
-    let known = u32::try_from(MIGRATIONS.len()).unwrap_or(u32::MAX);
-    if current > known {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            known,
-        });
-    }
-    for (version, sql) in (current..known).zip(MIGRATIONS.iter().skip(current as usize)) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.execute(
-            "INSERT INTO schema_version (component, version) VALUES (?1, ?2)
-             ON CONFLICT(component) DO UPDATE SET version = excluded.version",
-            params![COMPONENT, version + 1],
-        )?;
-        tx.commit()?;
-    }
-    Ok(())
+    super::schema::migrate_component(conn, COMPONENT, MIGRATIONS).map(|_| ())
 }
 
 /// The recorded address of `node`, if any. A value that no longer parses counts as none.

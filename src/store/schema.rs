@@ -77,28 +77,39 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL);",
     )?;
+    migrate_component(conn, COMPONENT, MIGRATIONS)
+}
+
+/// Applies `component`'s pending `migrations` (its version is its count applied so far), each in
+/// its own transaction together with its version bump; returns the version reached. Refuses a
+/// store written by a newer kubesigner.
+pub(super) fn migrate_component(
+    conn: &mut Connection,
+    component: &str,
+    migrations: &[&str],
+) -> Result<u32, StoreError> {
     let current: u32 = conn
         .query_row(
             "SELECT version FROM schema_version WHERE component = ?1",
-            params![COMPONENT],
+            params![component],
             |r| r.get(0),
         )
         .optional()?
         .unwrap_or(0);
-    let known = u32::try_from(MIGRATIONS.len()).unwrap_or(u32::MAX);
+    let known = u32::try_from(migrations.len()).unwrap_or(u32::MAX);
     if current > known {
         return Err(StoreError::SchemaTooNew {
             found: current,
             known,
         });
     }
-    for (version, sql) in (current..known).zip(MIGRATIONS.iter().skip(current as usize)) {
+    for (version, sql) in (current..known).zip(migrations.iter().skip(current as usize)) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.execute(
             "INSERT INTO schema_version (component, version) VALUES (?1, ?2)
              ON CONFLICT(component) DO UPDATE SET version = excluded.version",
-            params![COMPONENT, version + 1],
+            params![component, version + 1],
         )?;
         tx.commit()?;
     }
