@@ -12,7 +12,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 use super::error::Cause;
-use super::hooks::{Caller, Decision, Inspection, Issuance, Issued, SignFailure};
+use super::hooks::{Caller, Decision, Inspection, Issuance, Issued, Outcome, SignFailure};
 use crate::authn::AuthMethod;
 use crate::config::IssuanceConfig;
 use crate::issue::{CsrRejection, Issuer, Requester, SignerName, SubjectIdentity, ValidatedCsr};
@@ -172,8 +172,63 @@ impl Engine {
 
 impl Issuance for Engine {
     fn inspect(&self, csr: &CertificateSigningRequest) -> Inspection {
-        match self.validated(csr) {
-            Ok(v) => match crate::issue::admit(&v, &self.admin_groups) {
+        self.inspection_of(self.validated(csr).as_ref())
+    }
+
+    fn decide(
+        &self,
+        csr: &CertificateSigningRequest,
+        caller: &Caller,
+        node: NodeState,
+    ) -> Decision {
+        let Ok(v) = self.validated(csr) else {
+            return Decision::Pending;
+        };
+        self.decide_validated(&v, csr, caller, node)
+    }
+
+    fn ready(&self) -> bool {
+        (self.ready)()
+    }
+
+    fn sign(&self, csr: &CertificateSigningRequest) -> Result<Issued, SignFailure> {
+        let v = self.validated(csr).map_err(|e| SignFailure::Refused {
+            message: e.to_string(),
+        })?;
+        self.sign_validated(&v)
+    }
+
+    fn process(
+        &self,
+        csr: &CertificateSigningRequest,
+        caller: &Caller,
+        node: NodeState,
+        before_sign: &mut dyn FnMut(&Decision) -> bool,
+    ) -> Outcome {
+        let validated = self.validated(csr);
+        let inspection = self.inspection_of(validated.as_ref());
+        let (Inspection::Valid, Ok(v)) = (&inspection, validated) else {
+            return Outcome {
+                inspection,
+                decision: None,
+                signed: None,
+            };
+        };
+        let decision = self.decide_validated(&v, csr, caller, node);
+        let signed = (matches!(decision, Decision::Approve { .. }) && before_sign(&decision))
+            .then(|| self.sign_validated(&v));
+        Outcome {
+            inspection,
+            decision: Some(decision),
+            signed,
+        }
+    }
+}
+
+impl Engine {
+    fn inspection_of(&self, validated: Result<&ValidatedCsr, &CsrRejection>) -> Inspection {
+        match validated {
+            Ok(v) => match crate::issue::admit(v, &self.admin_groups) {
                 Ok(()) => Inspection::Valid,
                 Err(r) => Inspection::AdmissionDenied {
                     message: r.to_string(),
@@ -188,48 +243,37 @@ impl Issuance for Engine {
                 message: f.to_string(),
             },
             Err(CsrRejection::NotOurSigner { signer_name }) => Inspection::UnknownSigner {
-                message: crate::compat::signer_names::unknown_signer_message(&signer_name),
+                message: crate::compat::signer_names::unknown_signer_message(signer_name),
             },
         }
     }
 
-    fn decide(
+    fn decide_validated(
         &self,
+        v: &ValidatedCsr,
         csr: &CertificateSigningRequest,
         caller: &Caller,
         node: NodeState,
     ) -> Decision {
-        let Ok(v) = self.validated(csr) else {
-            return Decision::Pending;
-        };
         let facts = node_facts(caller, node);
         let d = self
             .current_approver()
-            .decide(&v, &requester(caller), &facts, SystemTime::now());
+            .decide(v, &requester(caller), &facts, SystemTime::now());
         to_conditions(csr.metadata.name.as_deref().unwrap_or_default(), d)
     }
 
-    fn ready(&self) -> bool {
-        (self.ready)()
-    }
-
-    fn sign(&self, csr: &CertificateSigningRequest) -> Result<Issued, SignFailure> {
+    fn sign_validated(&self, v: &ValidatedCsr) -> Result<Issued, SignFailure> {
         let started = std::time::Instant::now();
-        let issued = self.sign_timed(csr);
+        let issued = self.sign_timed(v);
         crate::metrics::global()
             .issuance_seconds
             .observe(started.elapsed().as_secs_f64());
         issued
     }
-}
 
-impl Engine {
-    fn sign_timed(&self, csr: &CertificateSigningRequest) -> Result<Issued, SignFailure> {
-        let v = self.validated(csr).map_err(|e| SignFailure::Refused {
-            message: e.to_string(),
-        })?;
+    fn sign_timed(&self, v: &ValidatedCsr) -> Result<Issued, SignFailure> {
         let now = SystemTime::now();
-        let cert = self.issuer.issue(&v, now).map_err(|e| {
+        let cert = self.issuer.issue(v, now).map_err(|e| {
             tracing::warn!(error = %e, "issuing failed; will retry");
             SignFailure::Unavailable
         })?;

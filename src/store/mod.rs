@@ -10,7 +10,9 @@ mod error;
 pub mod feed;
 mod group_sync;
 mod nodes;
+mod scan;
 mod schema;
+mod write;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,6 +24,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 pub use error::{StoreError, UpdateError};
 pub use feed::{Event, EventKind, Subscription};
 pub use nodes::{IssuedRecord, NodeState};
+pub use scan::{ListQuery, Row};
+pub use write::{Creation, Stored};
 
 use feed::Feed;
 use group_sync::GroupSync;
@@ -117,11 +121,10 @@ fn decode(name: &str, text: &str) -> Result<CertificateSigningRequest, StoreErro
 }
 
 fn bump_rv(tx: &Transaction<'_>) -> Result<u64, rusqlite::Error> {
-    tx.query_row(
+    tx.prepare_cached(
         "UPDATE counters SET value = value + 1 WHERE name = 'resource_version' RETURNING value",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
+    )?
+    .query_row([], |r| r.get::<_, i64>(0))
     .map(|v| u64::try_from(v).unwrap_or(0))
 }
 
@@ -133,11 +136,8 @@ fn rv_of(csr: &CertificateSigningRequest) -> Option<u64> {
 /// change, and logs its hash (the outside copy that makes truncation visible).
 fn record(tx: &Transaction<'_>, event: &AuditEvent<'_>) -> Result<(), rusqlite::Error> {
     let last: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (last_seq, prev_hash) = last.unwrap_or((0, crate::audit::GENESIS.to_owned()));
     let mut rec = crate::audit::AuditRecord {
@@ -151,21 +151,21 @@ fn record(tx: &Transaction<'_>, event: &AuditEvent<'_>) -> Result<(), rusqlite::
         hash: String::new(),
     };
     rec.hash = crate::audit::record_hash(&rec);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit_events (seq, at_unix, kind, csr_name, actor, resource_version,
                                    prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            i64::try_from(rec.seq).unwrap_or(i64::MAX),
-            rec.at_unix,
-            rec.kind,
-            rec.csr_name,
-            rec.actor,
-            i64::try_from(rec.resource_version).unwrap_or(i64::MAX),
-            rec.prev_hash,
-            rec.hash
-        ],
-    )?;
+    )?
+    .execute(params![
+        i64::try_from(rec.seq).unwrap_or(i64::MAX),
+        rec.at_unix,
+        rec.kind,
+        rec.csr_name,
+        rec.actor,
+        i64::try_from(rec.resource_version).unwrap_or(i64::MAX),
+        rec.prev_hash,
+        rec.hash
+    ])?;
     tracing::info!(target: "kubesigner::audit", seq = rec.seq, kind = %rec.kind,
         csr = %rec.csr_name, actor = %rec.actor, head = %rec.hash, "audit");
     Ok(())
@@ -228,16 +228,24 @@ impl Store {
         kind: EventKind,
         resource_version: u64,
         csr: CertificateSigningRequest,
-    ) -> Result<CertificateSigningRequest, StoreError> {
+        json: String,
+        subject_cn: Option<String>,
+    ) -> Result<Stored, StoreError> {
         let seq = self.sync.committed().map_err(StoreError::from)?;
+        let stored = Stored {
+            object: Arc::new(csr),
+            json: Arc::from(json),
+        };
         st.feed.publish(Event {
             kind,
             resource_version,
-            object: Arc::new(csr.clone()),
+            object: Arc::clone(&stored.object),
+            json: Arc::clone(&stored.json),
+            subject_cn: subject_cn.map(Arc::from),
         });
         drop(st);
         self.sync.wait_durable(seq).map_err(StoreError::from)?;
-        Ok(csr)
+        Ok(stored)
     }
 
     /// The current global resourceVersion.
@@ -250,52 +258,18 @@ impl Store {
     /// Sets `metadata.resourceVersion`. Returns the stored object once committed.
     pub fn create(
         &self,
-        mut csr: CertificateSigningRequest,
+        csr: CertificateSigningRequest,
         index: &CsrIndex,
         actor: &str,
     ) -> Result<CertificateSigningRequest, StoreError> {
-        let name = csr.metadata.name.clone().unwrap_or_default();
-        let mut st = self.lock()?;
-        let tx = st.conn.transaction()?;
-        let exists: Option<i64> = tx
-            .query_row("SELECT 1 FROM csrs WHERE name = ?1", params![name], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if exists.is_some() {
-            return Err(StoreError::AlreadyExists { name });
-        }
-        let rv = bump_rv(&tx)?;
-        csr.metadata.resource_version = Some(rv.to_string());
-        let text = serde_json::to_string(&csr).map_err(StoreError::Encode)?;
-        tx.execute(
-            "INSERT INTO csrs (name, uid, resource_version, signer_name, requester, subject_cn,
-                               node_name, phase, created_unix, object)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                name,
-                csr.metadata.uid.as_deref().unwrap_or(""),
-                i64::try_from(rv).unwrap_or(i64::MAX),
-                csr.spec.signer_name,
-                csr.spec.username.as_deref().unwrap_or(""),
-                index.subject_cn,
-                index.node_name,
-                phase(&csr),
-                created_unix(&csr),
-                text
-            ],
-        )?;
-        record(
-            &tx,
-            &AuditEvent {
-                kind: "create",
-                csr_name: &name,
-                actor,
-                resource_version: rv,
-            },
-        )?;
-        tx.commit()?;
-        self.publish_durable(st, EventKind::Added, rv, csr)
+        let creation = Creation {
+            index,
+            actor,
+            decided: &[],
+            issued: None,
+        };
+        self.create_with(csr, &creation)
+            .map(|s| Arc::unwrap_or_clone(s.object))
     }
 
     /// The whole audit chain, oldest first (`kubesigner audit export`).
@@ -325,11 +299,8 @@ impl Store {
         let st = self.lock()?;
         let text: Option<String> = st
             .conn
-            .query_row(
-                "SELECT object FROM csrs WHERE name = ?1",
-                params![name],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT object FROM csrs WHERE name = ?1")?
+            .query_row(params![name], |r| r.get(0))
             .optional()?;
         text.map(|t| decode(name, &t)).transpose()
     }
@@ -379,14 +350,11 @@ impl Store {
     ) -> Result<CertificateSigningRequest, UpdateError<E>> {
         let mut st = self.lock()?;
         let tx = st.conn.transaction()?;
-        let text: Option<String> = tx
-            .query_row(
-                "SELECT object FROM csrs WHERE name = ?1",
-                params![name],
-                |r| r.get(0),
-            )
+        let row: Option<(String, Option<String>)> = tx
+            .prepare_cached("SELECT object, subject_cn FROM csrs WHERE name = ?1")?
+            .query_row(params![name], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        let Some(text) = text else {
+        let Some((text, subject_cn)) = row else {
             return Err(StoreError::NotFound {
                 name: name.to_owned(),
             }
@@ -408,15 +376,15 @@ impl Store {
         let rv = bump_rv(&tx)?;
         csr.metadata.resource_version = Some(rv.to_string());
         let text = serde_json::to_string(&csr).map_err(StoreError::Encode)?;
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE csrs SET resource_version = ?2, phase = ?3, object = ?4 WHERE name = ?1",
-            params![
-                name,
-                i64::try_from(rv).unwrap_or(i64::MAX),
-                phase(&csr),
-                text
-            ],
-        )?;
+        )?
+        .execute(params![
+            name,
+            i64::try_from(rv).unwrap_or(i64::MAX),
+            phase(&csr),
+            text
+        ])?;
         if let Some(rec) = &issued {
             nodes::insert_issued(&tx, rec, name)?;
         }
@@ -430,7 +398,8 @@ impl Store {
             },
         )?;
         tx.commit()?;
-        self.publish_durable(st, EventKind::Modified, rv, csr)
+        self.publish_durable(st, EventKind::Modified, rv, csr, text, subject_cn)
+            .map(|s| Arc::unwrap_or_clone(s.object))
             .map_err(UpdateError::Store)
     }
 
@@ -438,14 +407,14 @@ impl Store {
     pub fn delete(&self, name: &str, actor: &str) -> Result<CertificateSigningRequest, StoreError> {
         let mut st = self.lock()?;
         let tx = st.conn.transaction()?;
-        let text: Option<String> = tx
+        let row: Option<(String, Option<String>)> = tx
             .query_row(
-                "DELETE FROM csrs WHERE name = ?1 RETURNING object",
+                "DELETE FROM csrs WHERE name = ?1 RETURNING object, subject_cn",
                 params![name],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let Some(text) = text else {
+        let Some((text, subject_cn)) = row else {
             return Err(StoreError::NotFound {
                 name: name.to_owned(),
             });
@@ -463,7 +432,9 @@ impl Store {
         )?;
         tx.commit()?;
         csr.metadata.resource_version = Some(rv.to_string());
-        self.publish_durable(st, EventKind::Deleted, rv, csr)
+        let text = serde_json::to_string(&csr).map_err(StoreError::Encode)?;
+        self.publish_durable(st, EventKind::Deleted, rv, csr, text, subject_cn)
+            .map(|s| Arc::unwrap_or_clone(s.object))
     }
 
     /// Starts a watch after resourceVersion `from`: replays the window, or 410 when too old.
