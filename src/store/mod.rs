@@ -6,6 +6,7 @@
 //! published on the [`feed`] for watches. All methods block: call them from a blocking thread
 //! (`tokio::task::spawn_blocking`), never on the async runtime.
 
+mod checkpoint;
 mod error;
 pub mod feed;
 mod group_sync;
@@ -206,12 +207,18 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
         let rv = current_rv(&conn)?;
+        let state = Arc::new(Mutex::new(State {
+            conn,
+            feed: Feed::new(rv),
+        }));
+        if checkpoint::spawn(path, Arc::downgrade(&state))? {
+            // Checkpoints run on their own thread (`checkpoint`), not inside a writer's commit.
+            let st = state.lock().map_err(|_| StoreError::Poisoned)?;
+            st.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        }
         Ok(Store {
             sync: Arc::new(GroupSync::new(path)),
-            state: Arc::new(Mutex::new(State {
-                conn,
-                feed: Feed::new(rv),
-            })),
+            state,
         })
     }
 
@@ -459,11 +466,10 @@ impl Store {
     /// How many pending CSRs (no Approved/Denied/Failed, no certificate) name this node.
     pub fn pending_for_node(&self, node: &str) -> Result<usize, StoreError> {
         let st = self.lock()?;
-        let n: i64 = st.conn.query_row(
-            "SELECT count(*) FROM csrs WHERE node_name = ?1 AND phase = 'pending'",
-            params![node],
-            |r| r.get(0),
-        )?;
+        let n: i64 = st
+            .conn
+            .prepare_cached("SELECT count(*) FROM csrs WHERE node_name = ?1 AND phase = 'pending'")?
+            .query_row(params![node], |r| r.get(0))?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
@@ -513,11 +519,9 @@ impl Store {
 }
 
 fn current_rv(conn: &Connection) -> Result<u64, StoreError> {
-    let v: i64 = conn.query_row(
-        "SELECT value FROM counters WHERE name = 'resource_version'",
-        [],
-        |r| r.get(0),
-    )?;
+    let v: i64 = conn
+        .prepare_cached("SELECT value FROM counters WHERE name = 'resource_version'")?
+        .query_row([], |r| r.get(0))?;
     Ok(u64::try_from(v).unwrap_or(0))
 }
 
