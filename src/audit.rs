@@ -34,11 +34,18 @@ pub struct AuditRecord {
     pub prev_hash: String,
     /// SHA-256 (hex) of this record's other fields, see [`record_hash`].
     pub hash: String,
+    /// `certificate_written` records (external-signing mode): the leaf's serial, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_serial: Option<String>,
+    /// `certificate_written` records: SHA-256 (hex) of the leaf's DER.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_sha256: Option<String>,
 }
 
-/// The hash of a record: SHA-256 over the JSON of every field but `hash`, in declared order.
+/// The hash of a record: SHA-256 over the JSON of every field but `hash`, in declared order
+/// (the optional certificate fields only when present, so older records hash as before).
 pub fn record_hash(r: &AuditRecord) -> String {
-    let body = serde_json::json!([
+    let mut body = serde_json::json!([
         r.seq,
         r.at_unix,
         r.kind,
@@ -47,6 +54,13 @@ pub fn record_hash(r: &AuditRecord) -> String {
         r.resource_version,
         r.prev_hash
     ]);
+    if let (Some(list), true) = (
+        body.as_array_mut(),
+        r.certificate_serial.is_some() || r.certificate_sha256.is_some(),
+    ) {
+        list.push(serde_json::json!(r.certificate_serial));
+        list.push(serde_json::json!(r.certificate_sha256));
+    }
     hex::encode(digest::digest(&digest::SHA256, body.to_string().as_bytes()))
 }
 

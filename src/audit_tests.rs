@@ -15,6 +15,8 @@ fn chain(n: u64) -> Vec<AuditRecord> {
                 resource_version: seq,
                 prev_hash: prev.clone(),
                 hash: String::new(),
+                certificate_serial: None,
+                certificate_sha256: None,
             };
             r.hash = record_hash(&r);
             prev = r.hash.clone();

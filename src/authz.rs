@@ -10,6 +10,12 @@
 //! - Get/list/watch: a caller's own CSRs only (admins all); lists are filtered with [`owns`].
 //! - Nobody writes `status` through the API: only the appliance's own signer does, on an
 //!   internal path that is not a [`Verb`].
+//! - External-signing mode adds [`rbac`]: what the matrix does not allow, the RBAC manifests
+//!   may (the controller's `/approval` and `/status` writes, reads of every CSR, Leases); and,
+//!   as kube-apiserver's admission does, `/approval` writes need `approve` and certificate
+//!   writes need `sign` on `certificates.k8s.io` `signers` ([`may_use_signer`]).
+
+pub mod rbac;
 
 use crate::authn::Identity;
 use crate::config::AuthConfig;
@@ -44,6 +50,12 @@ pub enum Verb {
     UpdateStatus,
     /// `PUT` of the CSR itself (metadata; the spec is immutable).
     Update,
+    /// `PATCH …/approval` (RBAC verb `patch`; the matrix treats it as [`Verb::UpdateApproval`]).
+    PatchApproval,
+    /// `PATCH …/status` (RBAC verb `patch`).
+    PatchStatus,
+    /// `PATCH` of the CSR itself (RBAC verb `patch`).
+    Patch,
     /// Discovery, `/version`, OpenAPI documents.
     Discovery,
 }
@@ -58,12 +70,31 @@ impl Verb {
             Verb::Create => "create",
             Verb::Delete => "delete",
             Verb::UpdateApproval | Verb::UpdateStatus | Verb::Update => "update",
+            Verb::PatchApproval | Verb::PatchStatus | Verb::Patch => "patch",
             Verb::Discovery => "get",
         }
     }
 
-    fn target(self) -> &'static str {
+    /// The update verb this patch verb is checked as by the matrix.
+    fn as_update(self) -> Verb {
         match self {
+            Verb::PatchApproval => Verb::UpdateApproval,
+            Verb::PatchStatus => Verb::UpdateStatus,
+            Verb::Patch => Verb::Update,
+            v => v,
+        }
+    }
+
+    fn subresource(self) -> Option<&'static str> {
+        match self.as_update() {
+            Verb::UpdateApproval => Some("approval"),
+            Verb::UpdateStatus => Some("status"),
+            _ => None,
+        }
+    }
+
+    fn target(self) -> &'static str {
+        match self.as_update() {
             Verb::UpdateApproval => "certificatesigningrequests/approval",
             Verb::UpdateStatus => "certificatesigningrequests/status",
             Verb::Discovery => "discovery",
@@ -83,6 +114,18 @@ pub struct CsrFacts<'a> {
     pub signer_name: &'a str,
 }
 
+/// The loaded RBAC policy, shared (compared by identity).
+#[derive(Debug, Clone)]
+pub struct SharedRbac(pub std::sync::Arc<rbac::Rbac>);
+
+impl PartialEq for SharedRbac {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedRbac {}
+
 /// Who counts as an administrator or a bootstrapper.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthzConfig {
@@ -92,6 +135,8 @@ pub struct AuthzConfig {
     pub admin_users: Vec<String>,
     /// Groups whose members may create kubelet client CSRs; an entry ending in `*` is a prefix.
     pub bootstrap_groups: Vec<String>,
+    /// RBAC from `[auth] rbac_manifests` (external-signing mode only).
+    pub rbac: Option<SharedRbac>,
 }
 
 impl From<&AuthConfig> for AuthzConfig {
@@ -100,6 +145,7 @@ impl From<&AuthConfig> for AuthzConfig {
             admin_groups: c.admin_groups.clone(),
             admin_users: c.admin_users.clone(),
             bootstrap_groups: c.bootstrap_groups.clone(),
+            rbac: None,
         }
     }
 }
@@ -167,7 +213,7 @@ fn may_read_collection(id: &Identity, cfg: &AuthzConfig) -> bool {
     is_admin(id, cfg) || is_bootstrapper(id, cfg) || node_name(id).is_some()
 }
 
-fn forbidden(id: &Identity, verb: Verb, csr: Option<&CsrFacts<'_>>) -> Forbidden {
+fn forbidden(id: &Identity, verb: Verb, csr: Option<&CsrFacts<'_>>, rbac: bool) -> Forbidden {
     let mut message = format!(
         "user {:?} cannot {} {}",
         id.user,
@@ -177,7 +223,7 @@ fn forbidden(id: &Identity, verb: Verb, csr: Option<&CsrFacts<'_>>) -> Forbidden
     if let (Verb::Create, Some(c)) = (verb, csr) {
         message.push_str(&format!(" with signerName {:?}", c.signer_name));
     }
-    if verb == Verb::UpdateStatus {
+    if verb.as_update() == Verb::UpdateStatus && !rbac {
         message.push_str(": only the appliance's signer writes status");
     }
     Forbidden { message }
@@ -192,7 +238,20 @@ pub fn authorize(
     csr: Option<&CsrFacts<'_>>,
     cfg: &AuthzConfig,
 ) -> Result<(), Forbidden> {
-    let allowed = match verb {
+    authorize_named(id, verb, csr, None, cfg)
+}
+
+/// [`authorize`] for a request that names one CSR (`name`), so RBAC rules with resourceNames
+/// can match it (the request's name, as kube-apiserver's RequestInfo has it, whether or not
+/// the CSR exists).
+pub fn authorize_named(
+    id: &Identity,
+    verb: Verb,
+    csr: Option<&CsrFacts<'_>>,
+    name: Option<&str>,
+    cfg: &AuthzConfig,
+) -> Result<(), Forbidden> {
+    let allowed = match verb.as_update() {
         Verb::Discovery => true,
         Verb::UpdateStatus => false,
         Verb::Create => csr.is_some_and(|c| may_create(id, c, cfg)),
@@ -201,10 +260,115 @@ pub fn authorize(
             None => may_read_collection(id, cfg),
         },
         Verb::Delete | Verb::UpdateApproval | Verb::Update => is_admin(id, cfg),
+        Verb::PatchApproval | Verb::PatchStatus | Verb::Patch => false,
     };
+    if allowed || rbac_allows_csr(id, verb, name, cfg) {
+        Ok(())
+    } else {
+        Err(forbidden(id, verb, csr, cfg.rbac.is_some()))
+    }
+}
+
+/// The API group of CSRs and signers.
+const CERTIFICATES_GROUP: &str = "certificates.k8s.io";
+
+/// Whether the RBAC manifests grant this CSR request (`name`: the CSR the request names, none
+/// for collections and creates, where rules restricted to names do not match).
+fn rbac_allows_csr(id: &Identity, verb: Verb, name: Option<&str>, cfg: &AuthzConfig) -> bool {
+    let Some(SharedRbac(rbac)) = &cfg.rbac else {
+        return false;
+    };
+    if verb == Verb::Discovery {
+        return false;
+    }
+    rbac.allows(
+        id,
+        &rbac::Request {
+            verb: verb.as_str(),
+            api_group: CERTIFICATES_GROUP,
+            resource: RESOURCE,
+            subresource: verb.subresource(),
+            name,
+            namespace: None,
+        },
+    )
+}
+
+/// May the caller see every CSR (lists and watches unfiltered)? Admins, and callers RBAC
+/// allows to list CSRs.
+pub fn reads_all(id: &Identity, cfg: &AuthzConfig) -> bool {
+    is_admin(id, cfg) || rbac_allows_csr(id, Verb::List, None, cfg)
+}
+
+/// kube-apiserver's CSR admission (`certificates/util.go` `IsAuthorizedForSignerName`): the
+/// caller needs `verb` (`approve` or `sign`) on `certificates.k8s.io` `signers` with
+/// resourceName the signer name or `<domain>/*`. Administrators always may.
+pub fn may_use_signer(
+    id: &Identity,
+    verb: &str,
+    signer_name: &str,
+    cfg: &AuthzConfig,
+) -> Result<(), Forbidden> {
+    if is_admin(id, cfg) {
+        return Ok(());
+    }
+    let wildcard = signer_name
+        .split_once('/')
+        .map(|(domain, _)| format!("{domain}/*"));
+    let allowed = cfg.rbac.as_ref().is_some_and(|SharedRbac(rbac)| {
+        std::iter::once(signer_name)
+            .chain(wildcard.as_deref())
+            .any(|name| {
+                rbac.allows(
+                    id,
+                    &rbac::Request {
+                        verb,
+                        api_group: CERTIFICATES_GROUP,
+                        resource: "signers",
+                        subresource: None,
+                        name: Some(name),
+                        namespace: None,
+                    },
+                )
+            })
+    });
     if allowed {
         Ok(())
     } else {
-        Err(forbidden(id, verb, csr))
+        Err(Forbidden {
+            message: format!(
+                "user not permitted to {verb} requests with signerName {signer_name:?}"
+            ),
+        })
     }
+}
+
+/// Any other resource (Leases): administrators, or what RBAC grants. The message is
+/// kube-apiserver's.
+pub fn authorize_resource(
+    id: &Identity,
+    req: &rbac::Request<'_>,
+    cfg: &AuthzConfig,
+) -> Result<(), Forbidden> {
+    let granted = cfg
+        .rbac
+        .as_ref()
+        .is_some_and(|SharedRbac(rbac)| rbac.allows(id, req));
+    if is_admin(id, cfg) || granted {
+        return Ok(());
+    }
+    let object = match req.name {
+        Some(n) => format!("{}.{} {n:?}", req.resource, req.api_group),
+        None => format!("{}.{}", req.resource, req.api_group),
+    };
+    let scope = match req.namespace {
+        Some(ns) => format!(" in the namespace {ns:?}"),
+        None => " at the cluster scope".to_owned(),
+    };
+    Err(Forbidden {
+        message: format!(
+            "{object} is forbidden: User {:?} cannot {} resource {:?} in API group {:?}{scope}",
+            id.user, req.verb, req.resource, req.api_group
+        ),
+    })
 }

@@ -78,6 +78,10 @@ pub struct ServerConfig {
     /// are answered 400 and lose their request slot).
     #[serde(with = "humantime_serde_compat")]
     pub body_read_timeout: Duration,
+    /// External-signing mode (issue 10): CSRs are stored and served but never auto-approved
+    /// or signed; a controller (`kubesigner controller`) approves through `/approval` and
+    /// writes `status.certificate` through `/status`, authorized by `[auth] rbac_manifests`.
+    pub external_signing: bool,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +101,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: crate::api::DEFAULT_BODY_READ_TIMEOUT,
+            external_signing: false,
         }
     }
 }
@@ -169,6 +174,10 @@ pub struct AuthConfig {
     /// Groups whose members may create kubelet client CSRs (bootstrap requesters). An entry
     /// ending in `*` matches every group with that prefix.
     pub bootstrap_groups: Vec<String>,
+    /// Kubernetes RBAC manifests (multi-document YAML: ClusterRole, ClusterRoleBinding, Role,
+    /// RoleBinding) granting what the built-in matrix does not. Used in external-signing mode
+    /// only; an invalid manifest is a configuration error.
+    pub rbac_manifests: Vec<PathBuf>,
 }
 
 impl Default for AuthConfig {
@@ -183,6 +192,7 @@ impl Default for AuthConfig {
                 "system:bootstrappers:*".to_owned(),
                 "system:kubelet-bootstrap".to_owned(),
             ],
+            rbac_manifests: Vec::new(),
         }
     }
 }
@@ -206,6 +216,11 @@ pub struct IssuanceConfig {
     /// Node inventory (TOML: node name → addresses, CIDRs, DNS names) for serving-certificate
     /// SAN checks; without it serving CSRs wait for an admin.
     pub node_inventory: Option<PathBuf>,
+    /// Trust on first use: record the peer IP of the connection that creates a node's first
+    /// bootstrap client CSR and count it as an inventory address of that node (off by
+    /// default: a stolen bootstrap token used first fixes the attacker's address, and behind
+    /// NAT or a proxy every node shares one address).
+    pub record_first_bootstrap_address: bool,
 }
 
 impl Default for IssuanceConfig {
@@ -219,6 +234,7 @@ impl Default for IssuanceConfig {
             ]),
             auto_approve_groups: s(&["system:bootstrappers", "system:bootstrappers:*"]),
             node_inventory: None,
+            record_first_bootstrap_address: false,
         }
     }
 }

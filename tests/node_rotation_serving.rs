@@ -60,6 +60,24 @@ fn rotation_renews_with_the_node_certificate_and_bounds_old_files() {
             node.log()
         );
     }
+    // The bootstrap request went out as JSON, renewals as protobuf (reference §4.1).
+    let log = node.log();
+    let created: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("certificate signing request created"))
+        .collect();
+    assert!(
+        created.first().is_some_and(|l| l.contains("body=\"json\"")),
+        "{log}"
+    );
+    assert!(
+        created
+            .iter()
+            .skip(1)
+            .all(|l| l.contains("body=\"protobuf\""))
+            && created.len() > 1,
+        "{log}"
+    );
     let now = node.current("kubelet-client").unwrap();
     assert_ne!(now, first);
     let files = timestamped(&node, "kubelet-client");

@@ -23,6 +23,11 @@ where
     B: Body<Data = Bytes> + Send,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    // A declared length (Content-Length, or HTTP/2's) over the limit is refused before any byte
+    // is read, so the client gets the 413 at once instead of after `limit` bytes.
+    if body.size_hint().lower() > u64::try_from(limit).unwrap_or(u64::MAX) {
+        return Err(ApiError::TooLarge { limit });
+    }
     let Ok(read) = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await else {
         return Err(super::error::bad_request(format!(
             "request body not received within {timeout:?}"

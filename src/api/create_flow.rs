@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 
 use super::error::ApiError;
 use super::hooks::{Caller, Decision, Inspection, Outcome, SignFailure};
+use super::peer::PeerAddr;
 use super::rules::{add_condition, condition};
 use super::{Api, blocking};
 use crate::store::{Creation, CsrIndex, IssuedRecord, NodeState, Stored};
@@ -130,12 +131,13 @@ impl Api {
         csr: CertificateSigningRequest,
         caller: &Caller,
         index: CsrIndex,
+        peer: Option<PeerAddr>,
     ) -> Result<Stored, ApiError> {
         let (handoff, handed) = oneshot::channel();
         let claimed = Arc::new(AtomicBool::new(false));
         let (api, who, claim) = (self.clone(), caller.clone(), Arc::clone(&claimed));
         let mut task = tokio::task::spawn_blocking(move || {
-            api.create_blocking(csr, &who, &index, handoff, &claim)
+            api.create_blocking(csr, &who, &index, peer, handoff, &claim)
         });
         let early = tokio::select! {
             r = &mut task => Some(r),
@@ -187,10 +189,15 @@ impl Api {
         csr: CertificateSigningRequest,
         caller: &Caller,
         index: &CsrIndex,
+        peer: Option<PeerAddr>,
         handoff: oneshot::Sender<(CertificateSigningRequest, CsrIndex)>,
         claimed: &AtomicBool,
     ) -> Result<Done, ApiError> {
         self.check_create_limits(caller, index.node_name.as_deref())?;
+        if self.inner.external {
+            return self.create_external(csr, caller, index);
+        }
+        self.record_first_address(&csr, caller, index, peer);
         let store = &self.inner.store;
         let node = match &index.node_name {
             Some(n) => store.node_state(n, super::csr::now_unix())?,
@@ -226,5 +233,36 @@ impl Api {
             self.inner.wake_signer.notify_one();
         }
         Ok(Done::Stored(stored))
+    }
+
+    /// External signing: the controller approves, fails and signs, as with a real
+    /// kube-apiserver (which leaves every new CSR pending); only refusals before storing apply.
+    fn create_external(
+        &self,
+        csr: CertificateSigningRequest,
+        caller: &Caller,
+        index: &CsrIndex,
+    ) -> Result<Done, ApiError> {
+        let outcome = Outcome {
+            inspection: self.inner.issuance.inspect(&csr),
+            decision: None,
+            signed: None,
+        };
+        let d = match outcome.inspection {
+            Inspection::AdmissionDenied { .. } | Inspection::Invalid(_) => decided(csr, outcome)?,
+            _ => Decided {
+                csr,
+                kinds: vec![],
+                record: None,
+                needs_backlog: false,
+            },
+        };
+        let how = Creation {
+            index,
+            actor: &caller.user,
+            decided: &d.kinds,
+            issued: None,
+        };
+        Ok(Done::Stored(self.inner.store.create_with(d.csr, &how)?))
     }
 }

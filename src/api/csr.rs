@@ -58,7 +58,7 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
     Ok(b)
 }
 
-fn new_uid() -> Result<String, ApiError> {
+pub(super) fn new_uid() -> Result<String, ApiError> {
     let [
         a0,
         a1,
@@ -248,12 +248,24 @@ struct Update {
     accept: Option<String>,
 }
 
-/// The authorization verb of an update path.
-fn verb_of(path: UpdatePath) -> Verb {
-    match path {
-        UpdatePath::Main => Verb::Update,
-        UpdatePath::Approval => Verb::UpdateApproval,
-        UpdatePath::Status => Verb::UpdateStatus,
+/// A checked update, ready for its transaction.
+struct Change {
+    path: UpdatePath,
+    body: CertificateSigningRequest,
+    expected_rv: Option<u64>,
+    kind: &'static str,
+    written: Option<super::external::WrittenCert>,
+}
+
+/// The authorization verb of an update path (PUT) or of a PATCH on it.
+fn verb_of(path: UpdatePath, patch: bool) -> Verb {
+    match (path, patch) {
+        (UpdatePath::Main, false) => Verb::Update,
+        (UpdatePath::Approval, false) => Verb::UpdateApproval,
+        (UpdatePath::Status, false) => Verb::UpdateStatus,
+        (UpdatePath::Main, true) => Verb::Patch,
+        (UpdatePath::Approval, true) => Verb::PatchApproval,
+        (UpdatePath::Status, true) => Verb::PatchStatus,
     }
 }
 
@@ -285,13 +297,18 @@ impl Api {
         let store = self.inner.store.clone();
         let n = name.to_owned();
         let Some(csr) = blocking(move || store.get(&n)).await?? else {
-            self.authorize(caller, verb, None)?;
+            self.authorize_named(caller, verb, None, Some(name))?;
             return Err(ApiError::NotFound {
                 name: name.to_owned(),
             });
         };
         let cn = cn_of(&csr);
-        self.authorize(caller, verb, Some(&facts_of(&csr, cn.as_deref())))?;
+        self.authorize_named(
+            caller,
+            verb,
+            Some(&facts_of(&csr, cn.as_deref())),
+            Some(name),
+        )?;
         Ok(csr)
     }
 
@@ -338,6 +355,7 @@ impl Api {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let accept = accept(&req);
+        let peer = req.extensions().get::<super::peer::PeerAddr>().copied();
         let Decoded {
             csr: body,
             warnings,
@@ -354,7 +372,7 @@ impl Api {
             }),
         )?;
         let csr = self.prepare(body, name, caller)?;
-        let stored = self.create_decided(csr, caller, index).await?;
+        let stored = self.create_decided(csr, caller, index, peer).await?;
         let latest = &stored.object;
         tracing::info!(csr = ?latest.metadata.name, requester = %caller.user,
             signer = %latest.spec.signer_name, phase = crate::store::phase(latest), "csr created");
@@ -491,7 +509,7 @@ impl Api {
             csr: body,
             warnings,
         } = self.read_body(q, req).await?;
-        let stored = self.stored(caller, verb_of(path), name).await?;
+        let stored = self.stored(caller, verb_of(path, false), name).await?;
         let update = Update {
             path,
             body,
@@ -535,7 +553,7 @@ impl Api {
             self.inner.limits.body_read_timeout,
         )
         .await?;
-        let stored = self.stored(caller, verb_of(path), name).await?;
+        let stored = self.stored(caller, verb_of(path, true), name).await?;
         let doc = serde_json::to_value(&stored)
             .map_err(|e| ApiError::Internal(format!("encode: {e}")))?;
         let patched = apply(&doc, kind, &bytes).map_err(|e| match e {
@@ -564,6 +582,47 @@ impl Api {
         self.commit_update(caller, name, update).await
     }
 
+    /// One update's transaction: the endpoint's rules on the stored object, audited.
+    async fn store_update(
+        &self,
+        caller: &Caller,
+        name: &str,
+        ch: Change,
+    ) -> Result<CertificateSigningRequest, ApiError> {
+        let external = self.inner.external;
+        let store = self.inner.store.clone();
+        let (n, actor, at) = (name.to_owned(), caller.user.clone(), now());
+        let result = blocking(move || {
+            let Change {
+                path,
+                body,
+                expected_rv,
+                kind,
+                written,
+            } = ch;
+            let certificate = written.as_ref().map(|w| crate::store::CertificateNote {
+                serial_hex: &w.serial_hex,
+                sha256_hex: &w.sha256_hex,
+            });
+            store.update_audited(&n, expected_rv, &actor, kind, certificate, |c| {
+                match path {
+                    UpdatePath::Main => rules::apply_update(c, &body),
+                    UpdatePath::Approval => rules::apply_approval(c, &body, &at)?,
+                    UpdatePath::Status if external => {
+                        super::external::apply_status_once(c, &body, &at, written.is_some())?;
+                    }
+                    UpdatePath::Status => rules::apply_status(c, &body, &at)?,
+                }
+                Ok::<_, ApiError>(None)
+            })
+        })
+        .await?;
+        result.map_err(|e| match e {
+            UpdateError::Rejected(e) => e,
+            UpdateError::Store(e) => e.into(),
+        })
+    }
+
     /// The common tail of PUT and PATCH: preconditions, the endpoint's rules in one store
     /// transaction, signing when the change approved the CSR, the response.
     async fn commit_update(
@@ -585,28 +644,28 @@ impl Api {
             ));
         }
         let expected_rv = expected_rv(&body, name)?;
-        let kind = change_kind(path, &body, &stored);
-        let store = self.inner.store.clone();
-        let (n, actor, at) = (name.to_owned(), caller.user.clone(), now());
-        let result = blocking(move || {
-            store.update(&n, expected_rv, &actor, kind, |c| {
-                match path {
-                    UpdatePath::Main => rules::apply_update(c, &body),
-                    UpdatePath::Approval => rules::apply_approval(c, &body, &at)?,
-                    UpdatePath::Status => rules::apply_status(c, &body, &at)?,
-                }
-                Ok::<_, ApiError>(None)
-            })
-        })
-        .await?;
-        let updated = result.map_err(|e| match e {
-            UpdateError::Rejected(e) => e,
-            UpdateError::Store(e) => e.into(),
-        })?;
+        self.admit_update(caller, path, &stored, &body)?;
+        let written = self.certificate_to_write(path, name, &stored, &body)?;
+        let kind = match &written {
+            Some(_) => super::external::CERTIFICATE_WRITTEN,
+            None => change_kind(path, &body, &stored),
+        };
+        let change = Change {
+            path,
+            body,
+            expected_rv,
+            kind,
+            written: written.clone(),
+        };
+        let updated = self.store_update(caller, name, change).await?;
+        if let Some(w) = &written {
+            tracing::info!(csr = %name, by = %caller.user, serial = %w.serial_hex,
+                sha256 = %w.sha256_hex, "certificate written through /status");
+        }
         if kind != "update" {
             tracing::info!(csr = %name, by = %caller.user, change = kind, "csr updated");
         }
-        let latest = if rules::needs_signing(&updated) {
+        let latest = if rules::needs_signing(&updated) && !self.inner.external {
             self.sign_now(name).await?.unwrap_or(updated)
         } else {
             updated

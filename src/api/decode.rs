@@ -95,7 +95,7 @@ pub struct Decoded {
     pub warnings: Vec<String>,
 }
 
-fn depth_ok(bytes: &[u8]) -> bool {
+pub(super) fn depth_ok(bytes: &[u8]) -> bool {
     let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
     for &b in bytes {
         if in_str {
@@ -123,7 +123,7 @@ fn depth_ok(bytes: &[u8]) -> bool {
 }
 
 /// Paths present (and non-null) in `input` but absent from `known`.
-fn unknown_fields(input: &Value, known: &Value, path: &str, out: &mut Vec<String>) {
+pub(super) fn unknown_fields(input: &Value, known: &Value, path: &str, out: &mut Vec<String>) {
     match (input, known) {
         (Value::Object(i), Value::Object(k)) => {
             for (key, v) in i {

@@ -37,7 +37,8 @@ fn group() -> Value {
 
 /// `GET /apis`.
 pub fn group_list() -> Value {
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [group()]})
+    json!({"kind": "APIGroupList", "apiVersion": "v1",
+           "groups": [group(), super::lease::group_entry()]})
 }
 
 /// `GET /apis/certificates.k8s.io`.

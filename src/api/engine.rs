@@ -94,6 +94,7 @@ fn node_facts(caller: &Caller, node: NodeState) -> NodeFacts {
         },
         latest_client_cert_not_after: node.latest_not_after_unix.map(from_unix),
         token_node_patterns: token_node_patterns(caller),
+        first_bootstrap_address: None,
     }
 }
 
@@ -191,6 +192,17 @@ impl Issuance for Engine {
         (self.ready)()
     }
 
+    fn records_first_address(&self, csr: &CertificateSigningRequest, caller: &Caller) -> bool {
+        self.cfg.record_first_bootstrap_address
+            && self
+                .current_approver()
+                .is_bootstrap_requester(&requester(caller))
+            && self.validated(csr).is_ok_and(|v| {
+                v.signer == SignerName::KubeletClient
+                    && matches!(v.identity, SubjectIdentity::Node(_))
+            })
+    }
+
     fn sign(&self, csr: &CertificateSigningRequest) -> Result<Issued, SignFailure> {
         let v = self.validated(csr).map_err(|e| SignFailure::Refused {
             message: e.to_string(),
@@ -255,7 +267,10 @@ impl Engine {
         caller: &Caller,
         node: NodeState,
     ) -> Decision {
-        let facts = node_facts(caller, node);
+        let mut facts = node_facts(caller, node);
+        if self.cfg.record_first_bootstrap_address {
+            facts.first_bootstrap_address = node.first_bootstrap_address;
+        }
         let d = self
             .current_approver()
             .decide(v, &requester(caller), &facts, SystemTime::now());

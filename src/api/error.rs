@@ -53,6 +53,19 @@ pub enum ApiError {
     /// The method is not allowed on the path — 405.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A refusal about another kind of object (Leases: not found, already exists, conflict,
+    /// invalid), already in `Status` terms (code, reason, client-safe message, details).
+    #[error("{reason}: {message}")]
+    ObjectStatus {
+        /// HTTP code.
+        code: StatusCode,
+        /// Kubernetes reason (`NotFound`, `AlreadyExists`, `Conflict`, `Invalid`, ...).
+        reason: &'static str,
+        /// Client-safe message.
+        message: String,
+        /// `details` (name, group, kind, causes).
+        details: Option<serde_json::Value>,
+    },
     /// A CSR of that name exists — 409 AlreadyExists.
     #[error("already exists: {name}")]
     AlreadyExists {
@@ -140,6 +153,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             ApiError::AlreadyExists { .. } => (StatusCode::CONFLICT, "AlreadyExists"),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "Conflict"),
+            ApiError::ObjectStatus { code, reason, .. } => (*code, reason),
             ApiError::Expired => (StatusCode::GONE, "Expired"),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge"),
             ApiError::UnsupportedMediaType => {
@@ -163,6 +177,9 @@ impl ApiError {
                 (message.clone(), None)
             }
             ApiError::Unauthorized => ("Unauthorized".to_owned(), None),
+            ApiError::ObjectStatus {
+                message, details, ..
+            } => (message.clone(), details.clone()),
             ApiError::NotFound { name } => (
                 format!("{KIND}.{GROUP} \"{name}\" not found"),
                 Some(json!({"name": name, "group": GROUP, "kind": KIND})),

@@ -152,6 +152,12 @@ pub trait Issuance: Send + Sync + 'static {
     -> Decision;
     /// Whether the signer can sign now (readiness).
     fn ready(&self) -> bool;
+    /// Whether the peer address of the connection that created this (valid, stored) CSR is
+    /// to be recorded as its node's first bootstrap address: trust on first use is on, the
+    /// requester is in a bootstrap group and the CSR is a node client CSR. Default: never.
+    fn records_first_address(&self, _csr: &CertificateSigningRequest, _caller: &Caller) -> bool {
+        false
+    }
     /// Signs an approved CSR. Blocking: called on a blocking thread.
     fn sign(&self, csr: &CertificateSigningRequest) -> Result<Issued, SignFailure>;
 }

@@ -188,7 +188,7 @@ fn decode_continue(token: &str) -> Result<String, ApiError> {
 impl Api {
     /// Whether the caller may see this CSR (lists and watches are filtered to these).
     pub(super) fn visible(&self, caller: &Caller, csr: &CertificateSigningRequest) -> bool {
-        crate::authz::is_admin(caller, &self.inner.authz) || {
+        crate::authz::reads_all(caller, &self.inner.authz) || {
             let cn = super::csr::cn_of(csr);
             crate::authz::owns(caller, &super::csr::facts_of(csr, cn.as_deref()))
         }
@@ -202,7 +202,7 @@ impl Api {
         csr: &CertificateSigningRequest,
         cn: Option<&str>,
     ) -> bool {
-        crate::authz::is_admin(caller, &self.inner.authz)
+        crate::authz::reads_all(caller, &self.inner.authz)
             || crate::authz::owns(caller, &super::csr::facts_of(csr, cn))
     }
 
@@ -246,7 +246,7 @@ impl Api {
                 // One more than the page: whether a continue token is needed.
                 max_rows: limit.map(|l| l.saturating_add(1)),
             };
-            let admin = crate::authz::is_admin(&who, &api.inner.authz);
+            let admin = crate::authz::reads_all(&who, &api.inner.authz);
             api.inner.store.scan(&q, &mut |row| {
                 sel.matches_row(row) && (admin || api.owns_row(&who, row))
             })

@@ -21,11 +21,16 @@ pub mod decode;
 pub mod discovery;
 pub mod engine;
 pub mod error;
+pub mod external;
 mod gc;
 pub mod hooks;
 mod inventory_reload;
+pub mod lease;
+mod lease_openapi;
+mod lease_rules;
 mod list;
 pub mod openapi;
+pub mod peer;
 pub mod rules;
 pub mod server;
 pub mod serving;
@@ -105,6 +110,8 @@ struct Inner {
     wake_signer: Notify,
     signing: Mutex<HashSet<String>>,
     limiter: Option<Mutex<crate::compat::limits::Limiter>>,
+    /// `[server] external_signing`: never approve or sign; clients write `/status`.
+    external: bool,
 }
 
 /// The API router and its state; cheap to clone.
@@ -185,6 +192,19 @@ impl Api {
         issuance: Arc<dyn Issuance>,
         limits: Limits,
     ) -> Api {
+        Self::with_mode(store, authn, authz, issuance, limits, false)
+    }
+
+    /// [`Api::new`], in external-signing mode when `external` (`[server] external_signing`):
+    /// CSRs are never approved or signed here; clients write `/approval` and `/status`.
+    pub fn with_mode(
+        store: Store,
+        authn: Arc<dyn Authenticate>,
+        authz: AuthzConfig,
+        issuance: Arc<dyn Issuance>,
+        limits: Limits,
+        external: bool,
+    ) -> Api {
         Api {
             inner: Arc::new(Inner {
                 store,
@@ -198,6 +218,7 @@ impl Api {
                 limits,
                 wake_signer: Notify::new(),
                 signing: Mutex::new(HashSet::new()),
+                external,
             }),
         }
     }
@@ -289,6 +310,9 @@ impl Api {
             self.authorize(&caller, Verb::Discovery, None)?;
             return Ok(json_response(StatusCode::OK, &doc, &[]));
         }
+        if let Some(rest) = path.strip_prefix(lease::PREFIX) {
+            return self.route_lease(&caller, rest, req).await;
+        }
         let Some(rest) = path.strip_prefix(CSR_PREFIX) else {
             return Err(ApiError::NoRoute { path });
         };
@@ -365,7 +389,18 @@ impl Api {
         verb: Verb,
         facts: Option<&hooks::CsrFacts<'_>>,
     ) -> Result<(), ApiError> {
-        crate::authz::authorize(caller, verb, facts, &self.inner.authz)
+        self.authorize_named(caller, verb, facts, None)
+    }
+
+    /// [`Api::authorize`] for a request naming one CSR (RBAC resourceNames can match it).
+    pub(crate) fn authorize_named(
+        &self,
+        caller: &Caller,
+        verb: Verb,
+        facts: Option<&hooks::CsrFacts<'_>>,
+        name: Option<&str>,
+    ) -> Result<(), ApiError> {
+        crate::authz::authorize_named(caller, verb, facts, name, &self.inner.authz)
             .map_err(|f| ApiError::Forbidden { message: f.message })
     }
 }
@@ -373,6 +408,7 @@ impl Api {
 /// The OpenAPI documents are generated once per process.
 static OPENAPI_V2: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
 static OPENAPI_V3: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+static LEASE_OPENAPI_V3: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
 
 fn cached(
     cell: &std::sync::OnceLock<serde_json::Value>,
@@ -389,9 +425,14 @@ fn discovery_doc(path: &str) -> Option<serde_json::Value> {
         "/apis" => discovery::group_list(),
         "/apis/certificates.k8s.io" => discovery::api_group(),
         "/apis/certificates.k8s.io/v1" => discovery::resource_list(),
+        "/apis/coordination.k8s.io" => lease::api_group(),
+        "/apis/coordination.k8s.io/v1" => lease::resource_list(),
         "/openapi/v2" => cached(&OPENAPI_V2, openapi::v2),
         "/openapi/v3" => openapi::v3_root(),
         "/openapi/v3/apis/certificates.k8s.io/v1" => cached(&OPENAPI_V3, openapi::v3_group_version),
+        "/openapi/v3/apis/coordination.k8s.io/v1" => {
+            cached(&LEASE_OPENAPI_V3, lease_openapi::v3_group_version)
+        }
         _ => return None,
     })
 }

@@ -129,9 +129,15 @@ pub fn v3_group_version() -> Value {
 
 /// `GET /openapi/v3`: the discovery root pointing at the group-version document.
 pub fn v3_root() -> Value {
-    json!({"paths": {V3_GV_PATH: {
-        "serverRelativeURL": format!("/openapi/v3/{V3_GV_PATH}?hash={}", env!("CARGO_PKG_VERSION"))
-    }}})
+    let lease = super::lease_openapi::V3_GV_PATH;
+    json!({"paths": {
+        V3_GV_PATH: {
+            "serverRelativeURL": format!("/openapi/v3/{V3_GV_PATH}?hash={}", env!("CARGO_PKG_VERSION"))
+        },
+        lease: {
+            "serverRelativeURL": format!("/openapi/v3/{lease}?hash={}", env!("CARGO_PKG_VERSION"))
+        },
+    }})
 }
 
 #[cfg(test)]

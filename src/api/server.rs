@@ -95,6 +95,9 @@ pub enum ServeError {
     /// An approval group pattern does not compile.
     #[error("approval policy: {0}")]
     Policy(#[from] GroupPatternError),
+    /// `[auth] rbac_manifests` could not be loaded.
+    #[error("[auth] rbac_manifests: {0}")]
+    Rbac(#[from] crate::authz::rbac::RbacError),
 }
 
 impl ServeError {
@@ -110,7 +113,8 @@ impl ServeError {
             | ServeError::UnknownSigner { .. }
             | ServeError::MissingSignerKey { .. }
             | ServeError::Inventory(_)
-            | ServeError::Policy(_) => crate::exit::USAGE,
+            | ServeError::Policy(_)
+            | ServeError::Rbac(_) => crate::exit::USAGE,
             ServeError::Store(_) | ServeError::Bind { .. } => crate::exit::UNAVAILABLE,
             ServeError::Join(_) => crate::exit::SOFTWARE,
         }
@@ -245,14 +249,33 @@ impl Server {
         let approver = Approver::new(&cfg.auth, &cfg.issuance, inventory)?;
         let admin_groups = cfg.auth.admin_groups.clone();
         let engine = Engine::new(issuer, cfg.issuance.clone(), admin_groups, approver, ready);
-        let authz = AuthzConfig::from(&cfg.auth);
+        let mut authz = AuthzConfig::from(&cfg.auth);
+        if cfg.server.external_signing {
+            let rbac = crate::authz::rbac::Rbac::load(&cfg.auth.rbac_manifests)?;
+            tracing::info!(
+                bindings = rbac.bindings(),
+                "external signing: CSRs are neither approved nor signed here"
+            );
+            authz.rbac = Some(crate::authz::SharedRbac(Arc::new(rbac)));
+        } else if !cfg.auth.rbac_manifests.is_empty() {
+            tracing::warn!(
+                "[auth] rbac_manifests is used only with [server] external_signing; ignored"
+            );
+        }
         let engine = Arc::new(engine);
         let inventory_reload = super::inventory_reload::spawn(
             Arc::clone(&engine),
             cfg.auth.clone(),
             cfg.issuance.clone(),
         );
-        let api = Api::new(store, Arc::new(authn), authz, engine, limits(cfg));
+        let api = Api::with_mode(
+            store,
+            Arc::new(authn),
+            authz,
+            engine,
+            limits(cfg),
+            cfg.server.external_signing,
+        );
         let listener = TcpListener::bind(cfg.server.listen)
             .await
             .map_err(|source| ServeError::Bind {
@@ -432,7 +455,9 @@ async fn accept_loop(
                 .1
                 .peer_certificates()
                 .map(|c| Arc::new(c.iter().map(|d| d.clone().into_owned()).collect()));
-            let svc = service_fn(move |req: Request<Incoming>| {
+            let svc = service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut()
+                    .insert(super::peer::PeerAddr(peer.ip().to_canonical()));
                 let (api, chain) = (api.clone(), chain.clone());
                 let admitted = admit(&requests, req.uri().path());
                 async move {

@@ -66,6 +66,9 @@ impl Api {
         &self,
         name: &str,
     ) -> Result<Option<CertificateSigningRequest>, ApiError> {
+        if self.inner.external {
+            return Ok(None);
+        }
         if !self.inner.issuance.ready() {
             self.inner.wake_signer.notify_one();
             return Ok(None);
@@ -156,7 +159,7 @@ impl Api {
     /// Signs every approved CSR without a certificate (at start-up and whenever the signer is
     /// ready again).
     pub async fn sign_backlog(&self) -> Result<usize, ApiError> {
-        if !self.inner.issuance.ready() {
+        if self.inner.external || !self.inner.issuance.ready() {
             return Ok(0);
         }
         let store = self.inner.store.clone();

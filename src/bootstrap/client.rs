@@ -1,9 +1,13 @@
 //! A small Kubernetes API client for the CSR calls a kubelet makes: create, get, list and
 //! watch by name, `/healthz`. HTTPS only (hyper-util's client over hyper-rustls with the
 //! aws-lc-rs provider), the server verified against the kubeconfig's CA, authenticated with a
-//! bearer token or a client certificate. Bodies are JSON and bounded.
+//! bearer token or a client certificate. Bodies are bounded; JSON, except that a client made
+//! [`ApiClient::with_protobuf`] (the rotation and serving path, as the kubelet's `certConfig`)
+//! sends its CSR as Kubernetes protobuf with `Accept: protobuf, json`, decodes either answer by
+//! its `Content-Type`, and goes back to JSON for good if the server answers 415.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,7 +19,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, WatchEvent};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use secrecy::{ExposeSecret, SecretString};
@@ -23,6 +27,9 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::name::CsrName;
+pub use super::watch_stream::WatchStream;
+use crate::compat::media::{JSON, PROTOBUF};
+use crate::compat::protobuf::{ProtobufError, decode_csr, encode_csr};
 
 /// Largest response body read: the apiserver's own request limit is 3 MiB (reference §6.5);
 /// a CSR with its certificate is a few KiB.
@@ -33,6 +40,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// treated as dropped (the server closes it at `timeoutSeconds`).
 const WATCH_GRACE: Duration = Duration::from_secs(30);
 const CSR_PATH: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
+/// What the kubelet's protobuf client accepts (client-go: protobuf first, JSON as fallback).
+const ACCEPT_PROTOBUF_OR_JSON: &str = "application/vnd.kubernetes.protobuf, application/json";
 
 /// Client-side errors talking to the API.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +101,14 @@ pub enum ClientError {
         /// The JSON error.
         source: serde_json::Error,
     },
+    /// A protobuf answer does not decode.
+    #[error("unexpected protobuf answer from {path}: {source}")]
+    DecodeProtobuf {
+        /// The path requested.
+        path: String,
+        /// The protobuf error.
+        source: ProtobufError,
+    },
 }
 
 impl ClientError {
@@ -123,6 +140,8 @@ pub struct ApiClient {
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
     token: Option<Arc<SecretString>>,
+    /// Send CSR bodies as protobuf (cleared when the server answers 415).
+    protobuf: Arc<AtomicBool>,
 }
 
 fn tls_err(what: &'static str) -> ClientError {
@@ -190,20 +209,43 @@ impl ApiClient {
             http,
             base: server.trim_end_matches('/').to_string(),
             token,
+            protobuf: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// This client, sending CSR bodies as Kubernetes protobuf (the kubelet's rotation path).
+    #[must_use]
+    pub fn with_protobuf(self) -> Self {
+        Self {
+            protobuf: Arc::new(AtomicBool::new(true)),
+            ..self
+        }
+    }
+
+    /// The encoding CSR bodies go out in now (`protobuf`, or `json`).
+    pub fn body_encoding(&self) -> &'static str {
+        if self.protobuf.load(Ordering::Relaxed) {
+            "protobuf"
+        } else {
+            "json"
+        }
     }
 
     fn request(
         &self,
         method: Method,
         path: &str,
-        body: Option<Vec<u8>>,
+        body: Option<(Vec<u8>, &'static str)>,
     ) -> Result<Request<Full<Bytes>>, ClientError> {
         let url = format!("{}{}", self.base, path);
+        let accept = match &body {
+            Some((_, PROTOBUF)) => ACCEPT_PROTOBUF_OR_JSON,
+            _ => JSON,
+        };
         let mut req = Request::builder()
             .method(method)
             .uri(&url)
-            .header(header::ACCEPT, "application/json");
+            .header(header::ACCEPT, accept);
         if let Some(token) = &self.token {
             let value = Zeroizing::new(format!("Bearer {}", token.expose_secret()));
             let mut value =
@@ -213,10 +255,14 @@ impl ApiClient {
             value.set_sensitive(true);
             req = req.header(header::AUTHORIZATION, value);
         }
-        if body.is_some() {
-            req = req.header(header::CONTENT_TYPE, "application/json");
-        }
-        req.body(Full::new(Bytes::from(body.unwrap_or_default())))
+        let body = match body {
+            Some((bytes, content_type)) => {
+                req = req.header(header::CONTENT_TYPE, content_type);
+                bytes
+            }
+            None => Vec::new(),
+        };
+        req.body(Full::new(Bytes::from(body)))
             .map_err(|_| ClientError::BadUrl { url })
     }
 
@@ -237,15 +283,21 @@ impl ApiClient {
         }
     }
 
-    async fn call<T: for<'de> Deserialize<'de>>(
+    /// One request; the answer's `Content-Type` and body on success.
+    async fn fetch(
         &self,
         method: Method,
         path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<T, ClientError> {
+        body: Option<(Vec<u8>, &'static str)>,
+    ) -> Result<(Option<String>, Bytes), ClientError> {
         let req = self.request(method, path, body)?;
         let resp = self.send(req, path).await?;
         let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let read = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES).collect();
         let bytes = match tokio::time::timeout(REQUEST_TIMEOUT, read).await {
             Ok(Ok(b)) => b.to_bytes(),
@@ -263,22 +315,44 @@ impl ApiClient {
         if !status.is_success() {
             return Err(status_error(path, status, &bytes));
         }
+        Ok((content_type, bytes))
+    }
+
+    async fn call<T: for<'de> Deserialize<'de>>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Vec<u8>, &'static str)>,
+    ) -> Result<T, ClientError> {
+        let (_, bytes) = self.fetch(method, path, body).await?;
         serde_json::from_slice(&bytes).map_err(|source| ClientError::Decode {
             path: path.to_string(),
             source,
         })
     }
 
-    /// `POST` a CSR; returns the stored object.
+    /// `POST` a CSR; returns the stored object. Protobuf first when this client sends
+    /// protobuf; JSON otherwise, or after the server refused protobuf with 415.
     pub async fn create_csr(
         &self,
         csr: &CertificateSigningRequest,
     ) -> Result<CertificateSigningRequest, ClientError> {
+        if self.protobuf.load(Ordering::Relaxed) {
+            let body = Some((encode_csr(csr), PROTOBUF));
+            match self.fetch(Method::POST, CSR_PATH, body).await {
+                Ok((content_type, bytes)) => return decode_answer(content_type, &bytes),
+                Err(e) if e.code() == Some(415) => {
+                    tracing::warn!("the server does not take protobuf bodies; sending JSON");
+                    self.protobuf.store(false, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let body = serde_json::to_vec(csr).map_err(|source| ClientError::Decode {
             path: CSR_PATH.to_string(),
             source,
         })?;
-        self.call(Method::POST, CSR_PATH, Some(body)).await
+        self.call(Method::POST, CSR_PATH, Some((body, JSON))).await
     }
 
     /// `GET` a CSR by name.
@@ -340,12 +414,11 @@ impl ApiClient {
                 .unwrap_or_default();
             return Err(status_error(&path, status, &body));
         }
-        Ok(WatchStream {
-            body: resp.into_body(),
-            buf: Vec::new(),
-            idle: timeout + WATCH_GRACE,
+        Ok(WatchStream::new(
+            resp.into_body(),
+            timeout + WATCH_GRACE,
             path,
-        })
+        ))
     }
 
     /// `GET /healthz`; true on 200.
@@ -358,6 +431,25 @@ impl ApiClient {
             Ok(Ok(r)) if r.status() == StatusCode::OK
         )
     }
+}
+
+/// A CSR answer, decoded by its `Content-Type` (protobuf or JSON).
+fn decode_answer(
+    content_type: Option<String>,
+    bytes: &[u8],
+) -> Result<CertificateSigningRequest, ClientError> {
+    let path = || CSR_PATH.to_string();
+    let media = content_type.as_deref().unwrap_or(JSON);
+    if media.split(';').next().map(str::trim) == Some(PROTOBUF) {
+        return decode_csr(bytes).map_err(|source| ClientError::DecodeProtobuf {
+            path: path(),
+            source,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|source| ClientError::Decode {
+        path: path(),
+        source,
+    })
 }
 
 fn status_error(path: &str, status: StatusCode, body: &[u8]) -> ClientError {
@@ -378,55 +470,6 @@ fn status_error(path: &str, status: StatusCode, body: &[u8]) -> ClientError {
 /// Longest server message kept in an error (it ends up in logs and on the terminal).
 const MAX_MESSAGE_CHARS: usize = 1024;
 
-/// A watch response read as newline-delimited JSON events.
-pub struct WatchStream {
-    body: Incoming,
-    buf: Vec<u8>,
-    idle: Duration,
-    path: String,
-}
-
-impl WatchStream {
-    /// The next event; `Ok(None)` when the server closed the stream.
-    pub async fn next_event(
-        &mut self,
-    ) -> Result<Option<WatchEvent<CertificateSigningRequest>>, ClientError> {
-        loop {
-            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=pos).collect();
-                let line = line.trim_ascii();
-                if line.is_empty() {
-                    continue;
-                }
-                return serde_json::from_slice(line).map(Some).map_err(|source| {
-                    ClientError::Decode {
-                        path: self.path.clone(),
-                        source,
-                    }
-                });
-            }
-            if self.buf.len() > MAX_RESPONSE_BYTES {
-                return Err(ClientError::Body {
-                    path: self.path.clone(),
-                });
-            }
-            let frame = match tokio::time::timeout(self.idle, self.body.frame()).await {
-                Err(_) => {
-                    return Err(ClientError::Timeout {
-                        path: self.path.clone(),
-                    });
-                }
-                Ok(None) => return Ok(None),
-                Ok(Some(Err(_))) => {
-                    return Err(ClientError::Body {
-                        path: self.path.clone(),
-                    });
-                }
-                Ok(Some(Ok(frame))) => frame,
-            };
-            if let Ok(data) = frame.into_data() {
-                self.buf.extend_from_slice(&data);
-            }
-        }
-    }
-}
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

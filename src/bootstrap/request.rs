@@ -120,7 +120,7 @@ pub async fn request_certificate(
         }
         Err(e) => return Err(RequestError::Create(e)),
     };
-    tracing::info!(csr = %name, signer = kind.signer_name(), "certificate signing request created");
+    tracing::info!(csr = %name, signer = kind.signer_name(), body = client.body_encoding(), "certificate signing request created");
     let cert = wait_for_certificate(client, &name, uid, timeout).await?;
     let leaf_ok = parse_chain(&cert)
         .first()

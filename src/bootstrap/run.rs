@@ -5,13 +5,16 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::certdir::{CertDirError, CertStore, StoredPair};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::certdir::{CertDirError, CertStore};
 use super::client::{ApiClient, ClientError, Credential};
 use super::csr::CertKind;
-use super::key::NodeKey;
 use super::node::NodeName;
+use super::node_side::NodeSide;
 use super::request::{Naming, RequestError, request_certificate};
 use super::rotation::{RenewAt, retry_delay};
+use super::usable::{Unusable, check_client};
 use crate::kubeconfig::{
     ClientAuth, ClientConfig, KubeconfigReadError, NodeKubeconfig, PemSource, read_client_config,
 };
@@ -79,52 +82,57 @@ pub enum BootstrapError {
     /// The request failed.
     #[error(transparent)]
     Request(#[from] RequestError),
-    /// The client certificate expired and could not be renewed.
-    #[error("the node's client certificate has expired and could not be renewed")]
-    Expired,
+    /// The client certificate cannot be used (expired, not yet valid, not chaining).
+    #[error("the node's client certificate cannot be used: {0}")]
+    Unusable(#[from] Unusable),
 }
 
-/// Runs the command.
-pub async fn run(cfg: &BootstrapConfig) -> Result<(), BootstrapError> {
+/// Runs the command. `in_place` is set once the node's certificates are in place (the first
+/// bootstrap and serving request done), so a stop signal after that point is a clean stop of
+/// the rotation service rather than an interrupted bootstrap.
+///
+/// Cancellation: every file write below is synchronous (no `.await` inside a write), so
+/// dropping this future at an await point — what a stop signal does — never interrupts a
+/// write: the directory keeps either the old or the new pair, never half of one.
+pub async fn run(cfg: &BootstrapConfig, in_place: &AtomicBool) -> Result<(), BootstrapError> {
     let boot = read_client_config(&cfg.bootstrap_kubeconfig)?;
     let ca = boot.ca.clone().ok_or_else(|| BootstrapError::NoCa {
         path: cfg.bootstrap_kubeconfig.clone(),
     })?;
     let ca_pem = load(&ca)?;
     let client_store = CertStore::new(&cfg.cert_dir, CertKind::Client.file_prefix());
-    if existing_kubeconfig_valid(&cfg.kubeconfig) && client_store.load_current().is_some() {
-        tracing::info!(kubeconfig = %cfg.kubeconfig.display(), "existing client certificate is valid; not bootstrapping");
-    } else {
-        bootstrap_client(cfg, &boot, &ca_pem, &client_store).await?;
+    match startup_check(cfg, &client_store, &ca_pem) {
+        Ok(()) => {
+            tracing::info!(kubeconfig = %cfg.kubeconfig.display(), "existing client certificate is valid; not bootstrapping");
+        }
+        Err(why) => {
+            if why != Unusable::Missing {
+                tracing::warn!(reason = %why, "falling back to the bootstrap kubeconfig");
+            }
+            bootstrap_client(cfg, &boot, &ca_pem, &client_store).await?;
+        }
     }
     write_node_kubeconfig(cfg, &boot, ca, &client_store)?;
-    let node = NodeSide {
-        cfg,
-        server: boot.server.clone(),
-        tls_server_name: boot.tls_server_name.clone(),
-        ca_pem,
-        client_store,
-    };
+    let node = NodeSide::new(cfg, boot, ca_pem, client_store);
     if let Some(kind) = &cfg.serving {
         node.ensure_serving(kind).await?;
     }
+    in_place.store(true, Ordering::SeqCst);
     if cfg.once {
         return Ok(());
     }
-    match &cfg.serving {
-        Some(kind) => {
-            let store = CertStore::new(&cfg.cert_dir, kind.file_prefix());
-            tokio::try_join!(
-                node.rotate_forever(&CertKind::Client, &node.client_store),
-                node.rotate_forever(kind, &store)
-            )?;
-        }
-        None => {
-            node.rotate_forever(&CertKind::Client, &node.client_store)
-                .await?
-        }
+    node.rotate(cfg.serving.as_ref()).await
+}
+
+/// The kubelet's restart test plus ours: the current pair is usable (see
+/// [`super::usable`]) and the node kubeconfig names a certificate before its NotAfter.
+fn startup_check(cfg: &BootstrapConfig, store: &CertStore, ca_pem: &[u8]) -> Result<(), Unusable> {
+    check_client(store.load_current().as_ref(), ca_pem, SystemTime::now())?;
+    if existing_kubeconfig_valid(&cfg.kubeconfig) {
+        Ok(())
+    } else {
+        Err(Unusable::Missing)
     }
-    Ok(())
 }
 
 fn load(source: &PemSource) -> Result<Vec<u8>, BootstrapError> {
@@ -160,7 +168,8 @@ fn existing_kubeconfig_valid(path: &Path) -> bool {
             .all(|c| now < c.tbs_certificate().validity().not_after.to_system_time())
 }
 
-async fn bootstrap_client(
+/// The bootstrap path (reference §4.2): pending key, `node-csr-` name, bootstrap credential.
+pub(super) async fn bootstrap_client(
     cfg: &BootstrapConfig,
     boot: &ClientConfig,
     ca_pem: &[u8],
@@ -263,124 +272,4 @@ fn write_node_kubeconfig(
     out.write(&cfg.kubeconfig)?;
     tracing::info!(kubeconfig = %cfg.kubeconfig.display(), "node kubeconfig written");
     Ok(())
-}
-
-/// The node after bootstrap: talks to the signer with its own client certificate.
-struct NodeSide<'a> {
-    cfg: &'a BootstrapConfig,
-    server: String,
-    tls_server_name: Option<String>,
-    ca_pem: Vec<u8>,
-    client_store: CertStore,
-}
-
-impl NodeSide<'_> {
-    /// A client authenticated with the current client certificate.
-    fn node_client(&self) -> Result<ApiClient, BootstrapError> {
-        let pair = self
-            .client_store
-            .load_current()
-            .filter(|p| p.valid_at(SystemTime::now()))
-            .ok_or(BootstrapError::Expired)?;
-        Ok(ApiClient::new(
-            &self.server,
-            &self.ca_pem,
-            self.tls_server_name.as_deref(),
-            Credential::Certificate {
-                cert_pem: pair.cert_pem.into_bytes(),
-                key_pem: zeroize::Zeroizing::new(
-                    pair.key
-                        .to_pem()
-                        .map_err(CertDirError::from)?
-                        .as_bytes()
-                        .to_vec(),
-                ),
-            },
-        )?)
-    }
-
-    /// One renewal: fresh key, `csr-` generateName, node credential.
-    async fn renew(
-        &self,
-        kind: &CertKind,
-        store: &CertStore,
-        timeout: Duration,
-    ) -> Result<(), BootstrapError> {
-        let client = self.node_client()?;
-        let key = NodeKey::generate().map_err(CertDirError::from)?;
-        let cert = request_certificate(
-            &client,
-            &key,
-            &self.cfg.node,
-            kind,
-            Naming::Generate,
-            timeout,
-        )
-        .await?;
-        let path = store.update(&cert, &key, SystemTime::now())?;
-        tracing::info!(file = %path.display(), signer = kind.signer_name(), "certificate renewed");
-        Ok(())
-    }
-
-    /// Gets a serving certificate unless a valid one is in place.
-    async fn ensure_serving(&self, kind: &CertKind) -> Result<(), BootstrapError> {
-        let store = CertStore::new(&self.cfg.cert_dir, kind.file_prefix());
-        if store
-            .load_current()
-            .is_some_and(|p| p.valid_at(SystemTime::now()))
-        {
-            return Ok(());
-        }
-        let timeout = if self.cfg.once {
-            self.cfg.wait_timeout
-        } else {
-            ROTATION_ATTEMPT_TIMEOUT
-        };
-        if self.cfg.once {
-            return self.renew(kind, &store, timeout).await;
-        }
-        self.renew_with_retries(kind, &store).await
-    }
-
-    async fn renew_with_retries(
-        &self,
-        kind: &CertKind,
-        store: &CertStore,
-    ) -> Result<(), BootstrapError> {
-        let mut attempt = 0u32;
-        loop {
-            match self.renew(kind, store, ROTATION_ATTEMPT_TIMEOUT).await {
-                Ok(()) => return Ok(()),
-                Err(BootstrapError::Expired) => return Err(BootstrapError::Expired),
-                Err(e) => {
-                    let pause = retry_delay(attempt);
-                    tracing::warn!(error = %e, retry_in = ?pause, signer = kind.signer_name(), "renewal attempt failed");
-                    tokio::time::sleep(pause).await;
-                    attempt = attempt.saturating_add(1);
-                }
-            }
-        }
-    }
-
-    /// Sleeps until the renewal point of the current pair, renews, repeats.
-    async fn rotate_forever(
-        &self,
-        kind: &CertKind,
-        store: &CertStore,
-    ) -> Result<(), BootstrapError> {
-        loop {
-            let pair: Option<StoredPair> = store.load_current();
-            let wait = match &pair {
-                Some(p) => self.cfg.renew.delay(p.validity(), SystemTime::now()),
-                None => Duration::ZERO,
-            };
-            tracing::info!(
-                signer = kind.signer_name(),
-                renew_in_s = wait.as_secs(),
-                "next renewal scheduled"
-            );
-            tokio::time::sleep(wait).await;
-            self.renew_with_retries(kind, store).await?;
-        }
-    }
 }

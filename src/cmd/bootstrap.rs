@@ -1,8 +1,17 @@
 //! `kubesigner bootstrap`: the kubelet's TLS bootstrap as a command (flags with the kubelet's
 //! meanings), then client and serving certificate rotation unless `--once`.
+//!
+//! Stopping: SIGTERM and SIGINT stop the command at its next await point. No file write is ever
+//! in progress there (writes are synchronous: temporary file, fsync, rename; symlink swap through
+//! `-updated`), so the cert dir and the kubeconfig hold either the old or the new state. The exit
+//! code is 0 when the node's certificates were in place (a rotating service was stopped), and
+//! 128 + the signal number (143 for SIGTERM, 130 for SIGINT) when the stop interrupted the first
+//! bootstrap or a `--once` run before its certificates were in place, so a script or unit that
+//! waits for the certificates does not go on without them.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
@@ -19,6 +28,10 @@ use crate::exit;
 pub const EXIT_REFUSED: i32 = 77;
 /// The cert dir or the kubeconfig could not be written (EX_CANTCREAT).
 pub const EXIT_CANT_CREATE: i32 = 73;
+/// Stopped by SIGTERM before the certificates were in place (128 + 15).
+pub const EXIT_SIGTERM: i32 = 143;
+/// Stopped by SIGINT before the certificates were in place (128 + 2).
+pub const EXIT_SIGINT: i32 = 130;
 /// Most SANs a serving request may carry (the appliance's CSR bound is of the same order;
 /// a kubelet has a handful of addresses).
 const MAX_SERVING_SANS: usize = 64;
@@ -139,13 +152,47 @@ impl BootstrapArgs {
                 return exit::SOFTWARE;
             }
         };
-        match rt.block_on(run(&cfg)) {
+        rt.block_on(run_until_stopped(&cfg))
+    }
+}
+
+/// Runs the flow until it ends or SIGTERM / SIGINT stops it; returns the exit code.
+async fn run_until_stopped(cfg: &BootstrapConfig) -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("kubesigner bootstrap: cannot handle stop signals: {e}");
+            return exit::SOFTWARE;
+        }
+    };
+    let in_place = AtomicBool::new(false);
+    tokio::select! {
+        r = run(cfg, &in_place) => match r {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("kubesigner bootstrap: {e}");
                 exit_code(&e)
             }
-        }
+        },
+        _ = term.recv() => stopped("SIGTERM", EXIT_SIGTERM, &in_place),
+        _ = int.recv() => stopped("SIGINT", EXIT_SIGINT, &in_place),
+    }
+}
+
+fn stopped(signal: &str, interrupted: i32, in_place: &AtomicBool) -> i32 {
+    if in_place.load(Ordering::SeqCst) {
+        tracing::info!(signal, "stopped; the certificates are in place");
+        0
+    } else {
+        tracing::warn!(signal, "stopped before the certificates were in place");
+        eprintln!(
+            "kubesigner bootstrap: stopped by {signal} before the certificates were in place"
+        );
+        interrupted
     }
 }
 
@@ -160,7 +207,7 @@ fn exit_code(e: &BootstrapError) -> i32 {
         BootstrapError::Request(r) if r.is_refusal() => EXIT_REFUSED,
         BootstrapError::Request(RequestError::Wait(WaitError::Timeout { .. }))
         | BootstrapError::Request(RequestError::Create(_))
-        | BootstrapError::Expired => exit::UNAVAILABLE,
+        | BootstrapError::Unusable(_) => exit::UNAVAILABLE,
         BootstrapError::Client(_) => exit::USAGE,
         BootstrapError::Request(_) => exit::SOFTWARE,
     }

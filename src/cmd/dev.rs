@@ -62,7 +62,22 @@ pub struct DevArgs {
     /// Set up (token, CA, configuration, kubeconfigs) and exit without serving.
     #[arg(long)]
     pub setup_only: bool,
+    /// External-signing mode (`[server] external_signing`): store and serve CSRs and Leases,
+    /// never approve or sign; also writes `controller.kubeconfig` (static token user
+    /// `system:serviceaccount:kubesigner:kubesigner`) for `kubesigner controller`.
+    #[arg(long)]
+    pub external_signing: bool,
+    /// RBAC manifest for external-signing mode (repeatable; `[auth] rbac_manifests`), e.g.
+    /// deploy/rbac.yaml.
+    #[arg(long = "rbac-manifest", requires = "external_signing")]
+    pub rbac_manifests: Vec<PathBuf>,
 }
+
+/// The controller's user in external-signing mode (the ServiceAccount of deploy/rbac.yaml).
+pub const CONTROLLER_USER: &str = "system:serviceaccount:kubesigner:kubesigner";
+/// Its groups, as kube-apiserver gives a ServiceAccount token.
+const CONTROLLER_GROUPS: &str =
+    "system:serviceaccounts,system:serviceaccounts:kubesigner,system:authenticated";
 
 /// Why the dev setup failed.
 #[derive(Debug, thiserror::Error)]
@@ -185,12 +200,13 @@ impl DevArgs {
             self.create_token_and_ca(&dir, &module, &uri_text, &pin_file, &so_pin_file, &ca_file)?;
         }
         let config = dir.join("kubesigner.toml");
-        let text = config_text(self.listen, &uri_text, &softhsm_conf)?;
+        let server = format!("https://{}", self.listen);
+        let ca_pem = std::fs::read_to_string(&ca_file).map_err(io("read", &ca_file))?;
+        let mut text = config_text(self.listen, &uri_text, &softhsm_conf)?;
+        self.add_external(&mut text, &dir, &server, &ca_pem)?;
         write_private_file(&config, text.as_bytes()).map_err(io("write", &config))?;
         let cfg = load_config(&config)?;
 
-        let server = format!("https://{}", self.listen);
-        let ca_pem = std::fs::read_to_string(&ca_file).map_err(io("read", &ca_file))?;
         self.write_admin_kubeconfig(&dir, &cfg, &uri_text, &server, &ca_pem)?;
         write_bootstrap_kubeconfig(&dir, &cfg.data_dir, &server, &ca_pem)?;
         println!("kubesigner dev: directory      {}", dir.display());
@@ -205,6 +221,71 @@ impl DevArgs {
             dir.join("bootstrap.kubeconfig").display()
         );
         Ok(config)
+    }
+
+    /// With `--external-signing`: the mode's keys in the configuration text, and the
+    /// controller's credentials.
+    fn add_external(
+        &self,
+        text: &mut String,
+        dir: &Path,
+        server: &str,
+        ca_pem: &str,
+    ) -> Result<(), DevError> {
+        if self.external_signing {
+            let auth = self.external_config(dir, server, ca_pem)?;
+            *text = text.replacen("[server]\n", "[server]\nexternal_signing = true\n", 1);
+            text.push_str(&auth);
+        }
+        Ok(())
+    }
+
+    /// External-signing mode: keeps the controller's static token in `DIR/tokens.csv`, writes
+    /// `DIR/controller.kubeconfig`, and returns the mode's `[auth]` section.
+    fn external_config(&self, dir: &Path, server: &str, ca_pem: &str) -> Result<String, DevError> {
+        let tokens = dir.join("tokens.csv");
+        let existing = std::fs::read_to_string(&tokens)
+            .ok()
+            .map(Zeroizing::new)
+            .and_then(|t| {
+                let line = t.lines().find(|l| l.contains(CONTROLLER_USER))?;
+                let token = line.split(',').next()?.trim();
+                (!token.is_empty()).then(|| Zeroizing::new(token.to_owned()))
+            });
+        let token = match existing {
+            Some(t) => t,
+            None => {
+                let t = random_pin()?;
+                let line = Zeroizing::new(format!(
+                    "{},{CONTROLLER_USER},kubesigner-controller,\"{CONTROLLER_GROUPS}\"\n",
+                    t.as_str()
+                ));
+                write_private_file(&tokens, line.as_bytes()).map_err(io("write", &tokens))?;
+                t
+            }
+        };
+        Kubeconfig {
+            server: server.to_owned(),
+            ca_pem: ca_pem.to_owned(),
+            user_name: CONTROLLER_USER.to_owned(),
+            credential: Credential::Token(SecretString::from(token.as_str())),
+        }
+        .write(&dir.join("controller.kubeconfig"))?;
+        let esc = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let mut manifests = Vec::new();
+        for m in &self.rbac_manifests {
+            let abs = std::fs::canonicalize(m).map_err(io("resolve", m))?;
+            manifests.push(esc(utf8(&abs)?));
+        }
+        println!(
+            "kubesigner dev: controller     KUBECONFIG={}",
+            dir.join("controller.kubeconfig").display()
+        );
+        Ok(format!(
+            "\n# kubesigner dev --external-signing: CSRs are neither approved nor signed here.\n\
+             [auth]\ntoken_auth_file = \"tokens.csv\"\nrbac_manifests = [{}]\n",
+            manifests.join(", ")
+        ))
     }
 
     fn create_token_and_ca(

@@ -1,4 +1,4 @@
-//! `kubesigner node disable|enable|forget NAME --config FILE`: node states the approver reads.
+//! `kubesigner node disable|enable|forget|show NAME --config FILE`: node states the approver reads.
 //! A disabled node's CSRs are denied; forgetting a node drops its state and its issued-certificate
 //! records, so it may bootstrap again.
 
@@ -15,8 +15,10 @@ pub enum NodeCommand {
     Disable(NodeArgs),
     /// Allow CSRs for this node again.
     Enable(NodeArgs),
-    /// Forget the node's state and issued-certificate records.
+    /// Forget the node's state, issued-certificate records and first bootstrap address.
     Forget(NodeArgs),
+    /// Show what the store knows of the node (state, latest certificate, first address).
+    Show(NodeArgs),
 }
 
 /// One node and the configuration naming the data dir.
@@ -36,6 +38,7 @@ impl NodeCommand {
             NodeCommand::Disable(a) => (a, "disable"),
             NodeCommand::Enable(a) => (a, "enable"),
             NodeCommand::Forget(a) => (a, "forget"),
+            NodeCommand::Show(a) => (a, "show"),
         };
         let Some(node) = NodeName::parse(&args.name) else {
             tracing::error!(name = %args.name, "not a valid node name");
@@ -55,6 +58,9 @@ impl NodeCommand {
                 return exit::UNAVAILABLE;
             }
         };
+        if action == "show" {
+            return show(&store, node.as_str());
+        }
         let result = match action {
             "disable" => store.set_node_disabled(node.as_str(), true).map(|()| true),
             "enable" => store.set_node_disabled(node.as_str(), false).map(|()| true),
@@ -69,6 +75,33 @@ impl NodeCommand {
                 tracing::error!(error = %e, "node update failed");
                 exit::UNAVAILABLE
             }
+        }
+    }
+}
+
+/// Prints the node's stored facts, one `key: value` line each.
+fn show(store: &Store, node: &str) -> i32 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    match store.node_state(node, now) {
+        Ok(st) => {
+            let not_after = st
+                .latest_not_after_unix
+                .and_then(|t| jiff::Timestamp::from_second(t).ok())
+                .map_or_else(|| "none".to_owned(), |t| t.to_string());
+            let first = st
+                .first_bootstrap_address
+                .map_or_else(|| "none".to_owned(), |a| a.to_string());
+            println!("node: {node}");
+            println!("disabled: {}", st.disabled);
+            println!("latest-client-certificate-not-after: {not_after}");
+            println!("first-bootstrap-address: {first}");
+            0
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the node");
+            exit::UNAVAILABLE
         }
     }
 }

@@ -105,6 +105,7 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
         .token_auth_file
         .iter_mut()
         .chain(cfg.auth.client_ca_files.iter_mut())
+        .chain(cfg.auth.rbac_manifests.iter_mut())
     {
         rebase(&base, p);
     }

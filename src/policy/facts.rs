@@ -24,6 +24,9 @@ pub struct NodeFacts {
     pub latest_client_cert_not_after: Option<SystemTime>,
     /// The bootstrap token's node-name patterns, if the requester is a bound bootstrap token.
     pub token_node_patterns: Option<GlobSet>,
+    /// The peer address recorded for the node's first bootstrap CSR (trust on first use), when
+    /// `[issuance] record_first_bootstrap_address` is on: one more inventory address.
+    pub first_bootstrap_address: Option<std::net::IpAddr>,
 }
 
 /// The approver's answer.

@@ -396,3 +396,64 @@ fn approver_phases() {
         ("pending", "admin_approval_only")
     );
 }
+
+#[test]
+fn first_bootstrap_address_counts_as_one_inventory_address() {
+    let inv = NodeInventory::parse(INVENTORY).unwrap();
+    let r = node1();
+    let check = |sans: Vec<San>, node: &str, first: Option<&str>, inv: Option<&NodeInventory>| {
+        let f = NodeFacts {
+            first_bootstrap_address: first.map(|a| a.parse().unwrap()),
+            ..NodeFacts::default()
+        };
+        let c = csr(SignerName::KubeletServing, node, sans);
+        rule_of(&sans_in_inventory(
+            &Ctx {
+                csr: &c,
+                requester: &r,
+                facts: &f,
+                now: now(),
+            },
+            inv,
+        ))
+    };
+    let tofu = San::Ip("192.0.2.7".parse().unwrap());
+    // Not in the inventory: the recorded address alone is enough for an IP SAN ...
+    assert_eq!(
+        check(vec![tofu.clone()], "node2", Some("192.0.2.7"), None),
+        "pass"
+    );
+    assert_eq!(
+        check(vec![tofu.clone()], "node2", None, None),
+        "node_not_in_inventory"
+    );
+    // ... but for nothing else: another IP, or any DNS name.
+    assert_eq!(
+        check(
+            vec![tofu.clone(), San::Dns("node2".into())],
+            "node2",
+            Some("192.0.2.7"),
+            None
+        ),
+        "san_not_in_inventory"
+    );
+    assert_eq!(
+        check(
+            vec![San::Ip("192.0.2.8".parse().unwrap())],
+            "node2",
+            Some("192.0.2.7"),
+            Some(&inv)
+        ),
+        "san_not_in_inventory"
+    );
+    // In the inventory: the recorded address adds to the listed ones.
+    assert_eq!(
+        check(
+            vec![tofu, San::Dns("node1".into())],
+            "node1",
+            Some("192.0.2.7"),
+            Some(&inv)
+        ),
+        "pass"
+    );
+}

@@ -132,18 +132,25 @@ pub fn no_live_client_certificate(ctx: &Ctx<'_>) -> Verdict {
 }
 
 /// Hold rule `san_not_in_inventory` (serving only): every SAN must be in the node's inventory
-/// entry (addresses, CIDRs, DNS names).
+/// entry (addresses, CIDRs, DNS names), where the node's recorded first bootstrap address (trust
+/// on first use, when on) counts as one more address.
 pub fn sans_in_inventory(ctx: &Ctx<'_>, inventory: Option<&NodeInventory>) -> Verdict {
     let Some(node) = ctx.node() else {
         return Verdict::Pass;
     };
-    let Some(entry) = inventory.and_then(|inv| inv.get(node)) else {
+    let listed = inventory.and_then(|inv| inv.get(node));
+    let first = ctx.facts.first_bootstrap_address;
+    if listed.is_none() && first.is_none() {
         return Verdict::Hold {
             rule: "node_not_in_inventory",
             why: format!("node {node} is not in the node inventory"),
         };
+    }
+    let allowed = |san: &crate::issue::San| {
+        listed.is_some_and(|e| e.allows(san))
+            || matches!((san, first), (crate::issue::San::Ip(ip), Some(f)) if *ip == f)
     };
-    match ctx.csr.csr.sans.iter().find(|s| !entry.allows(s)) {
+    match ctx.csr.csr.sans.iter().find(|s| !allowed(s)) {
         Some(san) => Verdict::Hold {
             rule: "san_not_in_inventory",
             why: format!(

@@ -9,7 +9,9 @@
 mod checkpoint;
 mod error;
 pub mod feed;
+mod first_address;
 mod group_sync;
+pub mod leases;
 mod nodes;
 mod scan;
 mod schema;
@@ -62,6 +64,17 @@ pub struct AuditEvent<'a> {
     pub actor: &'a str,
     /// The resourceVersion of the change.
     pub resource_version: u64,
+    /// A certificate written through `/status` (external-signing mode).
+    pub certificate: Option<CertificateNote<'a>>,
+}
+
+/// The audit facts of a certificate a client wrote through `/status`.
+#[derive(Debug, Clone, Copy)]
+pub struct CertificateNote<'a> {
+    /// Leaf serial number, hex.
+    pub serial_hex: &'a str,
+    /// SHA-256 (hex) of the leaf's DER.
+    pub sha256_hex: &'a str,
 }
 
 /// What a watch from "now" starts with: the current objects and the live receiver, taken
@@ -154,12 +167,14 @@ fn record(tx: &Transaction<'_>, event: &AuditEvent<'_>) -> Result<(), rusqlite::
         resource_version: event.resource_version,
         prev_hash,
         hash: String::new(),
+        certificate_serial: event.certificate.map(|c| c.serial_hex.to_owned()),
+        certificate_sha256: event.certificate.map(|c| c.sha256_hex.to_owned()),
     };
     rec.hash = crate::audit::record_hash(&rec);
     tx.prepare_cached(
         "INSERT INTO audit_events (seq, at_unix, kind, csr_name, actor, resource_version,
-                                   prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                   prev_hash, hash, certificate_serial, certificate_sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         i64::try_from(rec.seq).unwrap_or(i64::MAX),
@@ -169,7 +184,9 @@ fn record(tx: &Transaction<'_>, event: &AuditEvent<'_>) -> Result<(), rusqlite::
         rec.actor,
         i64::try_from(rec.resource_version).unwrap_or(i64::MAX),
         rec.prev_hash,
-        rec.hash
+        rec.hash,
+        rec.certificate_serial,
+        rec.certificate_sha256
     ])?;
     tracing::info!(target: "kubesigner::audit", seq = rec.seq, kind = %rec.kind,
         csr = %rec.csr_name, actor = %rec.actor, head = %rec.hash, "audit");
@@ -213,6 +230,8 @@ impl Store {
         // cache of 16 is smaller than their number, which would re-prepare them in turn.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut conn)?;
+        first_address::migrate(&mut conn)?;
+        leases::migrate(&mut conn)?;
         let rv = current_rv(&conn)?;
         let state = Arc::new(Mutex::new(State {
             conn,
@@ -290,7 +309,8 @@ impl Store {
     pub fn audit_records(&self) -> Result<Vec<crate::audit::AuditRecord>, StoreError> {
         let st = self.lock()?;
         let mut stmt = st.conn.prepare(
-            "SELECT seq, at_unix, kind, csr_name, actor, resource_version, prev_hash, hash
+            "SELECT seq, at_unix, kind, csr_name, actor, resource_version, prev_hash, hash,
+                    certificate_serial, certificate_sha256
              FROM audit_events ORDER BY seq",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -303,6 +323,8 @@ impl Store {
                 resource_version: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
                 prev_hash: r.get(6)?,
                 hash: r.get(7)?,
+                certificate_serial: r.get(8)?,
+                certificate_sha256: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -362,6 +384,19 @@ impl Store {
         kind: &str,
         change: impl FnOnce(&mut CertificateSigningRequest) -> Result<Option<IssuedRecord>, E>,
     ) -> Result<CertificateSigningRequest, UpdateError<E>> {
+        self.update_audited(name, expected_rv, actor, kind, None, change)
+    }
+
+    /// [`Store::update`] whose audit record also names a certificate the change wrote.
+    pub fn update_audited<E>(
+        &self,
+        name: &str,
+        expected_rv: Option<u64>,
+        actor: &str,
+        kind: &str,
+        certificate: Option<CertificateNote<'_>>,
+        change: impl FnOnce(&mut CertificateSigningRequest) -> Result<Option<IssuedRecord>, E>,
+    ) -> Result<CertificateSigningRequest, UpdateError<E>> {
         let mut st = self.lock()?;
         let tx = st.conn.transaction()?;
         let row: Option<(String, Option<String>)> = tx
@@ -409,6 +444,7 @@ impl Store {
                 csr_name: name,
                 actor,
                 resource_version: rv,
+                certificate,
             },
         )?;
         tx.commit()?;
@@ -442,6 +478,7 @@ impl Store {
                 csr_name: name,
                 actor,
                 resource_version: rv,
+                certificate: None,
             },
         )?;
         tx.commit()?;
@@ -499,6 +536,7 @@ impl Store {
                 csr_name: node,
                 actor: "kubesigner-cli",
                 resource_version: rv,
+                certificate: None,
             },
         )?;
         tx.commit()?;

@@ -28,6 +28,8 @@ pub struct NodeState {
     /// NotAfter (seconds since the epoch) of the latest-expiring certificate issued for the
     /// node, if any is recorded.
     pub latest_not_after_unix: Option<i64>,
+    /// The peer address of the node's first bootstrap CSR, when recorded (trust on first use).
+    pub first_bootstrap_address: Option<std::net::IpAddr>,
 }
 
 pub(super) fn insert_issued(
@@ -71,8 +73,9 @@ pub(super) fn forget(conn: &mut Connection, node: &str) -> Result<bool, StoreErr
         "DELETE FROM issued_certificates WHERE node_name = ?1",
         params![node],
     )?;
+    let c = super::first_address::delete(&tx, node)?;
     tx.commit()?;
-    Ok(a + b > 0)
+    Ok(a + b + c > 0)
 }
 
 pub(super) fn state(conn: &Connection, node: &str, now: i64) -> Result<NodeState, StoreError> {
@@ -88,5 +91,6 @@ pub(super) fn state(conn: &Connection, node: &str, now: i64) -> Result<NodeState
         disabled: disabled.unwrap_or(false),
         unexpired_certificate: latest.is_some_and(|t| t > now),
         latest_not_after_unix: latest,
+        first_bootstrap_address: super::first_address::get(conn, node)?,
     })
 }

@@ -62,6 +62,10 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
      CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+    // 3: certificates written through `/status` in external-signing mode are audited with
+    // their serial and fingerprint (NULL on every other record).
+    "ALTER TABLE audit_events ADD COLUMN certificate_serial TEXT;
+     ALTER TABLE audit_events ADD COLUMN certificate_sha256 TEXT;",
 ];
 
 /// Creates the version table if needed and applies every pending migration, each in its own

@@ -89,6 +89,7 @@ impl Store {
                 csr_name: &name,
                 actor,
                 resource_version: rv,
+                certificate: None,
             };
             record(&tx, &event)?;
         }

@@ -42,10 +42,32 @@ fn free_port() -> u16 {
 impl Signer {
     /// Starts an appliance; `inventory` is the node inventory TOML.
     pub fn start(inventory: &str) -> Signer {
+        Self::start_with(inventory, "127.0.0.1", "")
+    }
+
+    /// Starts an appliance listening on `host` (`127.0.0.1`, or `[::]` for both families),
+    /// with `issuance_extra` appended to its `[issuance]` section.
+    pub fn start_with(inventory: &str, host: &str, issuance_extra: &str) -> Signer {
+        Self::start_full(inventory, host, issuance_extra, false)
+    }
+
+    /// An appliance that issues node certificates living `max_ttl` (e.g. "4s"). Its TLS
+    /// certificate is made beforehand from the same CA with a day's lifetime (the generated
+    /// one would be capped by `max_ttl` too).
+    pub fn start_short_lived(max_ttl: &str) -> Signer {
+        Self::start_full("", "127.0.0.1", &format!("max_ttl = {max_ttl:?}"), true)
+    }
+
+    fn start_full(inventory: &str, host: &str, issuance_extra: &str, own_tls: bool) -> Signer {
         let dir = tempfile::tempdir().unwrap();
         let key = api_support::SoftKey::generate();
         let pem = api_support::ca_pem(&key);
         std::fs::write(dir.path().join("ca.crt"), &pem).unwrap();
+        let server_extra = if own_tls {
+            write_tls_files(dir.path(), &pem, &key)
+        } else {
+            String::new()
+        };
         std::fs::write(dir.path().join("nodes.toml"), inventory).unwrap();
         // A static token in the seeds' group: may create client CSRs, not auto-approved.
         std::fs::write(
@@ -61,8 +83,9 @@ impl Signer {
             d.join("kubesigner.toml"),
             format!(
                 "data_dir = {:?}\n[signer]\nkey = \"pkcs11:token=unused;object=unused\"\n\
-                 [ca]\ncert_file = {:?}\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-                 [auth]\ntoken_auth_file = {:?}\n[issuance]\nnode_inventory = {:?}\n",
+                 [ca]\ncert_file = {:?}\n[server]\nlisten = \"{host}:{port}\"\n{server_extra}\
+                 [auth]\ntoken_auth_file = {:?}\n[issuance]\nnode_inventory = {:?}\n\
+                 {issuance_extra}\n",
                 d.join("data"),
                 d.join("ca.crt"),
                 d.join("tokens.csv"),
@@ -97,6 +120,16 @@ impl Signer {
 
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The URL over the IPv6 loopback (needs `start_with(.., "[::]", ..)`).
+    pub fn url_v6(&self) -> String {
+        format!("https://[::1]:{}", self.port)
+    }
+
+    /// The data dir (the store may be opened read-side while the server runs).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
     }
 
     fn serve(&mut self) {
@@ -184,8 +217,13 @@ impl Signer {
 
     /// Writes a bootstrap kubeconfig holding `token` into `dir`.
     pub fn bootstrap_kubeconfig(&self, dir: &Path, token: &str) -> PathBuf {
+        self.bootstrap_kubeconfig_at(dir, token, &self.url())
+    }
+
+    /// Writes a bootstrap kubeconfig for `server` holding `token` into `dir`.
+    pub fn bootstrap_kubeconfig_at(&self, dir: &Path, token: &str, server: &str) -> PathBuf {
         let k = kubesigner::kubeconfig::Kubeconfig {
-            server: self.url(),
+            server: server.to_string(),
             ca_pem: std::fs::read_to_string(self.ca()).unwrap(),
             user_name: "kubelet-bootstrap".into(),
             credential: kubesigner::kubeconfig::Credential::Token(token.to_string().into()),
@@ -202,6 +240,39 @@ impl Drop for Signer {
     }
 }
 
+/// A day-long TLS serving certificate from the CA (default issuance settings), written as
+/// `tls.crt` / `tls.key`; returns the `[server]` lines naming them.
+fn write_tls_files(dir: &Path, ca_pem: &str, key: &Arc<api_support::SoftKey>) -> String {
+    use der::pem::LineEnding;
+    let issuer = Issuer::new(
+        CaBundle::from_pem(ca_pem.as_bytes()).unwrap(),
+        key.clone(),
+        IssuanceConfig::default(),
+    )
+    .unwrap();
+    let id = kubesigner::api::serving::serving_identity(
+        &issuer,
+        "127.0.0.1:0".parse().unwrap(),
+        &[],
+        Duration::from_secs(86400),
+    )
+    .unwrap();
+    let chain: String = id
+        .chain
+        .iter()
+        .map(|c| der::pem::encode_string("CERTIFICATE", LineEnding::LF, c.as_ref()).unwrap())
+        .collect();
+    let key_pem =
+        der::pem::encode_string("PRIVATE KEY", LineEnding::LF, id.key.secret_der()).unwrap();
+    std::fs::write(dir.join("tls.crt"), chain).unwrap();
+    std::fs::write(dir.join("tls.key"), key_pem).unwrap();
+    format!(
+        "tls_cert_file = {:?}\ntls_private_key_file = {:?}\n",
+        dir.join("tls.crt"),
+        dir.join("tls.key")
+    )
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_kubesigner")
 }
@@ -215,8 +286,13 @@ pub struct Node {
 
 impl Node {
     pub fn new(signer: &Signer, name: &str, token: &str) -> Node {
+        Self::at(signer, name, token, &signer.url())
+    }
+
+    /// A node whose bootstrap kubeconfig names `server` (e.g. the IPv6 loopback URL).
+    pub fn at(signer: &Signer, name: &str, token: &str, server: &str) -> Node {
         let dir = tempfile::tempdir().unwrap();
-        let bootstrap = signer.bootstrap_kubeconfig(dir.path(), token);
+        let bootstrap = signer.bootstrap_kubeconfig_at(dir.path(), token, server);
         Node {
             dir,
             name: name.to_string(),

@@ -1,0 +1,125 @@
+//! Trust on first use (`[issuance] record_first_bootstrap_address`): the peer IP of the
+//! connection that created a node's first bootstrap client CSR, kept per node. The approver
+//! counts it as an inventory address of that node for serving certificates.
+//!
+//! The table belongs to its own component in `schema_version` (`node_first_address`), so its
+//! migrations never collide with the CSR store's. A row is written only while the node is
+//! unknown to the store (no node state, no issued certificate, no recorded address) and is
+//! never overwritten; `kubesigner node forget` deletes it with the node's other records.
+
+use std::net::IpAddr;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{AuditEvent, Store, StoreError, current_rv, record, unix_now};
+
+/// This component's name in `schema_version`.
+const COMPONENT: &str = "node_first_address";
+
+/// The migrations of this component, in order (see `schema.rs` for the scheme).
+const MIGRATIONS: &[&str] = &["CREATE TABLE node_first_addresses (
+        name TEXT PRIMARY KEY,
+        address TEXT NOT NULL,
+        recorded_unix INTEGER NOT NULL
+     );"];
+
+/// Creates or upgrades the table (each migration in one transaction with its version bump).
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: u32 = conn
+        .query_row(
+            "SELECT version FROM schema_version WHERE component = ?1",
+            params![COMPONENT],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let known = u32::try_from(MIGRATIONS.len()).unwrap_or(u32::MAX);
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (version, sql) in (current..known).zip(MIGRATIONS.iter().skip(current as usize)) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (component, version) VALUES (?1, ?2)
+             ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+            params![COMPONENT, version + 1],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// The recorded address of `node`, if any. A value that no longer parses counts as none.
+pub(super) fn get(conn: &Connection, node: &str) -> Result<Option<IpAddr>, StoreError> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT address FROM node_first_addresses WHERE name = ?1",
+            params![node],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(text.and_then(|t| t.parse().ok()))
+}
+
+/// Deletes the recorded address of `node` (inside `forget`'s transaction).
+pub(super) fn delete(conn: &Connection, node: &str) -> Result<usize, rusqlite::Error> {
+    conn.execute(
+        "DELETE FROM node_first_addresses WHERE name = ?1",
+        params![node],
+    )
+}
+
+impl Store {
+    /// Records `address` as the first bootstrap address of `node` if the store knows nothing
+    /// of the node yet (no state, no issued certificate, no address). Returns whether it was
+    /// recorded. The record is audited (`node-first-address`, the node in `csr_name`).
+    pub fn record_first_bootstrap_address(
+        &self,
+        node: &str,
+        address: IpAddr,
+    ) -> Result<bool, StoreError> {
+        let mut st = self.lock()?;
+        let tx = st.conn.transaction()?;
+        let n = tx.execute(
+            "INSERT INTO node_first_addresses (name, address, recorded_unix)
+             SELECT ?1, ?2, ?3
+             WHERE NOT EXISTS (SELECT 1 FROM nodes WHERE name = ?1)
+               AND NOT EXISTS (SELECT 1 FROM issued_certificates WHERE node_name = ?1)
+             ON CONFLICT(name) DO NOTHING",
+            params![node, address.to_string(), unix_now()],
+        )?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let rv = current_rv(&tx)?;
+        record(
+            &tx,
+            &AuditEvent {
+                kind: "node-first-address",
+                csr_name: node,
+                actor: "kubesigner",
+                resource_version: rv,
+                certificate: None,
+            },
+        )?;
+        tx.commit()?;
+        let seq = self.sync.committed()?;
+        drop(st);
+        self.sync.wait_durable(seq)?;
+        Ok(true)
+    }
+
+    /// The recorded first bootstrap address of `node`, if any.
+    pub fn first_bootstrap_address(&self, node: &str) -> Result<Option<IpAddr>, StoreError> {
+        let st = self.lock()?;
+        get(&st.conn, node)
+    }
+}
+
+#[cfg(test)]
+#[path = "first_address_tests.rs"]
+mod tests;
