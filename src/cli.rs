@@ -51,6 +51,8 @@ pub enum Command {
     /// The tamper-evident audit log: export, verify.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// External signer behind a real kube-apiserver (kube-rs, leader election).
+    Controller(cmd::controller::ControllerArgs),
 }
 
 impl Command {
@@ -65,6 +67,7 @@ impl Command {
             Command::Node(c) => c.run(),
             Command::Bootstrap(c) => c.run(),
             Command::Audit(c) => c.run(),
+            Command::Controller(c) => c.run(),
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct Config {
     /// `[limits]`: per-node and per-requester CSR-create limits.
     #[serde(default)]
     pub limits: crate::compat::limits::LimitsConfig,
+    /// `[controller]`: `kubesigner controller` (external signer, leader election).
+    #[serde(default)]
+    pub controller: crate::controller::ControllerConfig,
 }
 
 /// `[server]`: the HTTPS API. Every key is optional.

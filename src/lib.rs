@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cmd;
 pub mod compat;
 pub mod config;
+pub mod controller;
 pub mod exit;
 pub mod issue;
 pub mod kubeconfig;

@@ -18,6 +18,10 @@ fn example_config_parses() {
         cfg.limits,
         kubesigner::compat::limits::LimitsConfig::default()
     );
+    assert_eq!(
+        cfg.controller,
+        kubesigner::controller::ControllerConfig::default()
+    );
 }
 
 #[test]

@@ -31,6 +31,15 @@ pub fn spawn(
     auth: AuthConfig,
     issuance: IssuanceConfig,
 ) -> Option<JoinHandle<()>> {
+    spawn_with(auth, issuance, move |a| engine.replace_approver(a))
+}
+
+/// As [`spawn`], handing each rebuilt policy to `replace` (controller mode keeps its own).
+pub fn spawn_with(
+    auth: AuthConfig,
+    issuance: IssuanceConfig,
+    replace: impl Fn(Approver) + Send + Sync + 'static,
+) -> Option<JoinHandle<()>> {
     let path = issuance.node_inventory.clone()?;
     Some(tokio::spawn(async move {
         let mut seen = modified(&path);
@@ -45,7 +54,7 @@ pub fn spawn(
             let (p, a, i) = (path.clone(), auth.clone(), issuance.clone());
             match tokio::task::spawn_blocking(move || rebuild(&p, &a, &i)).await {
                 Ok(Ok(approver)) => {
-                    engine.replace_approver(approver);
+                    replace(approver);
                     tracing::info!(path = %path.display(), "node inventory reloaded");
                 }
                 Ok(Err(why)) => tracing::warn!(

@@ -24,7 +24,7 @@ pub mod error;
 pub mod external;
 mod gc;
 pub mod hooks;
-mod inventory_reload;
+pub mod inventory_reload;
 pub mod lease;
 mod lease_openapi;
 mod lease_rules;

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod bootstrap;
 pub mod ca;
+pub mod controller;
 pub mod dev;
 pub mod hsm;
 pub mod lifecycle;

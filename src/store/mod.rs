@@ -8,6 +8,7 @@
 
 mod checkpoint;
 mod error;
+mod external;
 pub mod feed;
 mod first_address;
 mod group_sync;

@@ -1,0 +1,191 @@
+//! The Lease I/O of leader election: read, then create or replace conditionally on the
+//! resourceVersion read. Never a merge patch: a patch has no precondition, so two replicas
+//! could both "win".
+
+use std::time::{Duration, Instant, SystemTime};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use kube::api::PostParams;
+
+use super::election::{Claim, Observed, Step, claimed, decide, released};
+
+/// Why a Lease call failed (the attempt counts as a failed renewal).
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// The apiserver refused or could not be reached.
+    #[error("lease {namespace}/{name}: {source}")]
+    Api {
+        /// Lease namespace.
+        namespace: String,
+        /// Lease name.
+        name: String,
+        /// The client's error.
+        source: Box<kube::Error>,
+    },
+}
+
+/// The outcome of one acquire-or-renew attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// We hold the Lease; our claim is valid from `started` (taken before the read).
+    Held {
+        /// When the attempt started (the conservative start of the new term).
+        started: Instant,
+        /// We did not hold it before this write.
+        transition: bool,
+    },
+    /// Another replica holds it.
+    HeldBy {
+        /// The holder.
+        holder: String,
+    },
+    /// Another replica wrote first (409): nothing changed for us this round.
+    Lost,
+}
+
+/// Settings of one elector.
+#[derive(Debug, Clone)]
+pub struct LeaseSettings {
+    /// Lease name.
+    pub name: String,
+    /// Lease namespace.
+    pub namespace: String,
+    /// Our holder identity.
+    pub identity: String,
+    /// Term written into the Lease.
+    pub lease_duration: Duration,
+}
+
+/// Acquires, renews and releases one Lease.
+pub struct Elector {
+    api: Api<Lease>,
+    settings: LeaseSettings,
+    observed: Option<Observed>,
+    /// The Lease as we last wrote or read it (the base of the next conditional write).
+    last: Option<Lease>,
+}
+
+impl std::fmt::Debug for Elector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Elector")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+impl Elector {
+    /// An elector over `client`.
+    pub fn new(client: kube::Client, settings: LeaseSettings) -> Elector {
+        Elector {
+            api: Api::namespaced(client, &settings.namespace),
+            settings,
+            observed: None,
+            last: None,
+        }
+    }
+
+    /// Our identity.
+    pub fn identity(&self) -> &str {
+        &self.settings.identity
+    }
+
+    fn err(&self, source: kube::Error) -> LeaseError {
+        LeaseError::Api {
+            namespace: self.settings.namespace.clone(),
+            name: self.settings.name.clone(),
+            source: Box::new(source),
+        }
+    }
+
+    fn observe(&mut self, lease: &Lease) {
+        self.observed = Some(Observed::update(
+            self.observed.take(),
+            Claim::of(lease),
+            Instant::now(),
+        ));
+        self.last = Some(lease.clone());
+    }
+
+    /// One round: read the Lease, then create / claim / renew it if [`decide`] allows.
+    pub async fn try_acquire_or_renew(&mut self) -> Result<Attempt, LeaseError> {
+        let started = Instant::now();
+        let read = self
+            .api
+            .get_opt(&self.settings.name)
+            .await
+            .map_err(|e| self.err(e))?;
+        match &read {
+            Some(l) => self.observe(l),
+            None => {
+                self.observed = None;
+                self.last = None;
+            }
+        }
+        let s = &self.settings;
+        let wall = SystemTime::now();
+        let (write, transition) =
+            match decide(self.observed.as_ref(), &s.identity, Instant::now(), wall) {
+                Step::Wait { holder } => return Ok(Attempt::HeldBy { holder }),
+                Step::Create => (None, true),
+                Step::Claim { transition } => (read.as_ref(), transition),
+            };
+        let ours = claimed(
+            write,
+            &s.name,
+            &s.namespace,
+            &s.identity,
+            s.lease_duration,
+            wall,
+        );
+        let pp = PostParams::default();
+        let result = match write {
+            None => self.api.create(&pp, &ours).await,
+            Some(_) => self.api.replace(&s.name, &pp, &ours).await,
+        };
+        match result {
+            Ok(written) => {
+                self.observe(&written);
+                Ok(Attempt::Held {
+                    started,
+                    transition,
+                })
+            }
+            Err(e) if is_conflict(&e) => Ok(Attempt::Lost),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// Gives the Lease up (holder cleared, one-second term) if we still hold it as last
+    /// written; a conflict means someone else already moved it on, which is fine.
+    pub async fn release(&mut self) -> Result<(), LeaseError> {
+        let Some(last) = self.last.clone() else {
+            return Ok(());
+        };
+        let ours = last
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref())
+            == Some(self.settings.identity.as_str());
+        if !ours {
+            return Ok(());
+        }
+        let lease = released(&last, SystemTime::now());
+        match self
+            .api
+            .replace(&self.settings.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(written) => {
+                self.observe(&written);
+                Ok(())
+            }
+            Err(e) if is_conflict(&e) => Ok(()),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Controller mode (external signer): a kube-rs client against a real kube-apiserver that
+//! approves (optionally) and signs the kubelet signer names with the same core as `serve`
+//! (`policy::Approver`, `issue::Issuer` over the token key). Replicas elect one leader with a
+//! `coordination.k8s.io/v1` Lease; only the leader reconciles, and only inside its signing
+//! window.
+//!
+//! Layout: `config` (the `[controller]` section), `election` (pure Lease decisions), `lease`
+//! (Lease I/O), `reconcile` (list + watch + per-CSR work), `sign` (one signature, the
+//! `/status` write, the local audit around it), `approval` (policy inputs),
+//! `write` (conditional subresource writes).
+
+pub mod approval;
+pub mod config;
+pub mod election;
+pub mod lease;
+pub mod reconcile;
+mod sign;
+pub mod write;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{ControllerConfig, ControllerConfigError};
+use lease::{Attempt, Elector};
+pub use reconcile::{Leadership, Reconciler};
+
+/// The signer's health (the token signer's readiness).
+pub type HealthFn = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// Timing of the election loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Interval between attempts.
+    pub retry_period: Duration,
+    /// A leader whose last successful renewal started longer ago than this steps down.
+    pub renew_deadline: Duration,
+    /// How long after a renewal's start the leader may sign.
+    pub signing_window: Duration,
+}
+
+/// The running controller: the election loop and, while leading, the reconcile task.
+pub struct Controller {
+    elector: Elector,
+    reconciler: Arc<Reconciler>,
+    leadership: watch::Sender<Leadership>,
+    health: HealthFn,
+    timing: Timing,
+    task: Option<JoinHandle<()>>,
+    last_renew: Option<Instant>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("elector", &self.elector)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Controller {
+    /// A controller; `leadership` is the sender whose receiver `reconciler` holds.
+    pub fn new(
+        elector: Elector,
+        reconciler: Reconciler,
+        leadership: watch::Sender<Leadership>,
+        health: HealthFn,
+        timing: Timing,
+    ) -> Controller {
+        Controller {
+            elector,
+            reconciler: Arc::new(reconciler),
+            leadership,
+            health,
+            timing,
+            task: None,
+            last_renew: None,
+        }
+    }
+
+    /// Stops signing first (the reconcile task is cancelled, the window closed), then logs.
+    fn step_down(&mut self, why: &str) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        self.leadership.send_replace(Leadership::Follower);
+        if self.last_renew.take().is_some() {
+            tracing::warn!(identity = %self.elector.identity(), why, leader = false, "leadership lost: stepped down");
+        }
+    }
+
+    fn lead(&mut self, started: Instant) {
+        self.last_renew = Some(started);
+        self.leadership.send_replace(Leadership::Leader {
+            until: started + self.timing.signing_window,
+        });
+        if self.task.as_ref().is_some_and(JoinHandle::is_finished) {
+            tracing::warn!("reconcile task ended; starting it again");
+            self.task = None;
+        }
+        if self.task.is_none() {
+            tracing::info!(identity = %self.elector.identity(), leader = true, "leadership acquired: reconciling");
+            self.task = Some(tokio::spawn(Arc::clone(&self.reconciler).run()));
+        }
+    }
+
+    async fn round(&mut self) {
+        if !(self.health)() {
+            if self.last_renew.is_some() {
+                self.step_down("signer not ready");
+                if let Err(e) = self.elector.release().await {
+                    tracing::warn!(error = %e, "cannot release the lease");
+                }
+            }
+            return;
+        }
+        let attempt = tokio::time::timeout(
+            self.timing.renew_deadline,
+            self.elector.try_acquire_or_renew(),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(Attempt::Held { started, .. })) => self.lead(started),
+            Ok(Ok(Attempt::HeldBy { holder })) => {
+                if self.last_renew.is_some() {
+                    self.step_down("lease held by another replica");
+                }
+                tracing::debug!(%holder, "following");
+            }
+            other => {
+                match other {
+                    Ok(Err(e)) => tracing::warn!(error = %e, "lease attempt failed"),
+                    Err(_) => tracing::warn!("lease attempt timed out"),
+                    _ => tracing::debug!("lease write lost a race"),
+                }
+                let overdue = self
+                    .last_renew
+                    .is_some_and(|t| t.elapsed() > self.timing.renew_deadline);
+                if overdue {
+                    self.step_down("renew deadline passed");
+                }
+            }
+        }
+    }
+
+    /// Runs until `shutdown` completes; then stops signing and releases the Lease.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let observer = tokio::spawn(Arc::clone(&self.reconciler).observe_forever());
+        let mut tick = tokio::time::interval(self.timing.retry_period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = tick.tick() => {}
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = self.round() => {}
+            }
+        }
+        let leading = self.last_renew.is_some();
+        self.step_down("shutting down");
+        observer.abort();
+        if leading {
+            match self.elector.release().await {
+                Ok(()) => tracing::info!("lease released"),
+                Err(e) => tracing::warn!(error = %e, "cannot release the lease"),
+            }
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The reconcile loop (runs only while this replica leads): list + watch CSRs; for our signer
+//! names, approve by policy through `/approval` (with `--approve`) and sign approved CSRs
+//! without a certificate, writing `status.certificate` through `/status`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::Api;
+use kube::runtime::watcher;
+use tokio::sync::{mpsc, watch};
+
+use super::approval::{self, TokenBindings};
+use super::write;
+use crate::api::rules::{has_condition, needs_signing};
+use crate::config::IssuanceConfig;
+use crate::issue::{CsrRejection, Issuer, SignerName};
+use crate::policy::{Approver, Decision};
+use crate::store::{Store, StoreError};
+
+/// Delay before a CSR whose handling failed is tried again.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Failed CSRs waiting for a retry (further failures are dropped until the next event;
+/// a storm of failures must not grow memory without bound).
+const RETRY_QUEUE: usize = 4096;
+/// CSRs handled at once (API round trips and local fsyncs overlap; token signatures take
+/// their own bounded session pool).
+const MAX_IN_FLIGHT: usize = 16;
+/// Keys (node or CSR name) of the CSRs being handled.
+type Busy = Arc<std::sync::Mutex<HashSet<String>>>;
+/// Reason of the Failed condition for a signer-rule violation (upstream's).
+pub const SIGNER_VALIDATION_FAILURE: &str = "SignerValidationFailure";
+
+/// Whether this replica may act, as the election loop says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leadership {
+    /// Another replica leads (or nobody).
+    Follower,
+    /// We lead; we may sign until this instant unless renewed.
+    Leader {
+        /// End of the signing window.
+        until: Instant,
+    },
+}
+
+/// Where the object about to be signed came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// A watch event (may be older than our own last write).
+    FromWatch,
+    /// The answer to our own write a moment ago.
+    JustWritten,
+}
+
+/// Why one CSR could not be handled (it is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// An API call failed.
+    #[error("csr {csr}: {source}")]
+    Api {
+        /// The CSR.
+        csr: String,
+        /// The client's error.
+        source: Box<kube::Error>,
+    },
+    /// The local store failed.
+    #[error("local store: {0}")]
+    Store(#[from] StoreError),
+    /// The issuer (token) failed.
+    #[error("csr {csr}: issuing failed: {source}")]
+    Issue {
+        /// The CSR.
+        csr: String,
+        /// Why.
+        source: crate::issue::IssueError,
+    },
+    /// The leadership (signing window) ended: nothing more is written.
+    #[error("not leading: stopped before writing")]
+    NotLeader,
+    /// A blocking task failed.
+    #[error("blocking task: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// The current approval policy, swapped by the inventory reload task.
+pub type ApproverSlot = Arc<std::sync::RwLock<Arc<Approver>>>;
+
+/// Everything the loop needs.
+pub struct Reconciler {
+    /// CSRs, cluster-wide.
+    pub csrs: Api<CertificateSigningRequest>,
+    /// The signer names served.
+    pub signers: Vec<SignerName>,
+    /// Run the approval policy.
+    pub approve: bool,
+    /// The policy (replaced whole when the node inventory file changes).
+    pub approver: ApproverSlot,
+    /// The issuance core.
+    pub issuer: Arc<Issuer>,
+    /// `[issuance]`.
+    pub issuance: IssuanceConfig,
+    /// Local store (node facts, audit).
+    pub store: Store,
+    /// Bootstrap token bindings.
+    pub bindings: Arc<TokenBindings>,
+    /// Our holder identity (the audit actor).
+    pub identity: String,
+    /// The election's verdict.
+    pub leadership: watch::Receiver<Leadership>,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) fn name_of(csr: &CertificateSigningRequest) -> String {
+    csr.metadata.name.clone().unwrap_or_default()
+}
+
+fn has_certificate(csr: &CertificateSigningRequest) -> bool {
+    csr.status
+        .as_ref()
+        .and_then(|s| s.certificate.as_ref())
+        .is_some_and(|c| !c.0.is_empty())
+}
+
+impl Reconciler {
+    /// True while the signing window is open.
+    pub fn may_sign(&self) -> bool {
+        matches!(*self.leadership.borrow(), Leadership::Leader { until } if Instant::now() < until)
+    }
+
+    fn ours(&self, csr: &CertificateSigningRequest) -> bool {
+        SignerName::parse(&csr.spec.signer_name).is_some_and(|s| self.signers.contains(&s))
+    }
+
+    /// Runs until cancelled: list + watch, handle every event (up to [`MAX_IN_FLIGHT`] at
+    /// once, one at a time per node), retry failures. Cancelling this future cancels the
+    /// per-CSR tasks too (they live in its `JoinSet`).
+    pub async fn run(self: Arc<Self>) {
+        let (retry_tx, mut retry_rx) = mpsc::channel::<String>(RETRY_QUEUE);
+        let mut stream = watcher(self.csrs.clone(), watcher::Config::default()).boxed();
+        let mut initial: Vec<CertificateSigningRequest> = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        let busy: Busy = Arc::new(std::sync::Mutex::new(HashSet::new()));
+        loop {
+            let csrs = tokio::select! {
+                ev = stream.next() => match ev {
+                    Some(Ok(watcher::Event::Init)) => { initial.clear(); continue; }
+                    Some(Ok(watcher::Event::InitApply(o))) => { initial.push(o); continue; }
+                    Some(Ok(watcher::Event::InitDone)) => std::mem::take(&mut initial),
+                    Some(Ok(watcher::Event::Apply(o))) => vec![o],
+                    Some(Ok(watcher::Event::Delete(_))) => continue,
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "csr watch failed; retrying");
+                        tokio::time::sleep(RETRY_DELAY).await;
+                        continue;
+                    }
+                    None => return,
+                },
+                Some(name) = retry_rx.recv() => match self.csrs.get_opt(&name).await {
+                    Ok(Some(o)) => vec![o],
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(csr = %name, error = %e, "re-read failed");
+                        requeue(&retry_tx, name);
+                        continue;
+                    }
+                },
+                Some(_) = tasks.join_next() => continue,
+            };
+            self.observe_all(&csrs).await;
+            for csr in csrs {
+                while tasks.len() >= MAX_IN_FLIGHT {
+                    tasks.join_next().await;
+                }
+                self.dispatch(csr, &mut tasks, &busy, &retry_tx);
+            }
+        }
+    }
+
+    /// Starts one CSR's task unless its node (or name) is being handled already: then it is
+    /// looked at again after [`RETRY_DELAY`] (a second CSR for a node must see the facts the
+    /// first one leaves, e.g. its new certificate).
+    fn dispatch(
+        self: &Arc<Self>,
+        csr: CertificateSigningRequest,
+        tasks: &mut tokio::task::JoinSet<()>,
+        busy: &Busy,
+        retry_tx: &mpsc::Sender<String>,
+    ) {
+        let name = name_of(&csr);
+        if !self.ours(&csr) {
+            return;
+        }
+        let key = match crate::issue::validate(&csr.spec, &self.issuance) {
+            Ok(v) => {
+                approval::node_of(&v).map_or_else(|| format!("csr/{name}"), |n| format!("node/{n}"))
+            }
+            Err(_) => format!("csr/{name}"),
+        };
+        let taken = busy
+            .lock()
+            .map(|mut b| b.insert(key.clone()))
+            .unwrap_or(false);
+        if !taken {
+            requeue(retry_tx, name);
+            return;
+        }
+        let (me, busy, tx) = (Arc::clone(self), Arc::clone(busy), retry_tx.clone());
+        tasks.spawn(async move {
+            let r = Arc::clone(&me).handle(csr).await;
+            if let Ok(mut b) = busy.lock() {
+                b.remove(&key);
+            }
+            match r {
+                Ok(()) => {}
+                Err(ReconcileError::NotLeader) => {
+                    tracing::info!(csr = %name, "signing window closed; leaving it to the next leader");
+                }
+                Err(e) => {
+                    tracing::warn!(csr = %name, error = %e, "csr not handled; retrying");
+                    requeue(&tx, name);
+                }
+            }
+        });
+    }
+
+    /// Runs on every replica, leader or not, until cancelled: watches CSRs and records the
+    /// kubelet client certificates it sees as node facts, so whichever replica leads next
+    /// knows which nodes have a live certificate even after CSR garbage collection.
+    pub async fn observe_forever(self: Arc<Self>) {
+        let mut stream = watcher(self.csrs.clone(), watcher::Config::default()).boxed();
+        loop {
+            match stream.next().await {
+                Some(Ok(watcher::Event::InitApply(o) | watcher::Event::Apply(o))) => {
+                    self.observe_all(std::slice::from_ref(&o)).await;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "observer watch failed; retrying");
+                    tokio::time::sleep(RETRY_DELAY).await;
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Records the kubelet client certificates in `csrs` as node facts (before any decision,
+    /// so a new leader knows what the previous one issued).
+    async fn observe_all(&self, csrs: &[CertificateSigningRequest]) {
+        let issued: Vec<_> = csrs
+            .iter()
+            .filter(|c| self.ours(c) && has_certificate(c))
+            .cloned()
+            .collect();
+        if issued.is_empty() {
+            return;
+        }
+        let (store, cfg) = (self.store.clone(), self.issuance.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            for c in &issued {
+                let Ok(v) = crate::issue::validate(&c.spec, &cfg) else {
+                    continue;
+                };
+                if let Some(rec) = approval::issued_record(&v, c) {
+                    store.observe_issued(&rec, &name_of(c))?;
+                }
+            }
+            Ok::<(), StoreError>(())
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot record observed certificates"),
+            Err(e) => tracing::warn!(error = %e, "cannot record observed certificates"),
+        }
+    }
+
+    /// One CSR: fail / approve / sign as needed.
+    async fn handle(self: Arc<Self>, csr: CertificateSigningRequest) -> Result<(), ReconcileError> {
+        if !self.ours(&csr)
+            || has_certificate(&csr)
+            || has_condition(&csr, "Denied")
+            || has_condition(&csr, "Failed")
+        {
+            return Ok(());
+        }
+        let approved = has_condition(&csr, "Approved");
+        if !approved && !self.approve {
+            return Ok(());
+        }
+        let name = name_of(&csr);
+        let v = match crate::issue::validate(&csr.spec, &self.issuance) {
+            Ok(v) => v,
+            Err(CsrRejection::SignerValidation(f)) => {
+                return self.fail(csr, f.to_string()).await;
+            }
+            Err(CsrRejection::Invalid(e)) => return self.fail(csr, e.to_string()).await,
+            Err(CsrRejection::NotOurSigner { .. }) => return Ok(()),
+        };
+        let (csr, fresh) = if approved {
+            (csr, Freshness::FromWatch)
+        } else {
+            let me = Arc::clone(&self);
+            let v2 = v.clone();
+            let approver = Arc::clone(
+                &self
+                    .approver
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            let d = tokio::task::spawn_blocking(move || {
+                approval::decide(&approver, &me.store, &me.bindings, &v2, SystemTime::now())
+            })
+            .await??;
+            match self.apply_decision(csr, d).await? {
+                Some(c) if needs_signing(&c) => (c, Freshness::JustWritten),
+                _ => return Ok(()),
+            }
+        };
+        tracing::debug!(csr = %name, "signing");
+        self.sign(csr, v, fresh).await
+    }
+
+    async fn fail(
+        &self,
+        csr: CertificateSigningRequest,
+        message: String,
+    ) -> Result<(), ReconcileError> {
+        if !self.may_sign() {
+            return Err(ReconcileError::NotLeader);
+        }
+        let name = name_of(&csr);
+        tracing::info!(csr = %name, %message, "csr fails signer validation");
+        write::add_status_condition(
+            &self.csrs,
+            csr,
+            "Failed",
+            SIGNER_VALIDATION_FAILURE,
+            &message,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|source| ReconcileError::Api { csr: name, source })
+    }
+
+    /// Writes Approved / Denied through `/approval`; returns the CSR as written.
+    async fn apply_decision(
+        &self,
+        csr: CertificateSigningRequest,
+        d: Decision,
+    ) -> Result<Option<CertificateSigningRequest>, ReconcileError> {
+        let name = name_of(&csr);
+        let (type_, reason, message) = match d {
+            Decision::Pending { rule, why } => {
+                tracing::info!(csr = %name, rule, %why, "csr left pending");
+                return Ok(None);
+            }
+            Decision::Approve { reason, message } => ("Approved", reason.to_owned(), message),
+            Decision::Deny { rule, message } => ("Denied", approval::reason_of(rule), message),
+        };
+        if !self.may_sign() {
+            return Err(ReconcileError::NotLeader);
+        }
+        let written = write::add_approval_condition(&self.csrs, csr, type_, &reason, &message)
+            .await
+            .map_err(|source| ReconcileError::Api {
+                csr: name.clone(),
+                source,
+            })?;
+        tracing::info!(csr = %name, condition = type_, %reason, "approval written");
+        Ok(written)
+    }
+}
+
+fn requeue(tx: &mpsc::Sender<String>, name: String) {
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(RETRY_DELAY).await;
+        let _ = tx.try_send(name);
+    });
+}

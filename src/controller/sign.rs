@@ -1,0 +1,123 @@
+//! The signing path of the reconcile loop: one signature per CSR, the certificate written
+//! through `/status`, and the local audit records around the write (`signature_spent` before,
+//! `status_written` after).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+
+use super::approval;
+use super::reconcile::{Freshness, ReconcileError, Reconciler, name_of};
+use super::write::{self, Outcome};
+use crate::api::rules::needs_signing;
+use crate::issue::ValidatedCsr;
+use crate::store::{AuditEvent, CertificateNote};
+
+impl Reconciler {
+    /// Signs once and writes the certificate; a conflict re-reads and writes the same
+    /// certificate again, unless the CSR has one by then (it is never signed twice by us).
+    pub(super) async fn sign(
+        &self,
+        csr: CertificateSigningRequest,
+        v: ValidatedCsr,
+        fresh: Freshness,
+    ) -> Result<(), ReconcileError> {
+        let name = name_of(&csr);
+        if !self.may_sign() {
+            return Err(ReconcileError::NotLeader);
+        }
+        let csr = match fresh {
+            Freshness::JustWritten => csr,
+            // Watch events may lag behind our own writes: decide on a fresh read, so a stale
+            // "approved, no certificate" event costs a GET, not a signature.
+            Freshness::FromWatch => match self.csrs.get_opt(&name).await {
+                Ok(Some(c)) if c.metadata.uid == csr.metadata.uid && needs_signing(&c) => c,
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    return Err(ReconcileError::Api {
+                        csr: name,
+                        source: Box::new(e),
+                    });
+                }
+            },
+        };
+        let issuer = Arc::clone(&self.issuer);
+        let v2 = v.clone();
+        let cert = tokio::task::spawn_blocking(move || issuer.issue(&v2, SystemTime::now()))
+            .await?
+            .map_err(|source| ReconcileError::Issue {
+                csr: name.clone(),
+                source,
+            })?;
+        let rv = rv_of(&csr);
+        let sha256 = hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            &cert.der,
+        ));
+        let note = (cert.serial.clone(), sha256);
+        self.audit("signature_spent", &name, rv, &note, None)
+            .await?;
+        tracing::info!(csr = %name, serial = %cert.serial, "signature spent");
+        let outcome = write::write_certificate(&self.csrs, csr, cert.pem_chain.as_bytes(), || {
+            self.may_sign()
+        })
+        .await
+        .map_err(|source| ReconcileError::Api {
+            csr: name.clone(),
+            source,
+        })?;
+        match outcome {
+            Outcome::Written(c) => {
+                let record = approval::issued_record(&v, &c);
+                self.audit("status_written", &name, rv_of(&c), &note, record)
+                    .await?;
+                tracing::info!(csr = %name, serial = %cert.serial, "certificate written");
+                Ok(())
+            }
+            Outcome::AlreadyHasCertificate => {
+                tracing::info!(csr = %name, "csr got a certificate meanwhile; ours is discarded");
+                Ok(())
+            }
+            Outcome::NoLongerApproved => Ok(()),
+            Outcome::NotLeader => Err(ReconcileError::NotLeader),
+        }
+    }
+
+    async fn audit(
+        &self,
+        kind: &'static str,
+        name: &str,
+        rv: u64,
+        note: &(String, String),
+        issued: Option<crate::store::IssuedRecord>,
+    ) -> Result<(), ReconcileError> {
+        let (store, name, actor) = (self.store.clone(), name.to_owned(), self.identity.clone());
+        let (serial, sha256) = note.clone();
+        tokio::task::spawn_blocking(move || {
+            store.record_external(
+                &AuditEvent {
+                    kind,
+                    csr_name: &name,
+                    actor: &actor,
+                    resource_version: rv,
+                    certificate: Some(CertificateNote {
+                        serial_hex: &serial,
+                        sha256_hex: &sha256,
+                    }),
+                },
+                issued.as_ref(),
+            )
+        })
+        .await??;
+        Ok(())
+    }
+}
+
+fn rv_of(csr: &CertificateSigningRequest) -> u64 {
+    csr.metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,167 @@
+//! Writes to a CSR's subresources, each a replace conditional on the resourceVersion read: a
+//! 409 re-reads and re-decides (never blindly overwrites another writer's change).
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
+use kube::api::PostParams;
+
+use crate::api::rules::{add_condition, condition, has_condition, needs_signing};
+
+/// Conflicts tolerated for one write before giving up (the CSR is retried later).
+const MAX_CONFLICTS: usize = 5;
+
+/// What became of a certificate write.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Written; the CSR as stored.
+    Written(Box<CertificateSigningRequest>),
+    /// Another writer set a certificate first: ours is discarded, never written.
+    AlreadyHasCertificate,
+    /// The CSR was denied / failed / deleted meanwhile.
+    NoLongerApproved,
+    /// The signing window closed before the write.
+    NotLeader,
+}
+
+type KubeResult<T> = Result<T, Box<kube::Error>>;
+
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+fn decided(csr: &CertificateSigningRequest) -> bool {
+    ["Approved", "Denied", "Failed"]
+        .iter()
+        .any(|t| has_condition(csr, t))
+}
+
+/// Re-reads after a conflict; `None` when the CSR is gone.
+async fn reread(
+    api: &Api<CertificateSigningRequest>,
+    name: &str,
+) -> KubeResult<Option<CertificateSigningRequest>> {
+    api.get_opt(name).await.map_err(Box::new)
+}
+
+/// Adds Approved or Denied through `/approval` unless a decision exists already. Returns the
+/// CSR as written (None: someone else decided first, or it is gone).
+pub async fn add_approval_condition(
+    api: &Api<CertificateSigningRequest>,
+    mut csr: CertificateSigningRequest,
+    type_: &str,
+    reason: &str,
+    message: &str,
+) -> KubeResult<Option<CertificateSigningRequest>> {
+    let name = csr.metadata.name.clone().unwrap_or_default();
+    for _ in 0..MAX_CONFLICTS {
+        if decided(&csr) {
+            return Ok(None);
+        }
+        add_condition(&mut csr, condition(type_, reason, message, &now()));
+        match api
+            .replace_subresource("approval", &name, &PostParams::default(), &csr)
+            .await
+        {
+            Ok(c) => return Ok(Some(c)),
+            Err(e) if is_conflict(&e) => match reread(api, &name).await? {
+                Some(c) => csr = c,
+                None => return Ok(None),
+            },
+            Err(e) => return Err(Box::new(e)),
+        }
+    }
+    Ok(None)
+}
+
+/// Adds a condition (Failed) through `/status` unless the CSR is decided-against or signed.
+pub async fn add_status_condition(
+    api: &Api<CertificateSigningRequest>,
+    mut csr: CertificateSigningRequest,
+    type_: &str,
+    reason: &str,
+    message: &str,
+) -> KubeResult<Option<CertificateSigningRequest>> {
+    let name = csr.metadata.name.clone().unwrap_or_default();
+    for _ in 0..MAX_CONFLICTS {
+        let signed = csr
+            .status
+            .as_ref()
+            .and_then(|s| s.certificate.as_ref())
+            .is_some_and(|c| !c.0.is_empty());
+        if signed || has_condition(&csr, "Denied") || has_condition(&csr, type_) {
+            return Ok(None);
+        }
+        add_condition(&mut csr, condition(type_, reason, message, &now()));
+        match api
+            .replace_status(&name, &PostParams::default(), &csr)
+            .await
+        {
+            Ok(c) => return Ok(Some(c)),
+            Err(e) if is_conflict(&e) => match reread(api, &name).await? {
+                Some(c) => csr = c,
+                None => return Ok(None),
+            },
+            Err(e) => return Err(Box::new(e)),
+        }
+    }
+    Ok(None)
+}
+
+/// Writes `pem` as `status.certificate` with the resourceVersion read; on 409 re-reads and
+/// writes the same certificate again only if the CSR still needs one.
+pub async fn write_certificate(
+    api: &Api<CertificateSigningRequest>,
+    mut csr: CertificateSigningRequest,
+    pem: &[u8],
+    may_sign: impl Fn() -> bool,
+) -> KubeResult<Outcome> {
+    let name = csr.metadata.name.clone().unwrap_or_default();
+    for _ in 0..MAX_CONFLICTS {
+        if !needs_signing(&csr) {
+            let signed = csr
+                .status
+                .as_ref()
+                .and_then(|s| s.certificate.as_ref())
+                .is_some_and(|c| !c.0.is_empty());
+            let ours = csr
+                .status
+                .as_ref()
+                .and_then(|s| s.certificate.as_ref())
+                .is_some_and(|c| c.0 == pem);
+            return Ok(if ours {
+                // An earlier attempt's write landed but its answer was lost.
+                Outcome::Written(Box::new(csr))
+            } else if signed {
+                Outcome::AlreadyHasCertificate
+            } else {
+                Outcome::NoLongerApproved
+            });
+        }
+        if !may_sign() {
+            return Ok(Outcome::NotLeader);
+        }
+        csr.status.get_or_insert_with(Default::default).certificate =
+            Some(ByteString(pem.to_vec()));
+        match api
+            .replace_status(&name, &PostParams::default(), &csr)
+            .await
+        {
+            Ok(c) => return Ok(Outcome::Written(Box::new(c))),
+            Err(e) if is_conflict(&e) => match reread(api, &name).await? {
+                Some(c) => csr = c,
+                None => return Ok(Outcome::NoLongerApproved),
+            },
+            Err(e) => return Err(Box::new(e)),
+        }
+    }
+    Err(Box::new(kube::Error::Api(Box::new(
+        kube::core::Status::failure("too many conflicts writing the certificate", "Conflict")
+            .with_code(409),
+    ))))
+}
