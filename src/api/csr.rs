@@ -12,7 +12,7 @@ use serde_json::json;
 use super::body::{ResponseBody, read_limited};
 use super::decode::{Decoded, FieldValidation, Query, decode_csr};
 use super::error::{ApiError, bad_request, invalid};
-use super::hooks::{Caller, CsrFacts, Inspection, Verb};
+use super::hooks::{Caller, CsrFacts, Verb};
 use super::rules::{self, GENERATE_NAME_BASE_MAX, check_name};
 use super::{Api, blocking, json_response, table};
 use crate::compat::media::BodyFormat;
@@ -173,6 +173,23 @@ pub(super) fn object_response(
             Ok(resp)
         }
     }
+}
+
+/// A stored object's answer: its stored JSON as is when the client takes JSON.
+pub(super) fn stored_response(
+    code: StatusCode,
+    stored: &crate::store::Stored,
+    accept: Option<&str>,
+    warnings: &[String],
+) -> Result<Response<ResponseBody>, ApiError> {
+    use crate::compat::media::ResponseFormat;
+    if !table::wants_table(accept)
+        && ResponseFormat::negotiate(accept) == Some(ResponseFormat::Json)
+    {
+        let body = Bytes::copy_from_slice(stored.json.as_bytes());
+        return Ok(super::json_bytes_response(code, body, warnings));
+    }
+    object_response(code, &stored.object, accept, warnings)
 }
 
 fn accept<B>(req: &Request<B>) -> Option<String> {
@@ -354,46 +371,17 @@ impl Api {
                 signer_name: &body.spec.signer_name,
             }),
         )?;
-        self.check_create_limits(caller, index.node_name.as_deref())
-            .await?;
         let csr = self.prepare(body, name, caller)?;
-        let issuance = self.inner.issuance.clone();
-        let probe = csr.clone();
-        let inspection = blocking(move || issuance.inspect(&probe)).await?;
-        match &inspection {
-            Inspection::AdmissionDenied { message } => {
-                return Err(ApiError::Forbidden {
-                    message: message.clone(),
-                });
-            }
-            Inspection::Invalid(causes) => {
-                return Err(ApiError::Invalid {
-                    name: csr.metadata.name.clone().unwrap_or_default(),
-                    causes: causes.clone(),
-                });
-            }
-            Inspection::Valid
-            | Inspection::SignerRuleViolation { .. }
-            | Inspection::UnknownSigner { .. } => {}
-        }
-        let store = self.inner.store.clone();
-        let actor = caller.user.clone();
-        let idx = index.clone();
-        let stored = blocking(move || store.create(csr, &idx, &actor)).await??;
-        let name = stored.metadata.name.clone().unwrap_or_default();
-        tracing::info!(csr = %name, requester = %caller.user, signer = %stored.spec.signer_name, "csr created");
-        if matches!(inspection, Inspection::Valid) {
-            self.record_first_address(&stored, caller, &index, peer)
-                .await;
-        }
-        let latest = self
-            .after_create(stored, caller, &index, inspection)
-            .await?;
-        object_response(StatusCode::CREATED, &latest, accept.as_deref(), &warnings)
+        let stored = self.create_decided(csr, caller, index, peer).await?;
+        let latest = &stored.object;
+        tracing::info!(csr = ?latest.metadata.name, requester = %caller.user,
+            signer = %latest.spec.signer_name, phase = crate::store::phase(latest), "csr created");
+        stored_response(StatusCode::CREATED, &stored, accept.as_deref(), &warnings)
     }
 
     /// Per-node pending cap and create rates (`compat::limits`); administrators are exempt.
-    async fn check_create_limits(
+    /// Blocking (reads the store).
+    pub(super) fn check_create_limits(
         &self,
         caller: &Caller,
         node: Option<&str>,
@@ -407,10 +395,7 @@ impl Api {
         // are auto-approved at once and stay bounded by the requester rate.
         let node = node.filter(|n| crate::authz::node_name(caller) != Some(*n));
         let pending_for_node = match node {
-            Some(n) => {
-                let (store, n) = (self.inner.store.clone(), n.to_owned());
-                blocking(move || store.pending_for_node(&n)).await??
-            }
+            Some(n) => self.inner.store.pending_for_node(n)?,
             None => 0,
         };
         let requester = if crate::authz::is_admin(caller, &self.inner.authz) {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::discovery::GROUP_VERSION;
@@ -182,7 +183,8 @@ pub fn decode_csr(bytes: &[u8], validation: FieldValidation) -> Result<Decoded, 
     };
     check_type_field(obj, "apiVersion", GROUP_VERSION)?;
     check_type_field(obj, "kind", KIND)?;
-    let csr: CertificateSigningRequest = serde_json::from_value(value.clone())
+    // Deserialized from a borrow of the tree (no copy of it).
+    let csr = CertificateSigningRequest::deserialize(&value)
         .map_err(|e| bad_request(format!("the body is not a valid {KIND}: {e}")))?;
     let mut unknown = Vec::new();
     if validation != FieldValidation::Ignore {

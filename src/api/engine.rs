@@ -12,7 +12,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 use super::error::Cause;
-use super::hooks::{Caller, Decision, Inspection, Issuance, Issued, SignFailure};
+use super::hooks::{Caller, Decision, Inspection, Issuance, Issued, Outcome, SignFailure};
 use crate::authn::AuthMethod;
 use crate::config::IssuanceConfig;
 use crate::issue::{CsrRejection, Issuer, Requester, SignerName, SubjectIdentity, ValidatedCsr};
@@ -173,25 +173,7 @@ impl Engine {
 
 impl Issuance for Engine {
     fn inspect(&self, csr: &CertificateSigningRequest) -> Inspection {
-        match self.validated(csr) {
-            Ok(v) => match crate::issue::admit(&v, &self.admin_groups) {
-                Ok(()) => Inspection::Valid,
-                Err(r) => Inspection::AdmissionDenied {
-                    message: r.to_string(),
-                },
-            },
-            Err(CsrRejection::Invalid(e)) => Inspection::Invalid(vec![Cause {
-                reason: "FieldValueInvalid",
-                field: e.field().to_owned(),
-                message: e.to_string(),
-            }]),
-            Err(CsrRejection::SignerValidation(f)) => Inspection::SignerRuleViolation {
-                message: f.to_string(),
-            },
-            Err(CsrRejection::NotOurSigner { signer_name }) => Inspection::UnknownSigner {
-                message: crate::compat::signer_names::unknown_signer_message(&signer_name),
-            },
-        }
+        self.inspection_of(self.validated(csr).as_ref())
     }
 
     fn decide(
@@ -203,14 +185,7 @@ impl Issuance for Engine {
         let Ok(v) = self.validated(csr) else {
             return Decision::Pending;
         };
-        let mut facts = node_facts(caller, node);
-        if self.cfg.record_first_bootstrap_address {
-            facts.first_bootstrap_address = node.first_bootstrap_address;
-        }
-        let d = self
-            .current_approver()
-            .decide(&v, &requester(caller), &facts, SystemTime::now());
-        to_conditions(csr.metadata.name.as_deref().unwrap_or_default(), d)
+        self.decide_validated(&v, csr, caller, node)
     }
 
     fn ready(&self) -> bool {
@@ -229,22 +204,91 @@ impl Issuance for Engine {
     }
 
     fn sign(&self, csr: &CertificateSigningRequest) -> Result<Issued, SignFailure> {
+        let v = self.validated(csr).map_err(|e| SignFailure::Refused {
+            message: e.to_string(),
+        })?;
+        self.sign_validated(&v)
+    }
+
+    fn process(
+        &self,
+        csr: &CertificateSigningRequest,
+        caller: &Caller,
+        node: NodeState,
+        before_sign: &mut dyn FnMut(&Decision) -> bool,
+    ) -> Outcome {
+        let validated = self.validated(csr);
+        let inspection = self.inspection_of(validated.as_ref());
+        let (Inspection::Valid, Ok(v)) = (&inspection, validated) else {
+            return Outcome {
+                inspection,
+                decision: None,
+                signed: None,
+            };
+        };
+        let decision = self.decide_validated(&v, csr, caller, node);
+        let signed = (matches!(decision, Decision::Approve { .. }) && before_sign(&decision))
+            .then(|| self.sign_validated(&v));
+        Outcome {
+            inspection,
+            decision: Some(decision),
+            signed,
+        }
+    }
+}
+
+impl Engine {
+    fn inspection_of(&self, validated: Result<&ValidatedCsr, &CsrRejection>) -> Inspection {
+        match validated {
+            Ok(v) => match crate::issue::admit(v, &self.admin_groups) {
+                Ok(()) => Inspection::Valid,
+                Err(r) => Inspection::AdmissionDenied {
+                    message: r.to_string(),
+                },
+            },
+            Err(CsrRejection::Invalid(e)) => Inspection::Invalid(vec![Cause {
+                reason: "FieldValueInvalid",
+                field: e.field().to_owned(),
+                message: e.to_string(),
+            }]),
+            Err(CsrRejection::SignerValidation(f)) => Inspection::SignerRuleViolation {
+                message: f.to_string(),
+            },
+            Err(CsrRejection::NotOurSigner { signer_name }) => Inspection::UnknownSigner {
+                message: crate::compat::signer_names::unknown_signer_message(signer_name),
+            },
+        }
+    }
+
+    fn decide_validated(
+        &self,
+        v: &ValidatedCsr,
+        csr: &CertificateSigningRequest,
+        caller: &Caller,
+        node: NodeState,
+    ) -> Decision {
+        let mut facts = node_facts(caller, node);
+        if self.cfg.record_first_bootstrap_address {
+            facts.first_bootstrap_address = node.first_bootstrap_address;
+        }
+        let d = self
+            .current_approver()
+            .decide(v, &requester(caller), &facts, SystemTime::now());
+        to_conditions(csr.metadata.name.as_deref().unwrap_or_default(), d)
+    }
+
+    fn sign_validated(&self, v: &ValidatedCsr) -> Result<Issued, SignFailure> {
         let started = std::time::Instant::now();
-        let issued = self.sign_timed(csr);
+        let issued = self.sign_timed(v);
         crate::metrics::global()
             .issuance_seconds
             .observe(started.elapsed().as_secs_f64());
         issued
     }
-}
 
-impl Engine {
-    fn sign_timed(&self, csr: &CertificateSigningRequest) -> Result<Issued, SignFailure> {
-        let v = self.validated(csr).map_err(|e| SignFailure::Refused {
-            message: e.to_string(),
-        })?;
+    fn sign_timed(&self, v: &ValidatedCsr) -> Result<Issued, SignFailure> {
         let now = SystemTime::now();
-        let cert = self.issuer.issue(&v, now).map_err(|e| {
+        let cert = self.issuer.issue(v, now).map_err(|e| {
             tracing::warn!(error = %e, "issuing failed; will retry");
             SignFailure::Unavailable
         })?;

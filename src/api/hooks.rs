@@ -105,8 +105,46 @@ pub enum SignFailure {
     },
 }
 
+/// Everything decided about a new CSR before it is stored ([`Issuance::process`]).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The check of its request.
+    pub inspection: Inspection,
+    /// The approver's decision (only for a valid request).
+    pub decision: Option<Decision>,
+    /// The certificate, or why there is none, when approved and signing was asked for.
+    pub signed: Option<Result<Issued, SignFailure>>,
+}
+
 /// Validation, approval and signing (implemented over `issue` + `policy` + `signer`).
 pub trait Issuance: Send + Sync + 'static {
+    /// Inspects a new CSR, decides its approval and, when approved and `before_sign` (called
+    /// with the decision) agrees, signs it: the whole create path on one blocking thread. The engine parses and verifies the
+    /// request once for all three; this default composes the single steps.
+    fn process(
+        &self,
+        csr: &CertificateSigningRequest,
+        caller: &Caller,
+        node: NodeState,
+        before_sign: &mut dyn FnMut(&Decision) -> bool,
+    ) -> Outcome {
+        let inspection = self.inspect(csr);
+        if !matches!(inspection, Inspection::Valid) {
+            return Outcome {
+                inspection,
+                decision: None,
+                signed: None,
+            };
+        }
+        let decision = self.decide(csr, caller, node);
+        let signed = (matches!(decision, Decision::Approve { .. }) && before_sign(&decision))
+            .then(|| self.sign(csr));
+        Outcome {
+            inspection,
+            decision: Some(decision),
+            signed,
+        }
+    }
     /// Checks a new CSR's spec (signature, signer rules). Runs on a blocking thread.
     fn inspect(&self, csr: &CertificateSigningRequest) -> Inspection;
     /// Decides approval for a stored, valid CSR.

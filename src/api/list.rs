@@ -12,6 +12,7 @@ use super::decode::Query;
 use super::error::{ApiError, bad_request};
 use super::hooks::{Caller, Verb};
 use super::{Api, MAX_LIST_LIMIT, blocking, json_response, table};
+use crate::store::{ListQuery, Row};
 
 /// Longest selector accepted (bounded parsing work); kubectl's are tens of bytes.
 const MAX_SELECTOR_LEN: usize = 4096;
@@ -96,6 +97,31 @@ impl Selectors {
         })
     }
 
+    /// The signer an equality field selector pins (`spec.signerName=X`), if any.
+    fn pinned_signer(&self) -> Option<&str> {
+        self.fields.iter().find_map(|r| match r {
+            Req::Eq(k, v) if k == "spec.signerName" => Some(v.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Whether a stored row matches; the object is decoded (its labels only) just when a
+    /// label selector is given.
+    fn matches_row(&self, row: &Row) -> bool {
+        let fields = matches(&self.fields, |k| match k {
+            "metadata.name" => Some(row.name.clone()),
+            "spec.signerName" => Some(row.signer_name.clone()),
+            _ => None,
+        });
+        if !fields || self.labels.is_empty() {
+            return fields;
+        }
+        let labels = serde_json::from_str::<LabelsOnly>(&row.json)
+            .map(|o| o.metadata.labels)
+            .unwrap_or_default();
+        matches(&self.labels, |k| labels.get(k).cloned())
+    }
+
     /// Whether an object matches.
     pub(super) fn matches(&self, csr: &CertificateSigningRequest) -> bool {
         let empty = BTreeMap::new();
@@ -107,6 +133,39 @@ impl Selectors {
                 _ => None,
             })
     }
+}
+
+/// The part of a stored object a label selector reads.
+#[derive(serde::Deserialize)]
+struct LabelsOnly {
+    metadata: LabelsMeta,
+}
+
+#[derive(serde::Deserialize)]
+struct LabelsMeta {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+/// The list body from the stored JSON of its items (no decode and re-encode).
+fn list_json(rows: &[Row], rv: u64, cont: Option<&str>) -> String {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if let (Some(c), Some(m)) = (cont, meta.as_object_mut()) {
+        m.insert("continue".to_owned(), json!(c));
+    }
+    let size: usize = rows.iter().map(|r| r.json.len() + 1).sum();
+    let mut s = String::with_capacity(size + 200);
+    s.push_str(r#"{"kind":"CertificateSigningRequestList","apiVersion":"certificates.k8s.io/v1","metadata":"#);
+    s.push_str(&meta.to_string());
+    s.push_str(r#","items":["#);
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&r.json);
+    }
+    s.push_str("]}");
+    s
 }
 
 fn encode_continue(rv: u64, last: &str) -> String {
@@ -129,9 +188,22 @@ fn decode_continue(token: &str) -> Result<String, ApiError> {
 impl Api {
     /// Whether the caller may see this CSR (lists and watches are filtered to these).
     pub(super) fn visible(&self, caller: &Caller, csr: &CertificateSigningRequest) -> bool {
-        let cn = super::csr::cn_of(csr);
-        let facts = super::csr::facts_of(csr, cn.as_deref());
-        crate::authz::reads_all(caller, &self.inner.authz) || crate::authz::owns(caller, &facts)
+        crate::authz::reads_all(caller, &self.inner.authz) || {
+            let cn = super::csr::cn_of(csr);
+            crate::authz::owns(caller, &super::csr::facts_of(csr, cn.as_deref()))
+        }
+    }
+
+    /// [`Api::visible`] with the request's subject CN already known (the store's indexed
+    /// column), so the request is not parsed again.
+    pub(super) fn visible_with_cn(
+        &self,
+        caller: &Caller,
+        csr: &CertificateSigningRequest,
+        cn: Option<&str>,
+    ) -> bool {
+        crate::authz::reads_all(caller, &self.inner.authz)
+            || crate::authz::owns(caller, &super::csr::facts_of(csr, cn))
     }
 
     pub(super) async fn list<B>(
@@ -152,57 +224,74 @@ impl Api {
             .filter(|c| !c.is_empty())
             .map(decode_continue)
             .transpose()?;
-        let store = self.inner.store.clone();
-        let pinned = sel.pinned_name().map(str::to_owned);
-        let (all, rv) = blocking(move || match pinned {
-            Some(name) => store
-                .get_with_rv(&name)
-                .map(|(c, rv)| (c.into_iter().collect(), rv)),
-            None => store.list(),
-        })
-        .await??;
-        let mut items: Vec<&CertificateSigningRequest> = all
-            .iter()
-            .filter(|c| {
-                after
-                    .as_deref()
-                    .is_none_or(|a| c.metadata.name.as_deref().unwrap_or("") > a)
-            })
-            .filter(|c| sel.matches(c) && self.visible(caller, c))
-            .collect();
-        let mut cont = None;
-        if let Some(l) = limit.filter(|l| *l > 0)
-            && items.len() > l
-        {
-            items.truncate(l);
-            cont = items
-                .last()
-                .map(|c| encode_continue(rv, c.metadata.name.as_deref().unwrap_or("")));
-        }
         let accept = req
             .headers()
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok());
-        if table::wants_table(accept) {
-            return Ok(json_response(
-                StatusCode::OK,
-                &table::table(&items, rv, cont.as_deref(), super::csr::now_unix()),
-                &[],
-            ));
-        }
+        let as_table = table::wants_table(accept);
         // Lists are served as JSON only; a client that accepts nothing else gets 406.
-        if crate::compat::media::ResponseFormat::negotiate(accept)
-            != Some(crate::compat::media::ResponseFormat::Json)
+        if !as_table
+            && crate::compat::media::ResponseFormat::negotiate(accept)
+                != Some(crate::compat::media::ResponseFormat::Json)
         {
             return Err(ApiError::NotAcceptable);
         }
-        let mut meta = json!({"resourceVersion": rv.to_string()});
-        if let (Some(c), Some(m)) = (cont, meta.as_object_mut()) {
-            m.insert("continue".to_owned(), json!(c));
+        let (api, who) = (self.clone(), caller.clone());
+        let limit = limit.filter(|l| *l > 0);
+        let (mut rows, rv) = blocking(move || {
+            let q = ListQuery {
+                name: sel.pinned_name(),
+                signer_name: sel.pinned_signer(),
+                after: after.as_deref(),
+                // One more than the page: whether a continue token is needed.
+                max_rows: limit.map(|l| l.saturating_add(1)),
+            };
+            let admin = crate::authz::reads_all(&who, &api.inner.authz);
+            api.inner.store.scan(&q, &mut |row| {
+                sel.matches_row(row) && (admin || api.owns_row(&who, row))
+            })
+        })
+        .await??;
+        let mut cont = None;
+        if let Some(l) = limit
+            && rows.len() > l
+        {
+            rows.truncate(l);
+            cont = rows.last().map(|r| encode_continue(rv, &r.name));
         }
-        let body = json!({"kind": "CertificateSigningRequestList", "apiVersion": "certificates.k8s.io/v1",
-                          "metadata": meta, "items": items});
-        Ok(json_response(StatusCode::OK, &body, &[]))
+        if as_table {
+            let items = rows
+                .iter()
+                .map(|r| {
+                    serde_json::from_str::<CertificateSigningRequest>(&r.json)
+                        .map_err(|e| ApiError::Internal(format!("stored object {}: {e}", r.name)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let refs: Vec<&CertificateSigningRequest> = items.iter().collect();
+            return Ok(json_response(
+                StatusCode::OK,
+                &table::table(&refs, rv, cont.as_deref(), super::csr::now_unix()),
+                &[],
+            ));
+        }
+        let body = list_json(&rows, rv, cont.as_deref());
+        Ok(super::json_bytes_response(
+            StatusCode::OK,
+            bytes::Bytes::from(body),
+            &[],
+        ))
+    }
+
+    /// Whether the caller owns a stored row (its requester, or a node its own CN).
+    fn owns_row(&self, caller: &Caller, row: &Row) -> bool {
+        crate::authz::owns(
+            caller,
+            &super::hooks::CsrFacts {
+                requester_username: &row.requester,
+                subject_cn: row.subject_cn.as_deref(),
+                signer_name: &row.signer_name,
+            },
+        )
     }
 }
 

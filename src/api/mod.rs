@@ -15,6 +15,7 @@
 //! at create time.
 
 pub mod body;
+mod create_flow;
 mod csr;
 pub mod decode;
 pub mod discovery;
@@ -133,7 +134,16 @@ pub(crate) fn json_response(
     value: &serde_json::Value,
     warnings: &[String],
 ) -> Response<ResponseBody> {
-    let mut resp = Response::new(full(Bytes::from(value.to_string())));
+    json_bytes_response(code, Bytes::from(value.to_string()), warnings)
+}
+
+/// A JSON response from already serialized bytes.
+pub(crate) fn json_bytes_response(
+    code: StatusCode,
+    body: Bytes,
+    warnings: &[String],
+) -> Response<ResponseBody> {
+    let mut resp = Response::new(full(body));
     *resp.status_mut() = code;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -374,11 +384,7 @@ impl Api {
         let m = crate::metrics::global();
         m.hsm_up.set(i64::from(self.inner.issuance.ready()));
         let store = self.inner.store.clone();
-        if let Ok(Ok((csrs, _))) = blocking(move || store.list()).await {
-            let pending = csrs
-                .iter()
-                .filter(|c| crate::store::phase(c) == "pending")
-                .count();
+        if let Ok(Ok(pending)) = blocking(move || store.count_phase("pending")).await {
             m.pending_csrs
                 .set(i64::try_from(pending).unwrap_or(i64::MAX));
         }

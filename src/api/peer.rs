@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
+use super::Api;
 use super::hooks::Caller;
-use super::{Api, blocking};
 use crate::store::CsrIndex;
 
 /// The IP address of the TCP peer of the connection a request arrived on (set by the server's
@@ -17,36 +17,29 @@ use crate::store::CsrIndex;
 pub struct PeerAddr(pub IpAddr);
 
 impl Api {
-    /// After a valid CSR was stored: records `peer` as its node's first bootstrap address when
-    /// the issuance layer asks for it and the store does not know the node yet. Failures are
-    /// logged only: the CSR was created, and without a record its serving CSRs simply wait for
-    /// the inventory or an admin.
-    pub(super) async fn record_first_address(
+    /// For a new CSR about to be stored (on the create path's blocking thread): records `peer`
+    /// as its node's first bootstrap address when the issuance layer asks for it (a valid
+    /// bootstrap client CSR for a node) and the store does not know the node yet. Failures are
+    /// logged only: without a record the node's serving CSRs simply wait for the inventory or
+    /// an admin.
+    pub(super) fn record_first_address(
         &self,
-        stored: &CertificateSigningRequest,
+        csr: &CertificateSigningRequest,
         caller: &Caller,
         index: &CsrIndex,
         peer: Option<PeerAddr>,
     ) {
-        let (Some(PeerAddr(ip)), Some(node)) = (peer, index.node_name.clone()) else {
+        let (Some(PeerAddr(ip)), Some(node)) = (peer, index.node_name.as_deref()) else {
             return;
         };
-        let issuance = self.inner.issuance.clone();
-        let (probe, who) = (stored.clone(), caller.clone());
-        let wanted = blocking(move || issuance.records_first_address(&probe, &who)).await;
-        if !matches!(wanted, Ok(true)) {
+        if !self.inner.issuance.records_first_address(csr, caller) {
             return;
         }
-        let store = self.inner.store.clone();
-        let n = node.clone();
-        match blocking(move || store.record_first_bootstrap_address(&n, ip)).await {
-            Ok(Ok(true)) => {
+        match self.inner.store.record_first_bootstrap_address(node, ip) {
+            Ok(true) => {
                 tracing::info!(%node, address = %ip, "first bootstrap address recorded (trust on first use)");
             }
-            Ok(Ok(false)) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(%node, error = %e, "cannot record the first bootstrap address")
-            }
+            Ok(false) => {}
             Err(e) => {
                 tracing::warn!(%node, error = %e, "cannot record the first bootstrap address")
             }

@@ -1,6 +1,7 @@
-//! Approval and signing wired into the API: after create the approver decides; approved CSRs
-//! are signed on a blocking thread and get `status.certificate` (recorded as issued for the
-//! node in the same transaction). While the signer is not ready, approved CSRs stay approved
+//! Signing of stored, approved CSRs (approved by an administrator, or left unsigned while the
+//! signer was down; new CSRs are decided and signed before they are stored: `create_flow`):
+//! signed on a blocking thread, they get `status.certificate` (recorded as issued for the node
+//! in the same transaction). While the signer is not ready, approved CSRs stay approved
 //! without a certificate and the backlog task signs them when it is ready again.
 
 use std::sync::Arc;
@@ -9,14 +10,13 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use tokio::task::JoinHandle;
 
+use super::create_flow::SIGNER_VALIDATION_FAILURE;
 use super::error::ApiError;
-use super::hooks::{Caller, Decision, Inspection, SignFailure};
+use super::hooks::SignFailure;
 use super::rules::{self, add_condition, condition, needs_signing};
 use super::{Api, BACKLOG_INTERVAL, blocking};
-use crate::store::{CsrIndex, NodeState, UpdateError};
+use crate::store::UpdateError;
 
-/// Reason of the Failed condition for a signer-rule violation (upstream's).
-const SIGNER_VALIDATION_FAILURE: &str = "SignerValidationFailure";
 /// How often a request waiting for a signature checks that the signer is still up (a hung
 /// token is detected by the signer's readiness after its sign timeout).
 const READY_POLL: std::time::Duration = std::time::Duration::from_millis(50);
@@ -60,70 +60,6 @@ impl Api {
         }
     }
 
-    /// Runs the approver (and the signer) on a just-created CSR. Returns its latest state.
-    pub(super) async fn after_create(
-        &self,
-        stored: CertificateSigningRequest,
-        caller: &Caller,
-        index: &CsrIndex,
-        inspection: Inspection,
-    ) -> Result<CertificateSigningRequest, ApiError> {
-        let name = stored.metadata.name.clone().unwrap_or_default();
-        if self.inner.external {
-            // External signing: the controller approves, fails and signs, as with a real
-            // kube-apiserver (which leaves every new CSR pending).
-            return Ok(stored);
-        }
-        if let Inspection::SignerRuleViolation { message } = inspection {
-            tracing::info!(csr = %name, %message, "csr failed signer validation");
-            let r = self
-                .add_terminal(
-                    &name,
-                    "fail",
-                    "Failed",
-                    SIGNER_VALIDATION_FAILURE.to_owned(),
-                    message,
-                )
-                .await?;
-            return Ok(r.unwrap_or(stored));
-        }
-        if let Inspection::UnknownSigner { message } = inspection {
-            tracing::info!(csr = %name, %message, "csr names a signer this appliance does not serve");
-            let reason = crate::compat::signer_names::REASON.to_owned();
-            let r = self
-                .add_terminal(&name, "fail", "Failed", reason, message)
-                .await?;
-            return Ok(r.unwrap_or(stored));
-        }
-        let store = self.inner.store.clone();
-        let node = index.node_name.clone();
-        let node_state = match node {
-            Some(n) => blocking(move || store.node_state(&n, super::csr::now_unix())).await??,
-            None => NodeState::default(),
-        };
-        let issuance = self.inner.issuance.clone();
-        let (probe, who) = (stored.clone(), caller.clone());
-        let decision = blocking(move || issuance.decide(&probe, &who, node_state)).await?;
-        let latest = match decision {
-            Decision::Pending => return Ok(stored),
-            Decision::Approve { reason, message } => {
-                tracing::info!(csr = %name, %reason, "csr approved");
-                self.add_terminal(&name, "approve", "Approved", reason, message)
-                    .await?
-            }
-            Decision::Deny { reason, message } => {
-                tracing::info!(csr = %name, %reason, "csr denied");
-                self.add_terminal(&name, "deny", "Denied", reason, message)
-                    .await?
-            }
-        };
-        let latest = latest.unwrap_or(stored);
-        if needs_signing(&latest) {
-            return Ok(self.sign_now(&name).await?.unwrap_or(latest));
-        }
-        Ok(latest)
-    }
-
     /// Signs one approved CSR now if the signer is ready. `Ok(None)` when nothing was written
     /// (signer down, already signed, or another task is signing it).
     pub(super) async fn sign_now(
@@ -155,7 +91,7 @@ impl Api {
     }
 
     /// Completes when the signer stops being ready (polled every [`READY_POLL`]).
-    async fn until_not_ready(&self) {
+    pub(super) async fn until_not_ready(&self) {
         while self.inner.issuance.ready() {
             tokio::time::sleep(READY_POLL).await;
         }

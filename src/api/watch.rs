@@ -89,6 +89,32 @@ impl Watcher {
         Some(line(&json!({"type": kind, "object": self.object(csr, rv)})))
     }
 
+    /// A change from the feed: filtered with the event's subject CN, and written from the
+    /// event's JSON (serialized once by the store) unless a table is wanted.
+    fn change(&self, e: &Event) -> Option<Bytes> {
+        let csr = e.object.as_ref();
+        if !self.selectors.matches(csr)
+            || !self
+                .api
+                .visible_with_cn(&self.caller, csr, e.subject_cn.as_deref())
+        {
+            return None;
+        }
+        let kind = event_type(e.kind);
+        if self.as_table {
+            return Some(line(
+                &json!({"type": kind, "object": self.object(csr, e.resource_version)}),
+            ));
+        }
+        let mut s = String::with_capacity(e.json.len() + 40);
+        s.push_str("{\"type\":\"");
+        s.push_str(kind);
+        s.push_str("\",\"object\":");
+        s.push_str(&e.json);
+        s.push_str("}\n");
+        Some(Bytes::from(s))
+    }
+
     fn bookmark(&self, rv: u64, initial_events_end: bool) -> Bytes {
         let mut metadata = json!({"resourceVersion": rv.to_string()});
         if initial_events_end {
@@ -139,7 +165,7 @@ async fn run(
                 Ok(e) if e.resource_version <= last_rv => None,
                 Ok(e) => {
                     last_rv = e.resource_version;
-                    w.event(event_type(e.kind), &e.object, e.resource_version)
+                    w.change(&e)
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     let _ = tx.send(line(&json!({"type": "ERROR", "object": ApiError::Expired.status_json()}))).await;
@@ -224,11 +250,7 @@ impl Api {
         let (initial, live, last_rv) = match from {
             Some(rv) => {
                 let sub = blocking(move || store.watch_from(rv)).await??;
-                let initial: Vec<Bytes> = sub
-                    .replay
-                    .iter()
-                    .filter_map(|e| w.event(event_type(e.kind), &e.object, e.resource_version))
-                    .collect();
+                let initial: Vec<Bytes> = sub.replay.iter().filter_map(|e| w.change(e)).collect();
                 let last = sub.replay.last().map_or(rv, |e| e.resource_version);
                 (initial, sub.live, last)
             }

@@ -288,22 +288,25 @@ impl BootstrapTokens {
         token: &BootstrapToken,
         now: SystemTime,
     ) -> Result<Lookup, AuthnError> {
-        let row = self
-            .conn()
-            .query_row(
+        let conn = self.conn();
+        // Prepared once per connection: every bootstrap-authenticated request runs it.
+        let row = conn
+            .prepare_cached(
                 "SELECT id, created_unix, expires_unix, groups_json, description, patterns_json,
                  salt, secret_hash FROM bootstrap_tokens WHERE id = ?1",
-                [token.id.as_str()],
-                |r| {
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([token.id.as_str()], |r| {
                     Ok((
                         RawRecord::from_row(r)?,
                         r.get::<_, Vec<u8>>(6)?,
                         r.get::<_, Vec<u8>>(7)?,
                     ))
-                },
-            )
-            .optional()
+                })
+                .optional()
+            })
             .map_err(db_err("look up token"))?;
+        drop(conn);
         let Some((raw, salt, stored)) = row else {
             return Ok(Lookup::UnknownId);
         };

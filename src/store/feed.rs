@@ -37,6 +37,11 @@ pub struct Event {
     pub resource_version: u64,
     /// The object after the change (before it, for a delete, but with the delete's RV).
     pub object: Arc<CertificateSigningRequest>,
+    /// `object` as JSON, serialized once for every watcher.
+    pub json: Arc<str>,
+    /// The request's subject CN (the indexed column), so that watch filters need not parse
+    /// the request once per watcher.
+    pub subject_cn: Option<Arc<str>>,
 }
 
 /// A watch that starts after `from`: the replayed events and the live receiver.

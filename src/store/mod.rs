@@ -7,6 +7,7 @@
 //! (`tokio::task::spawn_blocking`), never on the async runtime.
 
 mod audit_hook;
+mod checkpoint;
 mod error;
 mod external;
 pub mod feed;
@@ -14,7 +15,9 @@ mod first_address;
 mod group_sync;
 pub mod leases;
 mod nodes;
+mod scan;
 mod schema;
+mod write;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +29,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 pub use error::{StoreError, UpdateError};
 pub use feed::{Event, EventKind, Subscription};
 pub use nodes::{IssuedRecord, NodeState};
+pub use scan::{ListQuery, Row};
+pub use write::{Creation, Stored};
 
 use audit_hook::{outcome, record, record_with};
 use feed::Feed;
@@ -37,6 +42,10 @@ pub const DB_FILE: &str = "kubesigner.db";
 /// How long a writer waits for a lock held by another connection (the bootstrap-token module,
 /// `kubesigner node` run while the server runs) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection (about 20 distinct statements run on the request
+/// paths; room for a few more).
+const STATEMENT_CACHE: usize = 64;
 
 /// Indexed facts about a CSR that the caller derived from the parsed request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -133,11 +142,10 @@ fn decode(name: &str, text: &str) -> Result<CertificateSigningRequest, StoreErro
 }
 
 fn bump_rv(tx: &Transaction<'_>) -> Result<u64, rusqlite::Error> {
-    tx.query_row(
+    tx.prepare_cached(
         "UPDATE counters SET value = value + 1 WHERE name = 'resource_version' RETURNING value",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
+    )?
+    .query_row([], |r| r.get::<_, i64>(0))
     .map(|v| u64::try_from(v).unwrap_or(0))
 }
 
@@ -178,16 +186,25 @@ impl Store {
         // Commits do not sync; writers wait for a group sync of the WAL instead.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Every statement on a hot path is prepared once (`prepare_cached`); rusqlite's default
+        // cache of 16 is smaller than their number, which would re-prepare them in turn.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut conn)?;
         first_address::migrate(&mut conn)?;
         leases::migrate(&mut conn)?;
         let rv = current_rv(&conn)?;
+        let state = Arc::new(Mutex::new(State {
+            conn,
+            feed: Feed::new(rv),
+        }));
+        if checkpoint::spawn(path, Arc::downgrade(&state))? {
+            // Checkpoints run on their own thread (`checkpoint`), not inside a writer's commit.
+            let st = state.lock().map_err(|_| StoreError::Poisoned)?;
+            st.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        }
         Ok(Store {
             sync: Arc::new(GroupSync::new(path)),
-            state: Arc::new(Mutex::new(State {
-                conn,
-                feed: Feed::new(rv),
-            })),
+            state,
         })
     }
 
@@ -204,16 +221,24 @@ impl Store {
         kind: EventKind,
         resource_version: u64,
         csr: CertificateSigningRequest,
-    ) -> Result<CertificateSigningRequest, StoreError> {
+        json: String,
+        subject_cn: Option<String>,
+    ) -> Result<Stored, StoreError> {
         let seq = self.sync.committed().map_err(StoreError::from)?;
+        let stored = Stored {
+            object: Arc::new(csr),
+            json: Arc::from(json),
+        };
         st.feed.publish(Event {
             kind,
             resource_version,
-            object: Arc::new(csr.clone()),
+            object: Arc::clone(&stored.object),
+            json: Arc::clone(&stored.json),
+            subject_cn: subject_cn.map(Arc::from),
         });
         drop(st);
         self.sync.wait_durable(seq).map_err(StoreError::from)?;
-        Ok(csr)
+        Ok(stored)
     }
 
     /// The current global resourceVersion.
@@ -226,60 +251,18 @@ impl Store {
     /// Sets `metadata.resourceVersion`. Returns the stored object once committed.
     pub fn create(
         &self,
-        mut csr: CertificateSigningRequest,
+        csr: CertificateSigningRequest,
         index: &CsrIndex,
         actor: &str,
     ) -> Result<CertificateSigningRequest, StoreError> {
-        let name = csr.metadata.name.clone().unwrap_or_default();
-        // Parsed before the lock: the requested subject and SANs for the audit record.
-        let (subject, sans) = crate::issue::describe_request(&csr.spec.request.0).unzip();
-        let mut st = self.lock()?;
-        let tx = st.conn.transaction()?;
-        let exists: Option<i64> = tx
-            .query_row("SELECT 1 FROM csrs WHERE name = ?1", params![name], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if exists.is_some() {
-            return Err(StoreError::AlreadyExists { name });
-        }
-        let rv = bump_rv(&tx)?;
-        csr.metadata.resource_version = Some(rv.to_string());
-        let text = serde_json::to_string(&csr).map_err(StoreError::Encode)?;
-        tx.execute(
-            "INSERT INTO csrs (name, uid, resource_version, signer_name, requester, subject_cn,
-                               node_name, phase, created_unix, object)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                name,
-                csr.metadata.uid.as_deref().unwrap_or(""),
-                i64::try_from(rv).unwrap_or(i64::MAX),
-                csr.spec.signer_name,
-                csr.spec.username.as_deref().unwrap_or(""),
-                index.subject_cn,
-                index.node_name,
-                phase(&csr),
-                created_unix(&csr),
-                text
-            ],
-        )?;
-        record_with(
-            &tx,
-            &AuditEvent {
-                kind: "create",
-                csr_name: &name,
-                actor,
-                resource_version: rv,
-                certificate: None,
-            },
-            crate::audit::Entry {
-                subject,
-                sans,
-                ..outcome(&csr, "create", None)
-            },
-        )?;
-        tx.commit()?;
-        self.publish_durable(st, EventKind::Added, rv, csr)
+        let creation = Creation {
+            index,
+            actor,
+            decided: &[],
+            issued: None,
+        };
+        self.create_with(csr, &creation)
+            .map(|s| Arc::unwrap_or_clone(s.object))
     }
 
     /// Reads one CSR.
@@ -287,11 +270,8 @@ impl Store {
         let st = self.lock()?;
         let text: Option<String> = st
             .conn
-            .query_row(
-                "SELECT object FROM csrs WHERE name = ?1",
-                params![name],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT object FROM csrs WHERE name = ?1")?
+            .query_row(params![name], |r| r.get(0))
             .optional()?;
         text.map(|t| decode(name, &t)).transpose()
     }
@@ -354,14 +334,11 @@ impl Store {
     ) -> Result<CertificateSigningRequest, UpdateError<E>> {
         let mut st = self.lock()?;
         let tx = st.conn.transaction()?;
-        let text: Option<String> = tx
-            .query_row(
-                "SELECT object FROM csrs WHERE name = ?1",
-                params![name],
-                |r| r.get(0),
-            )
+        let row: Option<(String, Option<String>)> = tx
+            .prepare_cached("SELECT object, subject_cn FROM csrs WHERE name = ?1")?
+            .query_row(params![name], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        let Some(text) = text else {
+        let Some((text, subject_cn)) = row else {
             return Err(StoreError::NotFound {
                 name: name.to_owned(),
             }
@@ -383,15 +360,15 @@ impl Store {
         let rv = bump_rv(&tx)?;
         csr.metadata.resource_version = Some(rv.to_string());
         let text = serde_json::to_string(&csr).map_err(StoreError::Encode)?;
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE csrs SET resource_version = ?2, phase = ?3, object = ?4 WHERE name = ?1",
-            params![
-                name,
-                i64::try_from(rv).unwrap_or(i64::MAX),
-                phase(&csr),
-                text
-            ],
-        )?;
+        )?
+        .execute(params![
+            name,
+            i64::try_from(rv).unwrap_or(i64::MAX),
+            phase(&csr),
+            text
+        ])?;
         if let Some(rec) = &issued {
             nodes::insert_issued(&tx, rec, name)?;
         }
@@ -407,7 +384,8 @@ impl Store {
             outcome(&csr, kind, issued.as_ref()),
         )?;
         tx.commit()?;
-        self.publish_durable(st, EventKind::Modified, rv, csr)
+        self.publish_durable(st, EventKind::Modified, rv, csr, text, subject_cn)
+            .map(|s| Arc::unwrap_or_clone(s.object))
             .map_err(UpdateError::Store)
     }
 
@@ -415,14 +393,14 @@ impl Store {
     pub fn delete(&self, name: &str, actor: &str) -> Result<CertificateSigningRequest, StoreError> {
         let mut st = self.lock()?;
         let tx = st.conn.transaction()?;
-        let text: Option<String> = tx
+        let row: Option<(String, Option<String>)> = tx
             .query_row(
-                "DELETE FROM csrs WHERE name = ?1 RETURNING object",
+                "DELETE FROM csrs WHERE name = ?1 RETURNING object, subject_cn",
                 params![name],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let Some(text) = text else {
+        let Some((text, subject_cn)) = row else {
             return Err(StoreError::NotFound {
                 name: name.to_owned(),
             });
@@ -445,7 +423,9 @@ impl Store {
         )?;
         tx.commit()?;
         csr.metadata.resource_version = Some(rv.to_string());
-        self.publish_durable(st, EventKind::Deleted, rv, csr)
+        let text = serde_json::to_string(&csr).map_err(StoreError::Encode)?;
+        self.publish_durable(st, EventKind::Deleted, rv, csr, text, subject_cn)
+            .map(|s| Arc::unwrap_or_clone(s.object))
     }
 
     /// Starts a watch after resourceVersion `from`: replays the window, or 410 when too old.
@@ -470,11 +450,10 @@ impl Store {
     /// How many pending CSRs (no Approved/Denied/Failed, no certificate) name this node.
     pub fn pending_for_node(&self, node: &str) -> Result<usize, StoreError> {
         let st = self.lock()?;
-        let n: i64 = st.conn.query_row(
-            "SELECT count(*) FROM csrs WHERE node_name = ?1 AND phase = 'pending'",
-            params![node],
-            |r| r.get(0),
-        )?;
+        let n: i64 = st
+            .conn
+            .prepare_cached("SELECT count(*) FROM csrs WHERE node_name = ?1 AND phase = 'pending'")?
+            .query_row(params![node], |r| r.get(0))?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
@@ -529,11 +508,9 @@ impl Store {
 }
 
 fn current_rv(conn: &Connection) -> Result<u64, StoreError> {
-    let v: i64 = conn.query_row(
-        "SELECT value FROM counters WHERE name = 'resource_version'",
-        [],
-        |r| r.get(0),
-    )?;
+    let v: i64 = conn
+        .prepare_cached("SELECT value FROM counters WHERE name = 'resource_version'")?
+        .query_row([], |r| r.get(0))?;
     Ok(u64::try_from(v).unwrap_or(0))
 }
 

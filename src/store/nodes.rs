@@ -37,17 +37,17 @@ pub(super) fn insert_issued(
     rec: &IssuedRecord,
     csr_name: &str,
 ) -> Result<(), rusqlite::Error> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO issued_certificates (serial, node_name, csr_name, not_after_unix, issued_unix)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            rec.serial_hex,
-            rec.node_name,
-            csr_name,
-            rec.not_after_unix,
-            rec.issued_unix
-        ],
-    )?;
+    )?
+    .execute(params![
+        rec.serial_hex,
+        rec.node_name,
+        csr_name,
+        rec.not_after_unix,
+        rec.issued_unix
+    ])?;
     Ok(())
 }
 
@@ -79,18 +79,14 @@ pub(super) fn forget(conn: &mut Connection, node: &str) -> Result<bool, StoreErr
 }
 
 pub(super) fn state(conn: &Connection, node: &str, now: i64) -> Result<NodeState, StoreError> {
+    // Both run for every create that names a node: prepared once per connection.
     let disabled: Option<bool> = conn
-        .query_row(
-            "SELECT disabled FROM nodes WHERE name = ?1",
-            params![node],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT disabled FROM nodes WHERE name = ?1")?
+        .query_row(params![node], |r| r.get(0))
         .optional()?;
-    let latest: Option<i64> = conn.query_row(
-        "SELECT MAX(not_after_unix) FROM issued_certificates WHERE node_name = ?1",
-        params![node],
-        |r| r.get(0),
-    )?;
+    let latest: Option<i64> = conn
+        .prepare_cached("SELECT MAX(not_after_unix) FROM issued_certificates WHERE node_name = ?1")?
+        .query_row(params![node], |r| r.get(0))?;
     Ok(NodeState {
         disabled: disabled.unwrap_or(false),
         unexpired_certificate: latest.is_some_and(|t| t > now),
