@@ -144,6 +144,32 @@ fn single_controller_issues_bootstrap_and_serving_certificates() {
         .collect();
     assert_eq!(kinds, ["signature_spent", "status_written"], "{local:?}");
     assert_eq!(r.stop().map(|s| s.code()), Some(Some(0)));
+
+    // An orderly stop signs a last checkpoint of the local audit log with the token's audit
+    // key, and `audit verify --config` checks the chain and that signature.
+    let records = audit_records(&r.config);
+    assert_eq!(
+        records.last().unwrap()["kind"],
+        "checkpoint",
+        "{records:?}\n{}",
+        r.log()
+    );
+    let export = r.dir.join("local-audit.jsonl");
+    let lines: Vec<String> = records.iter().map(|v| v.to_string()).collect();
+    std::fs::write(&export, lines.join("\n") + "\n").unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["audit", "verify"])
+        .arg(&export)
+        .arg("--config")
+        .arg(&r.config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "audit verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

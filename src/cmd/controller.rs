@@ -309,6 +309,12 @@ async fn run_controller(p: Prepared) -> Result<(), ControllerStartError> {
         identity: identity.clone(),
         lease_duration: c.lease_duration,
     };
+    // The local audit log gets the same signed checkpoints as `serve`'s (audit key in the token).
+    let checkpoints = crate::audit::checkpoint::spawn(
+        reconciler.store.clone(),
+        Arc::clone(&signer),
+        cfg.audit.clone(),
+    );
     let health: HealthFn = Arc::new(move || signer.ready());
     let timing = Timing {
         retry_period: c.retry_period,
@@ -328,5 +334,6 @@ async fn run_controller(p: Prepared) -> Result<(), ControllerStartError> {
     .run(serve::shutdown_signal())
     .await;
     lifecycle::notify_stopping();
+    checkpoints.finish().await;
     Ok(())
 }
