@@ -23,7 +23,7 @@ use crate::controller::{
 use crate::exit;
 use crate::issue::{CaBundle, Issuer};
 use crate::policy::{Approver, NodeInventory};
-use crate::signer::{Pkcs11Uri, SignKey, TokenSigner, UriOrigin, apply_module_environment};
+use crate::signer::{Pkcs11Uri, SignKey, TokenSigner, UriOrigin};
 use crate::store::Store;
 
 /// How long exit waits for calls still inside the token.
@@ -197,20 +197,9 @@ impl ControllerArgs {
                 return e.exit_code();
             }
         };
-        // Before any thread starts: the PKCS#11 module reads its environment when it loads.
-        if let Err(e) = apply_module_environment(&prepared.cfg.signer.environment) {
-            tracing::error!(error = %e, "cannot apply the module environment");
-            return exit::USAGE;
-        }
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
+        let runtime = match lifecycle::module_runtime(&prepared.cfg.signer.environment) {
             Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the async runtime");
-                return exit::SOFTWARE;
-            }
+            Err(code) => return code,
         };
         let r = runtime.block_on(run_controller(prepared));
         runtime.shutdown_timeout(TOKEN_CLOSE_GRACE);

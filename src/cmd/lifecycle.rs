@@ -87,3 +87,21 @@ pub async fn watchdog(api: Api, data_dir: PathBuf) {
         }
     }
 }
+
+/// Applies the PKCS#11 module's environment (before any thread starts: the module reads it
+/// when it loads) and builds the async runtime. `Err` is the exit code, already logged.
+pub fn module_runtime(
+    env: &std::collections::BTreeMap<String, String>,
+) -> Result<tokio::runtime::Runtime, i32> {
+    if let Err(e) = crate::signer::apply_module_environment(env) {
+        tracing::error!(error = %e, "cannot apply the module environment");
+        return Err(crate::exit::USAGE);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            crate::exit::SOFTWARE
+        })
+}

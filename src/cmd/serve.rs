@@ -9,7 +9,7 @@ use crate::api::server::{ServeError, Server};
 use crate::cmd::lifecycle;
 use crate::config::{Config, ConfigError};
 use crate::exit;
-use crate::signer::{Pkcs11Uri, UriOrigin, apply_module_environment};
+use crate::signer::{Pkcs11Uri, UriOrigin};
 
 /// How long exit waits for calls still inside the token after the server has stopped (a hung
 /// token must not keep the process from exiting; systemd's stop timeout is longer).
@@ -247,20 +247,9 @@ impl ServeArgs {
                 return exit::UNAVAILABLE;
             }
         };
-        // Before any thread starts: the PKCS#11 module reads its environment when it loads.
-        if let Err(e) = apply_module_environment(&cfg.signer.environment) {
-            tracing::error!(error = %e, "cannot apply the module environment");
-            return exit::USAGE;
-        }
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
+        let runtime = match lifecycle::module_runtime(&cfg.signer.environment) {
             Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the async runtime");
-                return exit::SOFTWARE;
-            }
+            Err(code) => return code,
         };
         let load = move || again.clone().config().map_err(|e| e.to_string());
         let served = runtime.block_on(serve_notified(cfg, load));

@@ -53,55 +53,81 @@ async fn reread(
 /// CSR as written (None: someone else decided first, or it is gone).
 pub async fn add_approval_condition(
     api: &Api<CertificateSigningRequest>,
-    mut csr: CertificateSigningRequest,
+    csr: CertificateSigningRequest,
     type_: &str,
     reason: &str,
     message: &str,
 ) -> KubeResult<Option<CertificateSigningRequest>> {
-    let name = csr.metadata.name.clone().unwrap_or_default();
-    for _ in 0..MAX_CONFLICTS {
-        if decided(&csr) {
-            return Ok(None);
-        }
-        add_condition(&mut csr, condition(type_, reason, message, &now()));
-        match api
-            .replace_subresource("approval", &name, &PostParams::default(), &csr)
-            .await
-        {
-            Ok(c) => return Ok(Some(c)),
-            Err(e) if is_conflict(&e) => match reread(api, &name).await? {
-                Some(c) => csr = c,
-                None => return Ok(None),
-            },
-            Err(e) => return Err(Box::new(e)),
-        }
-    }
-    Ok(None)
+    let cond = NewCondition {
+        type_,
+        reason,
+        message,
+    };
+    add_condition_through(api, csr, Subresource::Approval, &cond, decided).await
 }
 
 /// Adds a condition (Failed) through `/status` unless the CSR is decided-against or signed.
 pub async fn add_status_condition(
     api: &Api<CertificateSigningRequest>,
-    mut csr: CertificateSigningRequest,
+    csr: CertificateSigningRequest,
     type_: &str,
     reason: &str,
     message: &str,
 ) -> KubeResult<Option<CertificateSigningRequest>> {
-    let name = csr.metadata.name.clone().unwrap_or_default();
-    for _ in 0..MAX_CONFLICTS {
-        let signed = csr
+    let settled = |c: &CertificateSigningRequest| {
+        let signed = c
             .status
             .as_ref()
             .and_then(|s| s.certificate.as_ref())
-            .is_some_and(|c| !c.0.is_empty());
-        if signed || has_condition(&csr, "Denied") || has_condition(&csr, type_) {
+            .is_some_and(|cert| !cert.0.is_empty());
+        signed || has_condition(c, "Denied") || has_condition(c, type_)
+    };
+    let cond = NewCondition {
+        type_,
+        reason,
+        message,
+    };
+    add_condition_through(api, csr, Subresource::Status, &cond, settled).await
+}
+
+/// The subresource a condition is written through.
+#[derive(Clone, Copy)]
+enum Subresource {
+    Approval,
+    Status,
+}
+
+/// A condition to add.
+struct NewCondition<'a> {
+    type_: &'a str,
+    reason: &'a str,
+    message: &'a str,
+}
+
+/// Adds `cond` through `via` unless `settled` says the CSR needs it no more; a 409 re-reads and
+/// asks `settled` again. Returns the CSR as written (None: settled meanwhile, or gone).
+async fn add_condition_through(
+    api: &Api<CertificateSigningRequest>,
+    mut csr: CertificateSigningRequest,
+    via: Subresource,
+    cond: &NewCondition<'_>,
+    settled: impl Fn(&CertificateSigningRequest) -> bool,
+) -> KubeResult<Option<CertificateSigningRequest>> {
+    let name = csr.metadata.name.clone().unwrap_or_default();
+    let pp = PostParams::default();
+    for _ in 0..MAX_CONFLICTS {
+        if settled(&csr) {
             return Ok(None);
         }
-        add_condition(&mut csr, condition(type_, reason, message, &now()));
-        match api
-            .replace_status(&name, &PostParams::default(), &csr)
-            .await
-        {
+        add_condition(
+            &mut csr,
+            condition(cond.type_, cond.reason, cond.message, &now()),
+        );
+        let written = match via {
+            Subresource::Approval => api.replace_subresource("approval", &name, &pp, &csr).await,
+            Subresource::Status => api.replace_status(&name, &pp, &csr).await,
+        };
+        match written {
             Ok(c) => return Ok(Some(c)),
             Err(e) if is_conflict(&e) => match reread(api, &name).await? {
                 Some(c) => csr = c,
