@@ -68,12 +68,12 @@ fn to_i64(v: u64) -> i64 {
 
 /// The newest record's seq and hash (`None` for an empty chain).
 pub fn head(conn: &Connection) -> Result<Option<(u64, String)>, rusqlite::Error> {
-    conn.query_row(
-        "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
-        [],
-        |r| Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?)),
-    )
-    .optional()
+    // Prepared once per connection: it runs for every record.
+    conn.prepare_cached("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| {
+            Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
+        })
+        .optional()
 }
 
 /// The newest checkpoint: its own seq and the seq it covers.
@@ -137,24 +137,24 @@ pub fn append(conn: &Connection, entry: &Entry<'_>) -> Result<AuditRecord, rusql
     } else {
         String::new()
     };
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO audit_events (seq, at_unix, kind, csr_name, actor, resource_version,
                                    prev_hash, hash, extra, certificate_serial, certificate_sha256)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            to_i64(rec.seq),
-            rec.at_unix,
-            rec.kind,
-            rec.csr_name,
-            rec.actor,
-            to_i64(rec.resource_version),
-            rec.prev_hash,
-            rec.hash,
-            extra,
-            rec.certificate_serial,
-            rec.certificate_sha256
-        ],
-    )?;
+    )?
+    .execute(params![
+        to_i64(rec.seq),
+        rec.at_unix,
+        rec.kind,
+        rec.csr_name,
+        rec.actor,
+        to_i64(rec.resource_version),
+        rec.prev_hash,
+        rec.hash,
+        extra,
+        rec.certificate_serial,
+        rec.certificate_sha256
+    ])?;
     tracing::info!(target: "kubesigner::audit", seq = rec.seq, kind = %rec.kind,
         csr = %rec.csr_name, actor = %rec.actor, request_id = rec.request_id.as_deref(),
         head = %rec.hash, "audit");

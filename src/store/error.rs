@@ -68,6 +68,12 @@ pub enum StoreError {
     /// A previous holder of the connection lock panicked.
     #[error("store lock poisoned")]
     Poisoned,
+    /// The CSR writer thread could not be started.
+    #[error("cannot start the store's writer thread: {0}")]
+    WriterStart(std::io::Error),
+    /// The CSR writer thread is gone (the store is shutting down, or the thread panicked).
+    #[error("the store's writer has stopped")]
+    WriterGone,
     /// A commit could not be made durable (the group sync of the write-ahead log failed).
     #[error(transparent)]
     Sync(#[from] super::group_sync::SyncError),

@@ -5,8 +5,8 @@
 //! [`GroupSync::wait_durable`] until the WAL has been synced past its commit. The first waiter
 //! becomes the leader and syncs the WAL file once for everything committed so far; writers that
 //! committed meanwhile wait for that sync or lead the next one. Under load one sync covers many
-//! commits (the benchmark's 16 clients make about three commits each per certificate), where
-//! `synchronous=FULL` synced once per commit while holding the store lock. A write is still
+//! commits, where `synchronous=FULL` synced once per commit while holding the store lock (new
+//! CSRs are batched further: one commit per batch, see `batch`). A write is still
 //! acknowledged only once it is on disk. SQLite syncs the WAL itself before a checkpoint copies
 //! frames into the database, so `NORMAL` keeps the file consistent after a crash.
 //! Committed changes are visible (to reads and on the watch feed) right after the commit, at

@@ -7,6 +7,7 @@
 //! (`tokio::task::spawn_blocking`), never on the async runtime.
 
 mod audit_hook;
+mod batch;
 mod checkpoint;
 mod error;
 mod external;
@@ -102,6 +103,8 @@ struct State {
 pub struct Store {
     state: Arc<Mutex<State>>,
     sync: Arc<GroupSync>,
+    /// The CSR writer thread (creates are committed in batches).
+    writer: Arc<batch::Writer>,
 }
 
 impl std::fmt::Debug for Store {
@@ -202,9 +205,13 @@ impl Store {
             let st = state.lock().map_err(|_| StoreError::Poisoned)?;
             st.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         }
+        let sync = Arc::new(GroupSync::new(path));
+        let writer = batch::Writer::spawn(Arc::clone(&state), Arc::clone(&sync))
+            .map_err(StoreError::WriterStart)?;
         Ok(Store {
-            sync: Arc::new(GroupSync::new(path)),
             state,
+            sync,
+            writer: Arc::new(writer),
         })
     }
 

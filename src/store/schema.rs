@@ -69,6 +69,10 @@ const MIGRATIONS: &[&str] = &[
     // 4: audit records carry groups, request id, requested subject/SANs, serial, outcome and
     // checkpoints (crate::audit), as one JSON text.
     "ALTER TABLE audit_events ADD COLUMN extra TEXT NOT NULL DEFAULT '';",
+    // 5: no query filters on the requester or the subject CN (lists filter on signer, node and
+    // phase); their indexes only cost two index pages per create.
+    "DROP INDEX csrs_requester;
+     DROP INDEX csrs_subject_cn;",
 ];
 
 /// Creates the version table if needed and applies every pending migration, each in its own

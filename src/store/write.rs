@@ -1,16 +1,16 @@
 //! Creating a CSR in one transaction, decisions included: an auto-approved CSR is stored with
 //! its `Approved` condition and certificate already in its status, together with the audit
 //! records of each step (created, approved, issued) and the node's issued-certificate record,
-//! and is published to watchers as one ADDED event. One commit and one group sync per CSR.
+//! and is published to watchers as one ADDED event. The CSR writer ([`super::batch`]) puts the
+//! creates that arrive together into one commit and one sync.
 
 use std::sync::Arc;
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
-    AuditEvent, CsrIndex, EventKind, IssuedRecord, Store, StoreError, bump_rv, created_unix, nodes,
-    phase,
+    AuditEvent, CsrIndex, IssuedRecord, Store, StoreError, bump_rv, created_unix, nodes, phase,
 };
 use crate::store::audit_hook::{outcome, record_with};
 
@@ -26,7 +26,7 @@ pub struct Creation<'a> {
     pub actor: &'a str,
     /// The appliance's decisions already applied to the object, audited after "create" in
     /// this order (e.g. `["approve", "issue"]`) under the actor `kubesigner`.
-    pub decided: &'a [&'a str],
+    pub decided: &'a [&'static str],
     /// The issued-certificate record when the object carries a node client certificate.
     pub issued: Option<&'a IssuedRecord>,
 }
@@ -41,72 +41,120 @@ pub struct Stored {
     pub json: Arc<str>,
 }
 
+/// A new CSR on its way to the writer: the object and an owned copy of its [`Creation`].
+#[derive(Debug, Clone)]
+pub(super) struct NewCsr {
+    pub(super) csr: CertificateSigningRequest,
+    index: CsrIndex,
+    actor: String,
+    decided: Vec<&'static str>,
+    issued: Option<IssuedRecord>,
+    /// The requested subject and SANs for the "create" audit record, parsed by the caller
+    /// (not on the writer's thread).
+    requested: (Option<String>, Option<Vec<String>>),
+}
+
+/// A CSR row written in the current transaction, not yet published.
+#[derive(Debug)]
+pub(super) struct Inserted {
+    pub(super) resource_version: u64,
+    pub(super) csr: CertificateSigningRequest,
+    pub(super) json: String,
+    pub(super) subject_cn: Option<String>,
+}
+
 impl Store {
     /// Stores a new CSR with whatever the appliance already decided about it (conditions and
     /// certificate set by the caller), in one transaction. Returns once the commit is durable.
+    ///
+    /// The CSR writer ([`super::batch`]) commits the creates that arrive together in one
+    /// transaction and one sync; each still gets its own resourceVersion, audit records and
+    /// ADDED event, and a create that fails (e.g. the name exists) fails alone.
     pub fn create_with(
         &self,
-        mut csr: CertificateSigningRequest,
+        csr: CertificateSigningRequest,
         how: &Creation<'_>,
     ) -> Result<Stored, StoreError> {
-        let name = csr.metadata.name.clone().unwrap_or_default();
-        // Parsed before the lock: the requested subject and SANs for the "create" record.
-        let (subject, sans) = crate::issue::describe_request(&csr.spec.request.0).unzip();
-        let mut st = self.lock()?;
-        let tx = st.conn.transaction()?;
-        let exists: Option<i64> = tx
-            .prepare_cached("SELECT 1 FROM csrs WHERE name = ?1")?
-            .query_row(params![name], |r| r.get(0))
-            .optional()?;
-        if exists.is_some() {
-            return Err(StoreError::AlreadyExists { name });
-        }
-        let rv = bump_rv(&tx)?;
-        csr.metadata.resource_version = Some(rv.to_string());
-        let text = serde_json::to_string(&csr).map_err(StoreError::Encode)?;
-        tx.prepare_cached(
-            "INSERT INTO csrs (name, uid, resource_version, signer_name, requester, subject_cn,
-                               node_name, phase, created_unix, object)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?
-        .execute(params![
-            name,
-            csr.metadata.uid.as_deref().unwrap_or(""),
-            i64::try_from(rv).unwrap_or(i64::MAX),
-            csr.spec.signer_name,
-            csr.spec.username.as_deref().unwrap_or(""),
-            how.index.subject_cn,
-            how.index.node_name,
-            phase(&csr),
-            created_unix(&csr),
-            text
-        ])?;
-        if let Some(rec) = how.issued {
-            nodes::insert_issued(&tx, rec, &name)?;
-        }
-        let steps = std::iter::once(("create", how.actor))
-            .chain(how.decided.iter().map(|k| (*k, APPLIANCE)));
-        let mut requested = Some((subject, sans));
-        for (kind, actor) in steps {
-            let event = AuditEvent {
-                kind,
-                csr_name: &name,
-                actor,
-                resource_version: rv,
-                certificate: None,
-            };
-            let mut entry = outcome(&csr, kind, how.issued.filter(|_| kind == "issue"));
-            entry.outcome = Some(step_outcome(kind, how.decided.is_empty(), &csr).to_owned());
-            if let Some((subject, sans)) = requested.take() {
-                entry.subject = subject;
-                entry.sans = sans;
-            }
-            record_with(&tx, &event, entry)?;
-        }
-        tx.commit()?;
-        let cn = how.index.subject_cn.clone();
-        self.publish_durable(st, EventKind::Added, rv, csr, text, cn)
+        let requested = crate::issue::describe_request(&csr.spec.request.0).unzip();
+        self.writer.submit(NewCsr {
+            csr,
+            index: how.index.clone(),
+            actor: how.actor.to_owned(),
+            decided: how.decided.to_vec(),
+            issued: how.issued.cloned(),
+            requested,
+        })
     }
+}
+
+/// Inserts one new CSR in `tx`: the row with its resourceVersion, the node's issued-certificate
+/// record and the audit records of each step (created, then each decision, in that order).
+/// `AlreadyExists` leaves `tx` untouched.
+pub(super) fn insert_new(tx: &Transaction<'_>, new: NewCsr) -> Result<Inserted, StoreError> {
+    let NewCsr {
+        mut csr,
+        index,
+        actor,
+        decided,
+        issued,
+        requested,
+    } = new;
+    let name = csr.metadata.name.clone().unwrap_or_default();
+    let exists: Option<i64> = tx
+        .prepare_cached("SELECT 1 FROM csrs WHERE name = ?1")?
+        .query_row(params![name], |r| r.get(0))
+        .optional()?;
+    if exists.is_some() {
+        return Err(StoreError::AlreadyExists { name });
+    }
+    let rv = bump_rv(tx)?;
+    csr.metadata.resource_version = Some(rv.to_string());
+    let text = serde_json::to_string(&csr).map_err(StoreError::Encode)?;
+    tx.prepare_cached(
+        "INSERT INTO csrs (name, uid, resource_version, signer_name, requester, subject_cn,
+                           node_name, phase, created_unix, object)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        name,
+        csr.metadata.uid.as_deref().unwrap_or(""),
+        i64::try_from(rv).unwrap_or(i64::MAX),
+        csr.spec.signer_name,
+        csr.spec.username.as_deref().unwrap_or(""),
+        index.subject_cn,
+        index.node_name,
+        phase(&csr),
+        created_unix(&csr),
+        text
+    ])?;
+    if let Some(rec) = &issued {
+        nodes::insert_issued(tx, rec, &name)?;
+    }
+    let steps =
+        std::iter::once(("create", actor.as_str())).chain(decided.iter().map(|k| (*k, APPLIANCE)));
+    let mut requested = Some(requested);
+    for (kind, actor) in steps {
+        let event = AuditEvent {
+            kind,
+            csr_name: &name,
+            actor,
+            resource_version: rv,
+            certificate: None,
+        };
+        let mut entry = outcome(&csr, kind, issued.as_ref().filter(|_| kind == "issue"));
+        entry.outcome = Some(step_outcome(kind, decided.is_empty(), &csr).to_owned());
+        if let Some((subject, sans)) = requested.take() {
+            entry.subject = subject;
+            entry.sans = sans;
+        }
+        record_with(tx, &event, entry)?;
+    }
+    Ok(Inserted {
+        resource_version: rv,
+        csr,
+        json: text,
+        subject_cn: index.subject_cn,
+    })
 }
 
 /// The phase a step of a one-transaction create left the CSR in: "create" alone leaves it as
