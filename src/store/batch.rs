@@ -103,7 +103,7 @@ fn commit(state: &Mutex<State>, sync: &GroupSync, batch: Vec<Job>) {
         }
         return;
     };
-    let (replies, results) = insert_batch(&mut st.conn, batch);
+    let results = insert_batch(&mut st.conn, &batch);
     let mut committed = false;
     let results: Vec<Result<Stored, StoreError>> = results
         .into_iter()
@@ -122,66 +122,52 @@ fn commit(state: &Mutex<State>, sync: &GroupSync, batch: Vec<Job>) {
         drop(st);
         Ok(())
     };
-    for (reply, r) in replies.into_iter().zip(results) {
+    for (job, r) in batch.into_iter().zip(results) {
         let r = match (&durable, r) {
             (Err(e), Ok(_)) => Err(StoreError::Sync(again(e))),
             (_, r) => r,
         };
         // The request may have stopped waiting; its CSR is stored all the same.
-        let _ = reply.send(r);
+        let _ = job.reply.send(r);
     }
 }
 
 /// Runs the batch in one transaction; on a failure other than a create's own `AlreadyExists`,
 /// rolls it back and runs each create in its own transaction.
-#[allow(clippy::type_complexity)]
 fn insert_batch(
     conn: &mut rusqlite::Connection,
-    batch: Vec<Job>,
-) -> (
-    Vec<SyncSender<Result<Stored, StoreError>>>,
-    Vec<Result<Inserted, StoreError>>,
-) {
-    let mut replies = Vec::with_capacity(batch.len());
-    let mut work = Vec::with_capacity(batch.len());
-    for job in batch {
-        replies.push(job.reply);
-        work.push((job.new, job.ctx, job.span));
-    }
-    if work.len() > 1 {
-        // The batch needs the creates again if it fails: keep copies only then.
-        let copies: Vec<_> = work
-            .iter()
-            .map(|(n, c, s)| (n.clone(), c.clone(), s.clone()))
-            .collect();
-        match in_one_transaction(conn, work) {
-            Ok(results) => return (replies, results),
+    batch: &[Job],
+) -> Vec<Result<Inserted, StoreError>> {
+    if batch.len() > 1 {
+        match in_one_transaction(conn, batch) {
+            Ok(results) => return results,
             Err(e) => {
-                tracing::warn!(error = %e, creates = copies.len(), "a batched create failed; retrying each alone");
-                work = copies;
+                tracing::warn!(error = %e, creates = batch.len(), "a batched create failed; retrying each alone");
             }
         }
     }
-    let results = work
-        .into_iter()
-        .map(|w| {
-            in_one_transaction(conn, vec![w])
+    batch
+        .iter()
+        .map(|job| {
+            in_one_transaction(conn, std::slice::from_ref(job))
                 .and_then(|mut r| r.pop().unwrap_or(Err(StoreError::WriterGone)))
         })
-        .collect();
-    (replies, results)
+        .collect()
 }
 
 /// Inserts every create in one transaction and commits it. `Err` (nothing committed) for any
 /// failure but a create's own `AlreadyExists`, which is its result.
 fn in_one_transaction(
     conn: &mut rusqlite::Connection,
-    work: Vec<(NewCsr, Option<AuditContext>, tracing::Span)>,
+    jobs: &[Job],
 ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
     let tx = conn.transaction()?;
-    let mut results = Vec::with_capacity(work.len());
-    for (new, ctx, span) in work {
-        let r = span.in_scope(|| crate::audit::context::enter(ctx, || insert_new(&tx, new)));
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let ctx = job.ctx.clone();
+        let r = job
+            .span
+            .in_scope(|| crate::audit::context::enter(ctx, || insert_new(&tx, &job.new)));
         match r {
             Err(e @ StoreError::AlreadyExists { .. }) => results.push(Err(e)),
             Err(e) => return Err(e),

@@ -4,28 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::certificates::v1::{
-    CertificateSigningRequest, CertificateSigningRequestSpec,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
+use crate::store::tests::csr;
 use crate::store::{CsrIndex, Store, StoreError};
-
-fn csr(name: &str) -> CertificateSigningRequest {
-    CertificateSigningRequest {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            uid: Some(format!("uid-{name}")),
-            ..Default::default()
-        },
-        spec: CertificateSigningRequestSpec {
-            signer_name: "kubernetes.io/kube-apiserver-client-kubelet".to_owned(),
-            username: Some("system:bootstrap:abcdef".to_owned()),
-            ..Default::default()
-        },
-        status: None,
-    }
-}
 
 #[test]
 fn concurrent_creates_each_get_their_own_rv_event_and_records() {

@@ -42,7 +42,7 @@ pub struct Stored {
 }
 
 /// A new CSR on its way to the writer: the object and an owned copy of its [`Creation`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct NewCsr {
     pub(super) csr: CertificateSigningRequest,
     index: CsrIndex,
@@ -90,15 +90,17 @@ impl Store {
 /// Inserts one new CSR in `tx`: the row with its resourceVersion, the node's issued-certificate
 /// record and the audit records of each step (created, then each decision, in that order).
 /// `AlreadyExists` leaves `tx` untouched.
-pub(super) fn insert_new(tx: &Transaction<'_>, new: NewCsr) -> Result<Inserted, StoreError> {
+pub(super) fn insert_new(tx: &Transaction<'_>, new: &NewCsr) -> Result<Inserted, StoreError> {
     let NewCsr {
-        mut csr,
+        csr,
         index,
         actor,
         decided,
         issued,
         requested,
     } = new;
+    // Borrowed, so that a failed batch can retry it; the one copy is the stored object.
+    let mut csr = csr.clone();
     let name = csr.metadata.name.clone().unwrap_or_default();
     let exists: Option<i64> = tx
         .prepare_cached("SELECT 1 FROM csrs WHERE name = ?1")?
@@ -132,7 +134,7 @@ pub(super) fn insert_new(tx: &Transaction<'_>, new: NewCsr) -> Result<Inserted, 
     }
     let steps =
         std::iter::once(("create", actor.as_str())).chain(decided.iter().map(|k| (*k, APPLIANCE)));
-    let mut requested = Some(requested);
+    let mut requested = Some(requested.clone());
     for (kind, actor) in steps {
         let event = AuditEvent {
             kind,
@@ -153,7 +155,7 @@ pub(super) fn insert_new(tx: &Transaction<'_>, new: NewCsr) -> Result<Inserted, 
         resource_version: rv,
         csr,
         json: text,
-        subject_cn: index.subject_cn,
+        subject_cn: index.subject_cn.clone(),
     })
 }
 
