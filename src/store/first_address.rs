@@ -30,12 +30,10 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 /// The recorded address of `node`, if any. A value that no longer parses counts as none.
 pub(super) fn get(conn: &Connection, node: &str) -> Result<Option<IpAddr>, StoreError> {
+    // Runs for every create that names a node: prepared once per connection.
     let text: Option<String> = conn
-        .query_row(
-            "SELECT address FROM node_first_addresses WHERE name = ?1",
-            params![node],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT address FROM node_first_addresses WHERE name = ?1")?
+        .query_row(params![node], |r| r.get(0))
         .optional()?;
     Ok(text.and_then(|t| t.parse().ok()))
 }

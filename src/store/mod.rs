@@ -105,6 +105,9 @@ pub struct Store {
     sync: Arc<GroupSync>,
     /// The CSR writer thread (creates are committed in batches).
     writer: Arc<batch::Writer>,
+    /// A second connection for the reads every create makes before it is decided (the node's
+    /// state, its pending count): WAL readers do not wait for the writer's batch to commit.
+    reader: Arc<Mutex<Connection>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -205,6 +208,9 @@ impl Store {
             let st = state.lock().map_err(|_| StoreError::Poisoned)?;
             st.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         }
+        let reader = Connection::open(path)?;
+        reader.busy_timeout(BUSY_TIMEOUT)?;
+        reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let sync = Arc::new(GroupSync::new(path));
         let writer = batch::Writer::spawn(Arc::clone(&state), Arc::clone(&sync))
             .map_err(StoreError::WriterStart)?;
@@ -212,11 +218,17 @@ impl Store {
             state,
             sync,
             writer: Arc::new(writer),
+            reader: Arc::new(Mutex::new(reader)),
         })
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>, StoreError> {
         self.state.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// The read connection: committed data, without waiting for the writer.
+    fn read(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.reader.lock().map_err(|_| StoreError::Poisoned)
     }
 
     /// After a CSR transaction committed (its log not yet synced): takes its place in the group
@@ -456,9 +468,8 @@ impl Store {
 
     /// How many pending CSRs (no Approved/Denied/Failed, no certificate) name this node.
     pub fn pending_for_node(&self, node: &str) -> Result<usize, StoreError> {
-        let st = self.lock()?;
-        let n: i64 = st
-            .conn
+        let conn = self.read()?;
+        let n: i64 = conn
             .prepare_cached("SELECT count(*) FROM csrs WHERE node_name = ?1 AND phase = 'pending'")?
             .query_row(params![node], |r| r.get(0))?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
@@ -509,8 +520,8 @@ impl Store {
 
     /// What the approver needs to know about a node at `now_unix`.
     pub fn node_state(&self, node: &str, now_unix: i64) -> Result<NodeState, StoreError> {
-        let st = self.lock()?;
-        nodes::state(&st.conn, node, now_unix)
+        let conn = self.read()?;
+        nodes::state(&conn, node, now_unix)
     }
 }
 

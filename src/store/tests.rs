@@ -168,3 +168,19 @@ fn unknown_tables_are_kept_and_schema_rows_coexist() {
         .unwrap();
     assert_eq!(mode, "wal");
 }
+
+#[test]
+fn node_state_statements_are_not_reparsed_per_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    for node in ["n1", "n2", "n3", "n4"] {
+        s.node_state(node, 0).unwrap();
+    }
+    let conn = s.read().unwrap();
+    let stmt = conn.prepare_cached(nodes::LATEST_NOT_AFTER).unwrap();
+    assert_eq!(
+        stmt.get_status(rusqlite::StatementStatus::RePrepare),
+        0,
+        "the statement is parsed again for each node name"
+    );
+}
