@@ -316,14 +316,15 @@ impl Store {
     /// Every CSR, ordered by name, and the resourceVersion of that snapshot.
     pub fn list(&self) -> Result<(Vec<CertificateSigningRequest>, u64), StoreError> {
         let st = self.lock()?;
-        Ok((list_all(&st.conn, None)?, current_rv(&st.conn)?))
+        Ok((list_all(&st.conn)?, current_rv(&st.conn)?))
     }
 
     /// CSRs that are approved (not denied/failed) and have no certificate yet: the signer's
     /// backlog, re-scanned at start-up and when the signer becomes ready.
     pub fn approved_unsigned(&self) -> Result<Vec<CertificateSigningRequest>, StoreError> {
         let st = self.lock()?;
-        list_all(&st.conn, Some("approved"))
+        // Under the store lock: a search of the phase index, not a scan of every CSR.
+        objects(&st.conn, APPROVED)
     }
 
     /// Read-modify-write of one CSR in a transaction. `expected_rv` (the caller's
@@ -460,7 +461,7 @@ impl Store {
     pub fn watch_now(&self) -> Result<Snapshot, StoreError> {
         let st = self.lock()?;
         Ok(Snapshot {
-            objects: list_all(&st.conn, None)?,
+            objects: list_all(&st.conn)?,
             resource_version: current_rv(&st.conn)?,
             live: st.feed.subscribe_live(),
         })
@@ -470,7 +471,7 @@ impl Store {
     pub fn pending_for_node(&self, node: &str) -> Result<usize, StoreError> {
         let conn = self.read()?;
         let n: i64 = conn
-            .prepare_cached("SELECT count(*) FROM csrs WHERE node_name = ?1 AND phase = 'pending'")?
+            .prepare_cached(PENDING_FOR_NODE)?
             .query_row(params![node], |r| r.get(0))?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
@@ -532,14 +533,21 @@ fn current_rv(conn: &Connection) -> Result<u64, StoreError> {
     Ok(u64::try_from(v).unwrap_or(0))
 }
 
-fn list_all(
-    conn: &Connection,
-    phase: Option<&str>,
-) -> Result<Vec<CertificateSigningRequest>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT name, object FROM csrs WHERE (?1 IS NULL OR phase = ?1) ORDER BY name",
-    )?;
-    let rows = stmt.query_map(params![phase], |r| {
+/// Pending CSRs of one node (every create that names a node runs it).
+const PENDING_FOR_NODE: &str =
+    "SELECT count(*) FROM csrs WHERE node_name = ?1 AND phase = 'pending'";
+
+/// Approved CSRs (the signer backlog).
+const APPROVED: &str = "SELECT name, object FROM csrs WHERE phase = 'approved' ORDER BY name";
+
+fn list_all(conn: &Connection) -> Result<Vec<CertificateSigningRequest>, StoreError> {
+    objects(conn, "SELECT name, object FROM csrs ORDER BY name")
+}
+
+/// The decoded objects a `SELECT name, object ...` query returns.
+fn objects(conn: &Connection, sql: &str) -> Result<Vec<CertificateSigningRequest>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map([], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
     })?;
     let mut out = Vec::new();

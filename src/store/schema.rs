@@ -73,6 +73,12 @@ const MIGRATIONS: &[&str] = &[
     // phase); their indexes only cost two index pages per create.
     "DROP INDEX csrs_requester;
      DROP INDEX csrs_subject_cn;",
+    // 6: the per-node pending count runs on every create. With an index on the node alone and
+    // one on the phase alone, SQLite searched the phase index: every pending CSR of every node
+    // was read per create (quadratic in a storm held for manual approval). One index on
+    // (node, phase) answers it and every node-name filter.
+    "CREATE INDEX csrs_node_phase ON csrs (node_name, phase);
+     DROP INDEX csrs_node;",
 ];
 
 /// Creates the version table if needed and applies every pending migration, each in its own

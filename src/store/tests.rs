@@ -184,3 +184,22 @@ fn node_state_statements_are_not_reparsed_per_node() {
         "the statement is parsed again for each node name"
     );
 }
+
+#[test]
+fn per_create_and_backlog_queries_search_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let conn = s.read().unwrap();
+    let plan = |sql: &str| -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let args = std::iter::repeat_n("n", stmt.parameter_count());
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    };
+    let pending = plan(PENDING_FOR_NODE);
+    assert!(pending.contains("csrs_node_phase"), "{pending}");
+    let backlog = plan(APPROVED);
+    assert!(backlog.starts_with("SEARCH"), "{backlog}");
+}
