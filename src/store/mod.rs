@@ -547,9 +547,7 @@ fn list_all(conn: &Connection) -> Result<Vec<CertificateSigningRequest>, StoreEr
 /// The decoded objects a `SELECT name, object ...` query returns.
 fn objects(conn: &Connection, sql: &str) -> Result<Vec<CertificateSigningRequest>, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     let mut out = Vec::new();
     for row in rows {
         let (name, text) = row?;
