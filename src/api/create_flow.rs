@@ -2,8 +2,10 @@
 //! the node's state, inspection + approval + signing ([`Issuance::process`], one parse and one
 //! proof-of-possession check of the request), then one store transaction that inserts the CSR
 //! with its conditions and certificate already set, the audit records of each step and the
-//! node's issued-certificate record ([`Store::create_with`]). Watchers see one ADDED event with
-//! the finished object; the create answer carries the certificate.
+//! node's issued-certificate record ([`Store::create_queued`]). The blocking thread only
+//! queues that transaction; the request awaits its durable commit without holding a thread.
+//! Watchers see one ADDED event with the finished object; the create answer carries the
+//! certificate.
 //!
 //! When the signer is down the CSR is still stored, approved, and the backlog signs it later.
 //! A token that hangs inside a signature cannot be interrupted: once the signer is marked down
@@ -23,15 +25,19 @@ use super::hooks::{Caller, Decision, Inspection, Outcome, SignFailure};
 use super::peer::PeerAddr;
 use super::rules::{add_condition, condition};
 use super::{Api, blocking};
-use crate::store::{Creation, CsrIndex, IssuedRecord, NodeState, Stored};
+use crate::store::{Creation, CsrIndex, IssuedRecord, NodeState, PendingCreate, Stored};
 
 /// Reason of the Failed condition for a signer-rule violation (upstream's).
 pub(super) const SIGNER_VALIDATION_FAILURE: &str = "SignerValidationFailure";
 
 /// What the blocking step did.
 enum Done {
-    /// Stored (decisions included).
-    Stored(Stored),
+    /// Queued for the CSR writer (decisions included); the request awaits the commit without
+    /// holding a thread. `needs_backlog`: approved but not signed, the backlog must sign it.
+    Queued {
+        pending: PendingCreate,
+        needs_backlog: bool,
+    },
     /// The request side stored the CSR without a certificate (the signer hung); this side's
     /// late signature was dropped.
     Abandoned,
@@ -161,7 +167,16 @@ impl Api {
             },
         };
         match joined.map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?? {
-            Done::Stored(s) => Ok(s),
+            Done::Queued {
+                pending,
+                needs_backlog,
+            } => {
+                let stored = pending.durable().await?;
+                if needs_backlog {
+                    self.inner.wake_signer.notify_one();
+                }
+                Ok(stored)
+            }
             Done::Abandoned => Err(ApiError::Internal("create abandoned twice".to_owned())),
         }
     }
@@ -234,11 +249,10 @@ impl Api {
             decided: &d.kinds,
             issued: d.record.as_ref(),
         };
-        let stored = store.create_with(d.csr, &how)?;
-        if d.needs_backlog {
-            self.inner.wake_signer.notify_one();
-        }
-        Ok(Done::Stored(stored))
+        Ok(Done::Queued {
+            pending: store.create_queued(d.csr, &how)?,
+            needs_backlog: d.needs_backlog,
+        })
     }
 
     /// External signing: the controller approves, fails and signs, as with a real
@@ -269,6 +283,9 @@ impl Api {
             decided: &d.kinds,
             issued: None,
         };
-        Ok(Done::Stored(self.inner.store.create_with(d.csr, &how)?))
+        Ok(Done::Queued {
+            pending: self.inner.store.create_queued(d.csr, &how)?,
+            needs_backlog: false,
+        })
     }
 }

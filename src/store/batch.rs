@@ -13,9 +13,11 @@
 //! rolls the batch back and its creates are retried one transaction each, so one bad create
 //! never fails another.
 
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
 
 use super::feed::{Event, EventKind};
 use super::group_sync::{GroupSync, SyncError};
@@ -34,7 +36,23 @@ struct Job {
     /// records are written.
     ctx: Option<AuditContext>,
     span: tracing::Span,
-    reply: SyncSender<Result<Stored, StoreError>>,
+    reply: oneshot::Sender<Result<Stored, StoreError>>,
+}
+
+/// A queued create: its answer, once the writer has committed and synced it (or failed).
+#[derive(Debug)]
+pub struct PendingCreate(oneshot::Receiver<Result<Stored, StoreError>>);
+
+impl PendingCreate {
+    /// Waits on this (non-async) thread. Must not be called from inside an async task.
+    pub fn wait(self) -> Result<Stored, StoreError> {
+        self.0.blocking_recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Waits without holding a thread: the writer wakes the task itself.
+    pub async fn durable(self) -> Result<Stored, StoreError> {
+        self.0.await.map_err(|_| StoreError::WriterGone)?
+    }
 }
 
 /// The writer thread's handle; dropping it (with the last `Store` clone) stops the thread and
@@ -57,9 +75,9 @@ impl Writer {
         })
     }
 
-    /// Queues a create and waits until it is durable (or failed).
-    pub(super) fn submit(&self, new: NewCsr) -> Result<Stored, StoreError> {
-        let (reply, answer) = mpsc::sync_channel(1);
+    /// Queues a create; the answer comes once it is durable (or failed).
+    pub(super) fn submit(&self, new: NewCsr) -> Result<PendingCreate, StoreError> {
+        let (reply, answer) = oneshot::channel();
         let job = Job {
             new,
             ctx: crate::audit::context::current(),
@@ -68,7 +86,7 @@ impl Writer {
         };
         let queue = self.queue.as_ref().ok_or(StoreError::WriterGone)?;
         queue.send(job).map_err(|_| StoreError::WriterGone)?;
-        answer.recv().map_err(|_| StoreError::WriterGone)?
+        Ok(PendingCreate(answer))
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use rusqlite::{OptionalExtension, Transaction, params};
 
+use super::batch::PendingCreate;
 use super::{
     AuditEvent, CsrIndex, IssuedRecord, Store, StoreError, bump_rv, created_unix, nodes, phase,
 };
@@ -66,15 +67,24 @@ pub(super) struct Inserted {
 impl Store {
     /// Stores a new CSR with whatever the appliance already decided about it (conditions and
     /// certificate set by the caller), in one transaction. Returns once the commit is durable.
-    ///
-    /// The CSR writer ([`super::batch`]) commits the creates that arrive together in one
-    /// transaction and one sync; each still gets its own resourceVersion, audit records and
-    /// ADDED event, and a create that fails (e.g. the name exists) fails alone.
+    /// Blocks: for a non-async thread ([`Store::create_queued`] is the async form).
     pub fn create_with(
         &self,
         csr: CertificateSigningRequest,
         how: &Creation<'_>,
     ) -> Result<Stored, StoreError> {
+        self.create_queued(csr, how)?.wait()
+    }
+
+    /// Queues a new CSR for the CSR writer ([`super::batch`]), which commits the creates that
+    /// arrive together in one transaction and one sync; each still gets its own
+    /// resourceVersion, audit records and ADDED event, and a create that fails (e.g. the name
+    /// exists) fails alone. The answer comes once the commit is durable.
+    pub fn create_queued(
+        &self,
+        csr: CertificateSigningRequest,
+        how: &Creation<'_>,
+    ) -> Result<PendingCreate, StoreError> {
         let requested = crate::issue::describe_request(&csr.spec.request.0).unzip();
         self.writer.submit(NewCsr {
             csr,
