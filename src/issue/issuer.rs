@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use der::{Decode, Encode, EncodePem, pem::LineEnding};
+use der::{Decode, Encode, pem::LineEnding};
 use x509_cert::builder::{Builder, CertificateBuilder};
 use x509_cert::certificate::Certificate;
 use x509_cert::serial_number::SerialNumber;
@@ -161,8 +161,8 @@ impl Issuer {
         // the signer already verified the signature with the CA key).
         let parsed = Certificate::from_der(&der).map_err(|e| IssueError::Build(e.to_string()))?;
         compare_with_profile(&parsed, &contents, &serial, win, &csr.csr.public_key)?;
-        let leaf_pem = parsed
-            .to_pem(LineEnding::LF)
+        // The PEM of the very bytes just checked (not a second encoding of the parsed form).
+        let leaf_pem = der::pem::encode_string("CERTIFICATE", LineEnding::LF, &der)
             .map_err(|e| IssueError::Build(e.to_string()))?;
         Ok(IssuedCertificate {
             pem_chain: format!("{leaf_pem}{}", ca.intermediates),
