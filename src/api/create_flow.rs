@@ -50,6 +50,8 @@ struct Decided {
     record: Option<IssuedRecord>,
     /// Approved, but not signed: the backlog task must sign it.
     needs_backlog: bool,
+    /// The requested subject and SANs, when the engine parsed the request.
+    requested: Option<(String, Vec<String>)>,
 }
 
 fn with_condition(
@@ -77,11 +79,13 @@ fn approved(csr: &CertificateSigningRequest, d: &Decision) -> Option<Certificate
 
 /// Applies an outcome to the new object; `Err` for a request refused before storing.
 fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiError> {
+    let requested = o.requested;
     let plain = |csr, kinds: Vec<&'static str>| Decided {
         csr,
         kinds,
         record: None,
         needs_backlog: false,
+        requested: requested.clone(),
     };
     let fail = |csr, reason: &str, message: &str| {
         plain(with_condition(csr, "Failed", reason, message), vec!["fail"])
@@ -115,6 +119,7 @@ fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiErr
                         kinds: vec!["approve", "issue"],
                         record: issued.record,
                         needs_backlog: false,
+                        requested: requested.clone(),
                     }
                 }
                 Some(Err(SignFailure::Refused { message })) => {
@@ -196,6 +201,7 @@ impl Api {
                 actor: &actor,
                 decided: &["approve"],
                 issued: None,
+                requested: None,
             };
             store.create_with(csr, &how)
         })
@@ -248,6 +254,7 @@ impl Api {
             actor: &caller.user,
             decided: &d.kinds,
             issued: d.record.as_ref(),
+            requested: d.requested.as_ref(),
         };
         Ok(Done::Queued {
             pending: store.create_queued(d.csr, &how)?,
@@ -267,6 +274,7 @@ impl Api {
             inspection: self.inner.issuance.inspect(&csr),
             decision: None,
             signed: None,
+            requested: None,
         };
         let d = match outcome.inspection {
             Inspection::AdmissionDenied { .. } | Inspection::Invalid(_) => decided(csr, outcome)?,
@@ -275,6 +283,7 @@ impl Api {
                 kinds: vec![],
                 record: None,
                 needs_backlog: false,
+                requested: None,
             },
         };
         let how = Creation {
@@ -282,6 +291,7 @@ impl Api {
             actor: &caller.user,
             decided: &d.kinds,
             issued: None,
+            requested: None,
         };
         Ok(Done::Queued {
             pending: self.inner.store.create_queued(d.csr, &how)?,

@@ -224,6 +224,7 @@ impl Issuance for Engine {
                 inspection,
                 decision: None,
                 signed: None,
+                requested: None,
             };
         };
         let decision = self.decide_validated(&v, csr, caller, node);
@@ -233,6 +234,7 @@ impl Issuance for Engine {
             inspection,
             decision: Some(decision),
             signed,
+            requested: Some(v.csr.describe()),
         }
     }
 }

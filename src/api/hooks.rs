@@ -114,6 +114,9 @@ pub struct Outcome {
     pub decision: Option<Decision>,
     /// The certificate, or why there is none, when approved and signing was asked for.
     pub signed: Option<Result<Issued, SignFailure>>,
+    /// The requested subject and SANs for the audit log, when the request was parsed here
+    /// (so that the store does not parse it again).
+    pub requested: Option<(String, Vec<String>)>,
 }
 
 /// Validation, approval and signing (implemented over `issue` + `policy` + `signer`).
@@ -134,6 +137,7 @@ pub trait Issuance: Send + Sync + 'static {
                 inspection,
                 decision: None,
                 signed: None,
+                requested: None,
             };
         }
         let decision = self.decide(csr, caller, node);
@@ -143,6 +147,7 @@ pub trait Issuance: Send + Sync + 'static {
             inspection,
             decision: Some(decision),
             signed,
+            requested: None,
         }
     }
     /// Checks a new CSR's spec (signature, signer rules). Runs on a blocking thread.

@@ -117,11 +117,22 @@ pub fn describe_request(pem: &[u8]) -> Option<(String, Vec<String>)> {
     let mut sans = Vec::new();
     for ext in requested_extensions(&req).ok()? {
         if ext.extn_id == oids::SUBJECT_ALT_NAME {
-            sans.extend(parse_sans(&ext).ok()?.iter().map(San::describe));
+            sans.extend(parse_sans(&ext).ok()?);
         }
     }
-    sans.truncate(MAX_SANS);
-    Some((req.info.subject.to_string(), sans))
+    Some(describe(&req.info.subject, &sans))
+}
+
+impl ParsedCsr {
+    /// The same description as [`describe_request`], from this already parsed request.
+    pub fn describe(&self) -> (String, Vec<String>) {
+        describe(&self.subject, &self.sans)
+    }
+}
+
+fn describe(subject: &Name, sans: &[San]) -> (String, Vec<String>) {
+    let sans = sans.iter().take(MAX_SANS).map(San::describe).collect();
+    (subject.to_string(), sans)
 }
 
 fn bound(what: &'static str, count: usize, max: usize) -> Result<(), RequestError> {

@@ -280,6 +280,7 @@ impl Store {
             actor,
             decided: &[],
             issued: None,
+            requested: None,
         };
         self.create_with(csr, &creation)
             .map(|s| Arc::unwrap_or_clone(s.object))

@@ -30,6 +30,9 @@ pub struct Creation<'a> {
     pub decided: &'a [&'static str],
     /// The issued-certificate record when the object carries a node client certificate.
     pub issued: Option<&'a IssuedRecord>,
+    /// The requested subject and SANs for the "create" audit record, when the caller already
+    /// parsed the request (`None`: the store describes it).
+    pub requested: Option<&'a (String, Vec<String>)>,
 }
 
 /// A committed object and its JSON as stored (serialized once: the row, the watch events and
@@ -85,7 +88,10 @@ impl Store {
         csr: CertificateSigningRequest,
         how: &Creation<'_>,
     ) -> Result<PendingCreate, StoreError> {
-        let requested = crate::issue::describe_request(&csr.spec.request.0).unzip();
+        let requested = match how.requested {
+            Some((subject, sans)) => (Some(subject.clone()), Some(sans.clone())),
+            None => crate::issue::describe_request(&csr.spec.request.0).unzip(),
+        };
         self.writer.submit(NewCsr {
             csr,
             index: how.index.clone(),
