@@ -50,8 +50,6 @@ struct Decided {
     record: Option<IssuedRecord>,
     /// Approved, but not signed: the backlog task must sign it.
     needs_backlog: bool,
-    /// The requested subject and SANs, when the engine parsed the request.
-    requested: Option<(String, Vec<String>)>,
 }
 
 fn with_condition(
@@ -79,13 +77,11 @@ fn approved(csr: &CertificateSigningRequest, d: &Decision) -> Option<Certificate
 
 /// Applies an outcome to the new object; `Err` for a request refused before storing.
 fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiError> {
-    let requested = o.requested;
     let plain = |csr, kinds: Vec<&'static str>| Decided {
         csr,
         kinds,
         record: None,
         needs_backlog: false,
-        requested: requested.clone(),
     };
     let fail = |csr, reason: &str, message: &str| {
         plain(with_condition(csr, "Failed", reason, message), vec!["fail"])
@@ -119,7 +115,6 @@ fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiErr
                         kinds: vec!["approve", "issue"],
                         record: issued.record,
                         needs_backlog: false,
-                        requested: requested.clone(),
                     }
                 }
                 Some(Err(SignFailure::Refused { message })) => {
@@ -195,7 +190,7 @@ impl Api {
     ) -> Result<Stored, ApiError> {
         tracing::warn!(csr = ?csr.metadata.name, "signer unavailable; csr stays approved until it recovers");
         let (store, actor) = (self.inner.store.clone(), caller.user.clone());
-        let stored = blocking(move || {
+        let pending = blocking(move || {
             let how = Creation {
                 index: &index,
                 actor: &actor,
@@ -203,9 +198,10 @@ impl Api {
                 issued: None,
                 requested: None,
             };
-            store.create_with(csr, &how)
+            store.create_queued(csr, &how)
         })
         .await??;
+        let stored = pending.durable().await?;
         self.inner.wake_signer.notify_one();
         Ok(stored)
     }
@@ -242,7 +238,8 @@ impl Api {
             }
             true
         };
-        let outcome = issuance.process(&csr, caller, node, &mut before_sign);
+        let mut outcome = issuance.process(&csr, caller, node, &mut before_sign);
+        let requested = outcome.requested.take();
         let signing = outcome.signed.is_some();
         let d = decided(csr, outcome)?;
         if signing && claimed.swap(true, Ordering::AcqRel) {
@@ -254,7 +251,7 @@ impl Api {
             actor: &caller.user,
             decided: &d.kinds,
             issued: d.record.as_ref(),
-            requested: d.requested.as_ref(),
+            requested: requested.as_ref(),
         };
         Ok(Done::Queued {
             pending: store.create_queued(d.csr, &how)?,
@@ -283,7 +280,6 @@ impl Api {
                 kinds: vec![],
                 record: None,
                 needs_backlog: false,
-                requested: None,
             },
         };
         let how = Creation {

@@ -55,7 +55,7 @@ pub(super) struct NewCsr {
     issued: Option<IssuedRecord>,
     /// The requested subject and SANs for the "create" audit record, parsed by the caller
     /// (not on the writer's thread).
-    requested: (Option<String>, Option<Vec<String>>),
+    requested: Option<(String, Vec<String>)>,
 }
 
 /// A CSR row written in the current transaction, not yet published.
@@ -88,10 +88,10 @@ impl Store {
         csr: CertificateSigningRequest,
         how: &Creation<'_>,
     ) -> Result<PendingCreate, StoreError> {
-        let requested = match how.requested {
-            Some((subject, sans)) => (Some(subject.clone()), Some(sans.clone())),
-            None => crate::issue::describe_request(&csr.spec.request.0).unzip(),
-        };
+        let requested = how
+            .requested
+            .cloned()
+            .or_else(|| crate::issue::describe_request(&csr.spec.request.0));
         self.writer.submit(NewCsr {
             csr,
             index: how.index.clone(),
@@ -150,7 +150,8 @@ pub(super) fn insert_new(tx: &Transaction<'_>, new: &NewCsr) -> Result<Inserted,
     }
     let steps =
         std::iter::once(("create", actor.as_str())).chain(decided.iter().map(|k| (*k, APPLIANCE)));
-    let mut requested = Some(requested.clone());
+    // Only the "create" record carries them.
+    let mut requested = requested.clone();
     for (kind, actor) in steps {
         let event = AuditEvent {
             kind,
@@ -162,8 +163,8 @@ pub(super) fn insert_new(tx: &Transaction<'_>, new: &NewCsr) -> Result<Inserted,
         let mut entry = outcome(&csr, kind, issued.as_ref().filter(|_| kind == "issue"));
         entry.outcome = Some(step_outcome(kind, decided.is_empty(), &csr).to_owned());
         if let Some((subject, sans)) = requested.take() {
-            entry.subject = subject;
-            entry.sans = sans;
+            entry.subject = Some(subject);
+            entry.sans = Some(sans);
         }
         record_with(tx, &event, entry)?;
     }
