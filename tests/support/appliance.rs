@@ -15,6 +15,7 @@ pub struct Appliance {
     pub addr: String,
     child: Option<Child>,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 pub fn bin() -> &'static str {
@@ -37,6 +38,11 @@ impl Appliance {
 
     /// As [`Appliance::start`], with extra `dev` arguments.
     pub fn start_with(extra: &[&str]) -> Appliance {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// As [`Appliance::start_with`], with extra environment (e.g. `KUBESIGNER_LOG`).
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Appliance {
         let dir = tempfile::tempdir().unwrap();
         let addr = format!("127.0.0.1:{}", free_port());
         let mut a = Appliance {
@@ -44,6 +50,10 @@ impl Appliance {
             addr,
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         a.spawn();
         a
@@ -58,6 +68,7 @@ impl Appliance {
             .arg("--listen")
             .arg(&self.addr)
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
