@@ -326,21 +326,24 @@ impl Api {
                 return Err(ApiError::Unauthorized);
             }
         };
-        if let Some(doc) = discovery_doc(&path) {
+        if let Some(doc) = discovery_doc(&path, self.inner.external) {
             if method != Method::GET {
-                return Err(ApiError::MethodNotAllowed);
+                return Err(ApiError::MethodNotAllowed { allow: "GET" });
             }
             self.authorize(&caller, Verb::Discovery, None)?;
             return Ok(json_response(StatusCode::OK, &doc, &[]));
         }
-        if let Some(rest) = path.strip_prefix(lease::PREFIX) {
+        // Leases exist only for the controller's leader election in external-signing mode.
+        if self.inner.external
+            && let Some(rest) = path.strip_prefix(lease::PREFIX)
+        {
             return self.route_lease(&caller, rest, req).await;
         }
-        let Some(rest) = path.strip_prefix(CSR_PREFIX) else {
+        // Exact routing: the collection itself or a path below it, never a longer name.
+        let Some(segments) = csr_segments(&path) else {
             return Err(ApiError::NoRoute { path });
         };
         let q = Query::parse(req.uri().query());
-        let segments: Vec<&str> = rest.split('/').skip(1).collect();
         match (segments.as_slice(), &method) {
             ([], &Method::GET) if q.bool("watch")? => self.watch(&caller, &q, &req).await,
             ([], &Method::GET) => self.list(&caller, &q, &req).await,
@@ -373,7 +376,13 @@ impl Api {
                 self.patch(&caller, name, csr::UpdatePath::Status, &q, req)
                     .await
             }
-            ([_] | [_, "approval" | "status"] | [], _) => Err(ApiError::MethodNotAllowed),
+            ([], _) => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
+            ([_], _) => Err(ApiError::MethodNotAllowed {
+                allow: "GET, PUT, PATCH, DELETE",
+            }),
+            ([_, "approval" | "status"], _) => Err(ApiError::MethodNotAllowed {
+                allow: "GET, PUT, PATCH",
+            }),
             _ => Err(ApiError::NoRoute { path: path.clone() }),
         }
     }
@@ -440,20 +449,34 @@ fn cached(
     cell.get_or_init(make).clone()
 }
 
-fn discovery_doc(path: &str) -> Option<serde_json::Value> {
+/// The path segments below the CSR collection (`[]` for the collection itself), or `None` when
+/// the path is not the collection or below it (`…/certificatesigningrequestsXYZ`) or has an
+/// empty segment.
+fn csr_segments(path: &str) -> Option<Vec<&str>> {
+    let rest = path.strip_prefix(CSR_PREFIX)?;
+    if rest.is_empty() {
+        return Some(Vec::new());
+    }
+    let segments: Vec<&str> = rest.strip_prefix('/')?.split('/').collect();
+    (!segments.contains(&"")).then_some(segments)
+}
+
+/// The discovery and OpenAPI documents by path. `external`: the Lease group is served
+/// (external-signing mode only). `/api` lists no version: no core/v1 resource is served, and
+/// an empty `/api/v1` makes kubectl's discovery fail ("received empty response for: v1").
+fn discovery_doc(path: &str, external: bool) -> Option<serde_json::Value> {
     Some(match path {
         "/version" => discovery::version(),
         "/api" => discovery::api_versions(),
-        "/api/v1" => discovery::core_v1(),
-        "/apis" => discovery::group_list(),
+        "/apis" => discovery::group_list(external),
         "/apis/certificates.k8s.io" => discovery::api_group(),
         "/apis/certificates.k8s.io/v1" => discovery::resource_list(),
-        "/apis/coordination.k8s.io" => lease::api_group(),
-        "/apis/coordination.k8s.io/v1" => lease::resource_list(),
         "/openapi/v2" => cached(&OPENAPI_V2, openapi::v2),
-        "/openapi/v3" => openapi::v3_root(),
+        "/openapi/v3" => openapi::v3_root(external),
         "/openapi/v3/apis/certificates.k8s.io/v1" => cached(&OPENAPI_V3, openapi::v3_group_version),
-        "/openapi/v3/apis/coordination.k8s.io/v1" => {
+        "/apis/coordination.k8s.io" if external => lease::api_group(),
+        "/apis/coordination.k8s.io/v1" if external => lease::resource_list(),
+        "/openapi/v3/apis/coordination.k8s.io/v1" if external => {
             cached(&LEASE_OPENAPI_V3, lease_openapi::v3_group_version)
         }
         _ => return None,

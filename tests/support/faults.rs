@@ -76,12 +76,36 @@ pub struct Outcome {
     pub recovery_ms: u128,
 }
 
+/// The recovery-time promise (README, SECURITY.md): `/readyz` is 200 again within 5 s of the
+/// token coming back. Measured and reported (`recovery_promise=met|MISSED`) by every run and
+/// enforced only in the full-length run on a quiet machine (`scripts/faults`); the suite bounds
+/// recovery by [`RECOVERY_BOUND`], which a busy 2-core machine still meets.
+pub const RECOVERY_PROMISE: Duration = Duration::from_secs(5);
+/// Correctness bound in the suite: the appliance recovers by itself, without a restart.
+pub const RECOVERY_BOUND: Duration = Duration::from_secs(60);
+/// Bound for `/readyz` to say 503 after a fault (the promise is ~sign timeout + 1 s).
+pub const DOWN_BOUND: Duration = Duration::from_secs(30);
+
 impl Outcome {
     pub fn print(&self, scenario: &str) {
+        let met = self.recovery_ms <= RECOVERY_PROMISE.as_millis();
         println!(
-            "scenario={scenario} sent={} acknowledged={} lost={} duplicate_serials={} recovery_ms={}",
-            self.sent, self.acknowledged, self.lost, self.duplicate_serials, self.recovery_ms
+            "scenario={scenario} sent={} acknowledged={} lost={} duplicate_serials={} recovery_ms={} recovery_promise={}",
+            self.sent,
+            self.acknowledged,
+            self.lost,
+            self.duplicate_serials,
+            self.recovery_ms,
+            if met { "met" } else { "MISSED" }
         );
+        if full() {
+            assert!(
+                met,
+                "{scenario}: recovery took {} ms, the promise is {} ms",
+                self.recovery_ms,
+                RECOVERY_PROMISE.as_millis()
+            );
+        }
     }
 }
 
