@@ -758,3 +758,36 @@ async fn api_edges_exact_routes_allow_header_and_no_leases() {
         );
     }
 }
+
+/// Authorization comes before the body: a caller who may not create or update CSRs is refused
+/// (403) while its body has not even started to arrive, so it never holds a slot for it.
+#[tokio::test]
+async fn callers_without_the_verb_are_refused_before_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    for (method, path) in [
+        (Method::POST, CSRS.to_owned()),
+        (Method::PUT, format!("{CSRS}/x")),
+        (Method::PUT, format!("{CSRS}/x/approval")),
+        (Method::PATCH, format!("{CSRS}/x/approval")),
+    ] {
+        // A body that never sends a byte (the sender stays alive).
+        let (_tx, body) = http_body_util::channel::Channel::<bytes::Bytes, std::io::Error>::new(1);
+        let req = http::Request::builder()
+            .method(method.clone())
+            .uri(&path)
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap();
+        let resp = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            h.api.handle_as(
+                req,
+                kubesigner::api::hooks::AuthnResult::Authenticated(nobody()),
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: waited for the body"));
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{method} {path}");
+    }
+}

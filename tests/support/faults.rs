@@ -501,6 +501,7 @@ pub struct Http {
     addr: SocketAddr,
     tls: TlsConnector,
     token: Option<String>,
+    source: Option<std::net::IpAddr>,
 }
 
 impl Http {
@@ -533,12 +534,35 @@ impl Http {
             addr,
             tls: TlsConnector::from(Arc::new(config)),
             token,
+            source: None,
+        }
+    }
+
+    /// The same client connecting from source address `ip` (e.g. 127.0.0.2 on loopback).
+    pub fn with_source(&self, ip: std::net::IpAddr) -> Http {
+        Http {
+            source: Some(ip),
+            ..self.clone()
+        }
+    }
+
+    async fn connect(&self) -> std::io::Result<TcpStream> {
+        match self.source {
+            None => TcpStream::connect(self.addr).await,
+            Some(ip) => {
+                let sock = match ip {
+                    std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                    std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+                };
+                sock.bind(SocketAddr::new(ip, 0))?;
+                sock.connect(self.addr).await
+            }
         }
     }
 
     /// A TLS connection (handshake done) for hand-written HTTP.
     pub async fn tls_stream(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
-        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let tcp = self.connect().await.unwrap();
         let name = ServerName::try_from("localhost").unwrap();
         self.tls.connect(name, tcp).await.unwrap()
     }
@@ -567,9 +591,7 @@ impl Http {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Reply, String> {
-        let tcp = TcpStream::connect(self.addr)
-            .await
-            .map_err(|e| e.to_string())?;
+        let tcp = self.connect().await.map_err(|e| e.to_string())?;
         let name = ServerName::try_from("localhost").unwrap();
         let tls = self
             .tls
