@@ -13,6 +13,8 @@ mod append_impl;
 pub mod checkpoint;
 #[path = "audit_context.rs"]
 pub mod context;
+#[path = "audit_signature.rs"]
+pub mod signature;
 #[path = "audit_verify.rs"]
 mod verify_impl;
 

@@ -95,6 +95,9 @@ pub enum ServeError {
     /// An approval group pattern does not compile.
     #[error("approval policy: {0}")]
     Policy(#[from] GroupPatternError),
+    /// A CA-key signature (the serving certificate) could not be recorded in the audit log.
+    #[error("audit: {0}")]
+    Audit(#[from] crate::audit::signature::SignatureAuditError),
     /// `[auth] rbac_manifests` could not be loaded.
     #[error("[auth] rbac_manifests: {0}")]
     Rbac(#[from] crate::authz::rbac::RbacError),
@@ -115,7 +118,9 @@ impl ServeError {
             | ServeError::Inventory(_)
             | ServeError::Policy(_)
             | ServeError::Rbac(_) => crate::exit::USAGE,
-            ServeError::Store(_) | ServeError::Bind { .. } => crate::exit::UNAVAILABLE,
+            ServeError::Store(_) | ServeError::Bind { .. } | ServeError::Audit(_) => {
+                crate::exit::UNAVAILABLE
+            }
             ServeError::Join(_) => crate::exit::SOFTWARE,
         }
     }
@@ -258,6 +263,7 @@ impl Server {
             (None, None) => {
                 let s = &cfg.server;
                 let id = serving_identity(&issuer, s.listen, &s.serving_names, s.serving_cert_ttl)?;
+                super::serving_renew::record_serving(&store, &id).await?;
                 let not_after = id.not_after;
                 crate::metrics::global()
                     .serving_not_after
@@ -268,6 +274,7 @@ impl Server {
                     listen: s.listen,
                     names: s.serving_names.clone(),
                     ttl: s.serving_cert_ttl,
+                    store: store.clone(),
                 };
                 renewal = Some((Arc::clone(&cert), not_after, again));
                 server_config_with_resolver_verified(cert, verifier)?
