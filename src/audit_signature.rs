@@ -18,8 +18,15 @@ pub const KIND_SERVING: &str = "serving-certificate";
 pub const KIND_ADMIN: &str = "admin-certificate";
 /// The CA certificate was self-signed with the token key (`kubesigner dev`).
 pub const KIND_CA_SELF_SIGNED: &str = "ca-self-signed";
-/// Every record kind that stands for one CA-key signature (`issue`: a node certificate).
-pub const SIGNATURE_KINDS: &[&str] = &["issue", KIND_SERVING, KIND_ADMIN, KIND_CA_SELF_SIGNED];
+/// Every record kind that stands for one CA-key signature: `issue` (a node certificate in
+/// `serve`), `signature_spent` (one in controller mode, recorded before it is written).
+pub const SIGNATURE_KINDS: &[&str] = &[
+    "issue",
+    "signature_spent",
+    KIND_SERVING,
+    KIND_ADMIN,
+    KIND_CA_SELF_SIGNED,
+];
 
 /// Why a signature could not be recorded.
 #[derive(Debug, thiserror::Error)]
