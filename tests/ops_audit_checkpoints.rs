@@ -140,7 +140,12 @@ fn checkpoints_are_signed_logged_and_catch_truncation_and_forgery() {
     // A re-written chain with a forged checkpoint signature: every hash recomputed, so the
     // chain verifies; the signature does not. (Up to the next checkpoint, which would name a
     // hash the re-written chain no longer has.)
-    let second_cp = rs.iter().rposition(|r| r.kind == "checkpoint").unwrap();
+    let second_cp = first_cp
+        + 1
+        + rs[first_cp + 1..]
+            .iter()
+            .position(|r| r.kind == "checkpoint")
+            .unwrap();
     let mut forged = rs[..second_cp].to_vec();
     let cp = forged[first_cp].checkpoint.as_mut().unwrap();
     let mut sig = hex::decode(&cp.sig).unwrap();
@@ -187,19 +192,26 @@ fn kubectl_ok_approve(s: &Served, name: &str) {
     ops_support::kubectl_ok(&s.admin(), &["certificate", "approve", name]);
 }
 
-/// `audit verify --config` checks the checkpoint cadence (here at most 3 + 3 records between
-/// checkpoints; one CSR create each, so the real chain has 4): a chain re-written without one of
-/// its checkpoints (and a CSR's record, every hash after recomputed, nothing after the next
-/// checkpoint kept) verifies alone, but not against `[audit] checkpoint_every` (+ slack).
+/// `audit verify --config` checks the checkpoint cadence (here at most 3 + 1 records between
+/// checkpoints: the test waits for each checkpoint after 3 creates, so every stretch is the
+/// checkpoint record and 3 creates): a chain re-written without one of its checkpoints (and a
+/// CSR's record, every hash after recomputed, nothing after the next checkpoint kept) verifies
+/// alone, but not against `[audit] checkpoint_every` + `checkpoint_slack`.
 #[test]
 fn a_chain_without_one_of_its_checkpoints_is_rejected() {
     let mut s = Served::setup(
-        "\n[audit]\ncheckpoint_every = 3\ncheckpoint_slack = 3\ncheckpoint_interval = \"0s\"\npublic_key_file = \"audit-key.pem\"\n",
+        "\n[audit]\ncheckpoint_every = 3\ncheckpoint_slack = 1\ncheckpoint_interval = \"0s\"\npublic_key_file = \"audit-key.pem\"\n",
     );
     let cfg = s.config();
     s.start();
-    for i in 0..12 {
-        s.create_csr(&format!("cadence-{i}"), &format!("node{i}"));
+    // The records `dev` wrote (local commands, not counted) and the serving certificate's
+    // are checkpointed at once.
+    s.wait_log(MARKER, 1, Duration::from_secs(30));
+    for group in 0..3 {
+        for i in 0..3 {
+            s.create_csr(&format!("cadence-{group}-{i}"), &format!("node{group}x{i}"));
+        }
+        s.wait_log(MARKER, group + 2, Duration::from_secs(30));
     }
     s.stop();
     let rs = records(&s.export());
@@ -213,9 +225,9 @@ fn a_chain_without_one_of_its_checkpoints_is_rejected() {
         .map(|(i, _)| i)
         .collect();
     assert!(cps.len() >= 4, "too few checkpoints: {cps:?}");
-    // Remove the second checkpoint and the CSR record just before it; keep everything up to
-    // the third checkpoint (which names a hash the re-written chain no longer has).
-    let (gone, next) = (cps[1], cps[2]);
+    // Remove the third checkpoint and the CSR record just before it; keep everything up to
+    // the fourth (which names a hash the re-written chain no longer has).
+    let (gone, next) = (cps[2], cps[3]);
     let mut cut: Vec<AuditRecord> = rs[..next]
         .iter()
         .enumerate()
