@@ -13,6 +13,8 @@ mod append_impl;
 pub mod checkpoint;
 #[path = "audit_context.rs"]
 pub mod context;
+#[path = "audit_signature.rs"]
+pub mod signature;
 #[path = "audit_verify.rs"]
 mod verify_impl;
 
@@ -20,7 +22,7 @@ use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
 
 pub use append_impl::{Entry, all, append, head, last_checkpoint, serial_of};
-pub use verify_impl::{AuditError, Summary, VerifyOptions, verify, verify_with};
+pub use verify_impl::{AuditError, Cadence, Summary, VerifyOptions, verify, verify_with};
 
 /// The `prev_hash` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -37,6 +37,11 @@ pub struct AuditConfig {
     /// A checkpoint at least this often while records are written (0s = only by count).
     #[serde(deserialize_with = "duration")]
     pub checkpoint_interval: Duration,
+    /// Records past `checkpoint_every` that `audit verify --config` tolerates between two
+    /// checkpoints before it calls one missing: the checkpointer looks once a second, so what
+    /// is appended in a second at peak must fit. Default: `checkpoint_every`, at least
+    /// [`DEFAULT_MIN_SLACK`].
+    pub checkpoint_slack: Option<u64>,
     /// CKA_LABEL of the audit key (ECDSA P-256) in the CA key's token.
     pub key_label: String,
     /// The audit public key exported as PEM (`audit-key.pem`), for `audit verify --config`
@@ -49,8 +54,25 @@ impl Default for AuditConfig {
         AuditConfig {
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(300),
+            checkpoint_slack: None,
             key_label: DEFAULT_KEY_LABEL.to_owned(),
             public_key_file: None,
+        }
+    }
+}
+
+/// Smallest default `checkpoint_slack`: records appended within one checkpointer look (1 s)
+/// in ordinary operation (an approval and its issuance come together).
+pub const DEFAULT_MIN_SLACK: u64 = 100;
+
+impl AuditConfig {
+    /// The cadence `audit verify --config` checks.
+    pub fn cadence(&self) -> crate::audit::Cadence {
+        crate::audit::Cadence {
+            every: self.checkpoint_every,
+            slack: self
+                .checkpoint_slack
+                .unwrap_or(self.checkpoint_every.max(DEFAULT_MIN_SLACK)),
         }
     }
 }

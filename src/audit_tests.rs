@@ -271,3 +271,58 @@ fn forged_checkpoint_signature_is_detected() {
         Err(AuditError::CheckpointMismatch { seq: 5, covers: 4 })
     );
 }
+
+#[test]
+fn a_removed_checkpoint_breaks_the_cadence() {
+    let k = key();
+    let cadence = Cadence { every: 2, slack: 2 };
+    let mut rs = chain(4);
+    checkpoint(&mut rs, &k);
+    for seq in 6..=8 {
+        push(&mut rs, seq, None);
+    }
+    checkpoint(&mut rs, &k);
+    for seq in 10..=11 {
+        push(&mut rs, seq, None);
+    }
+    let opts = VerifyOptions {
+        key: Some(&k.public),
+        cadence: Some(cadence),
+        ..VerifyOptions::default()
+    };
+    verify_with(&lines(&rs), &opts).unwrap();
+    // Record 10 (a CSR's) and the checkpoint before it removed, the chain re-hashed: the
+    // signatures that are left verify, the cadence does not.
+    let mut cut: Vec<AuditRecord> = rs
+        .iter()
+        .filter(|r| r.seq != 9 && r.seq != 10)
+        .cloned()
+        .collect();
+    for (i, r) in cut.iter_mut().enumerate() {
+        r.seq = i as u64 + 1;
+    }
+    rehash_from(&mut cut, 0);
+    let without = VerifyOptions {
+        cadence: None,
+        ..opts
+    };
+    assert!(verify_with(&lines(&cut), &without).is_ok());
+    assert_eq!(
+        verify_with(&lines(&cut), &opts),
+        Err(AuditError::CadenceBroken {
+            from: 5,
+            to: 9,
+            counted: 5,
+            allowed: 4
+        })
+    );
+    // Without the key the cadence is not judged (the chain alone says nothing of it).
+    let no_key = VerifyOptions { key: None, ..opts };
+    assert!(verify_with(&lines(&cut), &no_key).is_ok());
+    // Local-command records do not count (no checkpointer runs with them).
+    for r in &mut cut[4..] {
+        r.actor = "kubesigner-cli".to_owned();
+    }
+    rehash_from(&mut cut, 4);
+    assert!(verify_with(&lines(&cut), &opts).is_ok());
+}

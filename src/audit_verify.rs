@@ -67,6 +67,24 @@ pub enum AuditError {
         /// The hash it names.
         hash: String,
     },
+    /// More appliance records between two checkpoints (or after the last one) than the
+    /// configured cadence allows: a checkpoint was removed (with records, the chain re-hashed),
+    /// or checkpoints failed for that long (the service log says why).
+    #[error(
+        "records {from} to {to} lack a checkpoint: {counted} records between checkpoints, at most \
+         {allowed} allowed ([audit] checkpoint_every + checkpoint_slack); a checkpoint was \
+         removed, or checkpoints failed for that long"
+    )]
+    CadenceBroken {
+        /// First record of the stretch.
+        from: u64,
+        /// Last record of the stretch.
+        to: u64,
+        /// Records counted (local-command records excepted).
+        counted: u64,
+        /// The most allowed.
+        allowed: u64,
+    },
     /// A checkpoint line in the system log does not verify with the audit key.
     #[error("the system log's checkpoint of seq {covers} does not verify with the audit key")]
     BadLogSignature {
@@ -97,6 +115,53 @@ pub struct VerifyOptions<'a> {
     pub key: Option<&'a PublicKey>,
     /// Checkpoint lines from the system log: each must be in the export.
     pub logged: &'a [LoggedCheckpoint],
+    /// The checkpoint cadence (`[audit]`), checked when the audit key is known.
+    pub cadence: Option<Cadence>,
+}
+
+/// The most records the appliance may append between two checkpoints: `checkpoint_every` plus
+/// a slack for what is appended while a due checkpoint waits for the checkpointer (it looks
+/// once a second). Records of local commands (actor `kubesigner-cli`, e.g. `token create`
+/// while the service is stopped) are not counted: no checkpointer runs with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cadence {
+    /// `[audit] checkpoint_every` (0: no count cadence, nothing checked).
+    pub every: u64,
+    /// `[audit] checkpoint_slack`.
+    pub slack: u64,
+}
+
+/// The actor of records written by local commands.
+const CLI_ACTOR: &str = "kubesigner-cli";
+
+fn check_cadence(chain: &[AuditRecord], cadence: Cadence) -> Result<(), AuditError> {
+    if cadence.every == 0 {
+        return Ok(());
+    }
+    let allowed = cadence.every.saturating_add(cadence.slack);
+    let stretch = |from: usize, to: usize| -> Result<(), AuditError> {
+        let part = chain.get(from..to).unwrap_or_default();
+        let counted = part.iter().filter(|r| r.actor != CLI_ACTOR).count();
+        let counted = u64::try_from(counted).unwrap_or(u64::MAX);
+        match (part.first(), part.last()) {
+            (Some(first), Some(last)) if counted > allowed => Err(AuditError::CadenceBroken {
+                from: first.seq,
+                to: last.seq,
+                counted,
+                allowed,
+            }),
+            _ => Ok(()),
+        }
+    };
+    let mut covered = 0usize;
+    for r in chain {
+        if let Some(cp) = &r.checkpoint {
+            let upto = usize::try_from(cp.seq).unwrap_or(usize::MAX);
+            stretch(covered, upto)?;
+            covered = covered.max(upto);
+        }
+    }
+    stretch(covered, chain.len())
 }
 
 /// Verifies an export (JSON lines); with `head`, also that the chain reaches that hash.
@@ -223,6 +288,9 @@ pub fn verify_with(text: &str, opts: &VerifyOptions<'_>) -> Result<Summary, Audi
         ..Summary::default()
     };
     check_checkpoints(&chain, opts.key, &mut summary)?;
+    if let (Some(cadence), Some(_)) = (opts.cadence, opts.key) {
+        check_cadence(&chain, cadence)?;
+    }
     check_logged(&chain, opts, &mut summary)?;
     if let Some(head) = opts.head
         && !chain.iter().any(|r| r.hash == head)

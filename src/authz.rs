@@ -269,6 +269,30 @@ pub fn authorize_named(
     }
 }
 
+/// The verb-level check made before a request body is read: may this caller do `verb` to any
+/// CSR at all? `Create`: administrators, bootstrap groups, nodes, or RBAC; the other verbs: as
+/// [`authorize_named`] without facts (their rules do not depend on the object). The full check
+/// with the decoded object follows.
+pub fn may_attempt(
+    id: &Identity,
+    verb: Verb,
+    name: Option<&str>,
+    cfg: &AuthzConfig,
+) -> Result<(), Forbidden> {
+    if verb != Verb::Create {
+        return authorize_named(id, verb, None, name, cfg);
+    }
+    if is_admin(id, cfg)
+        || is_bootstrapper(id, cfg)
+        || node_name(id).is_some()
+        || rbac_allows_csr(id, verb, None, cfg)
+    {
+        Ok(())
+    } else {
+        Err(forbidden(id, verb, None, cfg.rbac.is_some()))
+    }
+}
+
 /// The API group of CSRs and signers.
 const CERTIFICATES_GROUP: &str = "certificates.k8s.io";
 

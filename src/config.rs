@@ -74,16 +74,39 @@ pub struct ServerConfig {
     /// Requests handled at once (health probes excepted); further ones get 429 with
     /// `Retry-After` (kube-apiserver's `--max-requests-inflight` default is 400).
     pub max_requests_in_flight: usize,
-    /// Time allowed for the TLS handshake.
+    /// Time allowed for the TLS handshake (from accept).
     #[serde(with = "humantime_serde_compat")]
     pub handshake_timeout: Duration,
-    /// Time allowed for a request's headers to arrive (slow-header clients are cut off).
+    /// Time allowed for a request's headers to arrive (slow-header clients are cut off); on a
+    /// new connection, from the end of the TLS handshake to the first request's headers, on
+    /// HTTP/1.1 and HTTP/2 alike (protocol detection included).
     #[serde(with = "humantime_serde_compat")]
     pub header_read_timeout: Duration,
     /// Time allowed for a request's body to arrive once its headers have (slow-body clients
     /// are answered 400 and lose their request slot).
     #[serde(with = "humantime_serde_compat")]
     pub body_read_timeout: Duration,
+    /// Concurrent connections from one source address (further ones are closed at once), so
+    /// one host cannot hold every connection slot. Default: a quarter of `max_connections`.
+    pub max_connections_per_address: Option<usize>,
+    /// A connection with no request in flight for this long is closed (HTTP/1.1 keep-alive
+    /// and HTTP/2 alike; a watch is a request in flight).
+    #[serde(with = "humantime_serde_compat")]
+    pub idle_timeout: Duration,
+    /// Interval of HTTP/2 keep-alive pings; a peer that does not answer one within the same
+    /// interval is disconnected.
+    #[serde(with = "humantime_serde_compat")]
+    pub http2_keepalive_interval: Duration,
+    /// Most requests in flight for one identity (user; all anonymous callers count as one).
+    /// Default: half of `max_requests_in_flight`.
+    pub max_requests_per_identity: Option<usize>,
+    /// Request slots only administrators may take. Default: a tenth of
+    /// `max_requests_in_flight`.
+    pub admin_reserved_requests: Option<usize>,
+    /// Most watches for one identity. Default: half of `max_watches`.
+    pub max_watches_per_identity: Option<usize>,
+    /// Watch slots only administrators may take. Default: a tenth of `max_watches`.
+    pub admin_reserved_watches: Option<usize>,
     /// External-signing mode (issue 10): CSRs are stored and served but never auto-approved
     /// or signed; a controller (`kubesigner controller`) approves through `/approval` and
     /// writes `status.certificate` through `/status`, authorized by `[auth] rbac_manifests`.
@@ -120,6 +143,13 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: crate::api::DEFAULT_BODY_READ_TIMEOUT,
+            max_connections_per_address: None,
+            idle_timeout: Duration::from_secs(90),
+            http2_keepalive_interval: Duration::from_secs(30),
+            max_requests_per_identity: None,
+            admin_reserved_requests: None,
+            max_watches_per_identity: None,
+            admin_reserved_watches: None,
             external_signing: false,
             log_format: LogFormat::Text,
         }

@@ -18,6 +18,7 @@ pub mod exit;
 pub mod issue;
 pub mod kubeconfig;
 pub mod metrics;
+pub mod no_dump;
 pub mod policy;
 pub mod reload;
 pub mod signer;

@@ -20,5 +20,9 @@ fn main() {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+    // Before any secret is read: no core dumps, no same-user ptrace (SECURITY.md M-HARD-5b).
+    if let Err(e) = kubesigner::no_dump::forbid_core_dumps() {
+        tracing::warn!(error = %e, "core dumps could not be disabled");
+    }
     std::process::exit(cli.command.run());
 }

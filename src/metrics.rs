@@ -32,6 +32,22 @@ pub struct KindLabels {
     pub kind: &'static str,
 }
 
+/// Labels of `kubesigner_slots_in_use`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SlotLabels {
+    /// The pool: `requests` (`[server] max_requests_in_flight`) or `watches` (`max_watches`).
+    pub pool: &'static str,
+    /// Who holds them: `admin`, `user` (any other authenticated identity) or `anonymous`.
+    pub class: &'static str,
+}
+
+/// Labels of `kubesigner_connections_refused_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// `per_address_cap`, `first_request_deadline`, `idle_timeout`, `handshake_timeout`.
+    pub reason: &'static str,
+}
+
 /// Every metric of the appliance.
 #[derive(Debug)]
 pub struct Metrics {
@@ -60,6 +76,13 @@ pub struct Metrics {
     pub audit_checkpoints: Counter,
     /// SIGHUP reloads, by result (`ok`, `failed`).
     pub reloads: Family<ResultLabels, Counter>,
+    /// Request and watch slots held now, by pool and class (saturation by class).
+    pub slots_in_use: Family<SlotLabels, Gauge>,
+    /// Connections closed by the edge, by reason.
+    pub connections_closed: Family<ReasonLabels, Counter>,
+    /// Signatures made with a CA key (every purpose), counted at the signer; equals the audit
+    /// log's signature records.
+    pub ca_signatures: Counter,
 }
 
 /// Label set for [`Metrics::reloads`].
@@ -90,6 +113,9 @@ impl Metrics {
             ca_expiry_alert: Gauge::default(),
             audit_checkpoints: Counter::default(),
             reloads: Family::default(),
+            slots_in_use: Family::default(),
+            connections_closed: Family::default(),
+            ca_signatures: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -149,6 +175,21 @@ impl Metrics {
             m.audit_checkpoints.clone(),
         );
         r.register("reloads", "SIGHUP reloads, by result", m.reloads.clone());
+        r.register(
+            "slots_in_use",
+            "Request and watch slots held, by pool and class",
+            m.slots_in_use.clone(),
+        );
+        r.register(
+            "connections_closed",
+            "Connections closed by the edge, by reason",
+            m.connections_closed.clone(),
+        );
+        r.register(
+            "ca_signatures",
+            "Signatures made with a CA key, every purpose",
+            m.ca_signatures.clone(),
+        );
         Metrics { registry, ..m }
     }
 

@@ -28,7 +28,6 @@ async fn discovery_openapi_health_and_anonymous() {
     for p in [
         "/version",
         "/api",
-        "/api/v1",
         "/apis",
         "/apis/certificates.k8s.io",
         "/openapi/v2",
@@ -703,4 +702,92 @@ async fn unknown_signer_names_are_stored_as_failed_with_a_reason() {
     assert!(!has_certificate(
         &get(&h.api, &admin(), "other-signer").await.body
     ));
+}
+
+/// Exact routing (404 for anything that is not a route), `Allow` on every 405 (RFC 9110), no
+/// core/v1 version advertised, and the Lease group absent outside external-signing mode.
+#[tokio::test]
+async fn api_edges_exact_routes_allow_header_and_no_leases() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    let a = admin();
+    for p in [
+        "/apis/certificates.k8s.io/v1/certificatesigningrequestsXYZ",
+        "/apis/certificates.k8s.io/v1/certificatesigningrequests//approval",
+        "/apis/certificates.k8s.io/v1/certificatesigningrequests/x/approval/y",
+        "/apis/certificates.k8s.io/v1/certificatesigningrequests/x/other",
+        "/api/v1",
+        "/apis/coordination.k8s.io",
+        "/apis/coordination.k8s.io/v1",
+        "/apis/coordination.k8s.io/v1/leases",
+        "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/x",
+        "/openapi/v3/apis/coordination.k8s.io/v1",
+        "/nothing",
+    ] {
+        let r = call(&h.api, &a, Method::GET, p, None).await;
+        assert_eq!(r.code, StatusCode::NOT_FOUND, "{p}: {}", r.body);
+    }
+    assert_eq!(
+        call(&h.api, &a, Method::GET, "/api", None).await.body["versions"],
+        json!([])
+    );
+    let groups = call(&h.api, &a, Method::GET, "/apis", None).await.body;
+    assert_eq!(groups["groups"].as_array().unwrap().len(), 1, "{groups}");
+    let root = call(&h.api, &a, Method::GET, "/openapi/v3", None)
+        .await
+        .body;
+    assert_eq!(root["paths"].as_object().unwrap().len(), 1, "{root}");
+    for (method, path, allow) in [
+        (Method::DELETE, CSRS.to_owned(), "GET, POST"),
+        (Method::POST, format!("{CSRS}/x"), "GET, PUT, PATCH, DELETE"),
+        (
+            Method::DELETE,
+            format!("{CSRS}/x/approval"),
+            "GET, PUT, PATCH",
+        ),
+        (Method::POST, format!("{CSRS}/x/status"), "GET, PUT, PATCH"),
+        (Method::POST, "/apis".to_owned(), "GET"),
+        (Method::PUT, "/version".to_owned(), "GET"),
+    ] {
+        let r = call(&h.api, &a, method.clone(), &path, None).await;
+        assert_eq!(r.code, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(
+            r.headers.get("allow").map(|v| v.to_str().unwrap()),
+            Some(allow),
+            "{method} {path}"
+        );
+    }
+}
+
+/// Authorization comes before the body: a caller who may not create or update CSRs is refused
+/// (403) while its body has not even started to arrive, so it never holds a slot for it.
+#[tokio::test]
+async fn callers_without_the_verb_are_refused_before_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    for (method, path) in [
+        (Method::POST, CSRS.to_owned()),
+        (Method::PUT, format!("{CSRS}/x")),
+        (Method::PUT, format!("{CSRS}/x/approval")),
+        (Method::PATCH, format!("{CSRS}/x/approval")),
+    ] {
+        // A body that never sends a byte (the sender stays alive).
+        let (_tx, body) = http_body_util::channel::Channel::<bytes::Bytes, std::io::Error>::new(1);
+        let req = http::Request::builder()
+            .method(method.clone())
+            .uri(&path)
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap();
+        let resp = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            h.api.handle_as(
+                req,
+                kubesigner::api::hooks::AuthnResult::Authenticated(nobody()),
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: waited for the body"));
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{method} {path}");
+    }
 }

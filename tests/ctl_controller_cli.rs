@@ -3,6 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/tools.rs"]
+mod tools;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -103,17 +106,14 @@ fn missing_or_broken_kubeconfig_exits_64() {
 #[test]
 fn controller_unit_exposure_at_most_1_5() {
     let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/kubesigner-controller.service");
-    let out = match Command::new("systemd-analyze")
+    if !tools::require("systemd-analyze", &["--version"], "systemd") {
+        return;
+    }
+    let out = Command::new("systemd-analyze")
         .args(["security", "--offline=true", "--no-pager"])
         .arg(&unit)
         .output()
-    {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("SKIP: systemd-analyze is not available here ({e})");
-            return;
-        }
-    };
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let score: f64 = text
         .lines()
@@ -127,4 +127,6 @@ fn controller_unit_exposure_at_most_1_5() {
     let unit_text = std::fs::read_to_string(&unit).unwrap();
     assert!(unit_text.contains("LoadCredential=kubeconfig:"));
     assert!(unit_text.contains("RestartPreventExitStatus=64"));
+    assert!(unit_text.contains("LoadCredential=pkcs11-pin:"));
+    assert!(unit_text.contains("\nLimitCORE=0\n"));
 }

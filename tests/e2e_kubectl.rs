@@ -281,3 +281,33 @@ fn everything_survives_a_restart() {
     );
     assert!(row.trim_end().ends_with("Approved,Issued"), "{row}");
 }
+
+/// `kubectl api-resources` and `kubectl api-versions` exit 0 and list exactly the CSR API (no
+/// empty core/v1, no Leases outside external-signing mode); `kubectl get` of a path that is
+/// not a route is a 404, not a list.
+#[test]
+fn api_resources_and_api_versions_exit_0() {
+    let a = Appliance::start();
+    let k = a.admin_kubeconfig();
+    let resources = kubectl_ok(&k, &["api-resources", "--no-headers"]);
+    let names: Vec<&str> = resources
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["certificatesigningrequests"], "{resources}");
+    let versions = kubectl_ok(&k, &["api-versions"]);
+    assert_eq!(versions.trim(), "certificates.k8s.io/v1");
+    let out = kubectl(
+        &k,
+        &[
+            "get",
+            "--raw",
+            "/apis/certificates.k8s.io/v1/certificatesigningrequestsXYZ",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NotFound"),
+        "{out:?}"
+    );
+}

@@ -140,7 +140,12 @@ fn checkpoints_are_signed_logged_and_catch_truncation_and_forgery() {
     // A re-written chain with a forged checkpoint signature: every hash recomputed, so the
     // chain verifies; the signature does not. (Up to the next checkpoint, which would name a
     // hash the re-written chain no longer has.)
-    let second_cp = rs.iter().rposition(|r| r.kind == "checkpoint").unwrap();
+    let second_cp = first_cp
+        + 1
+        + rs[first_cp + 1..]
+            .iter()
+            .position(|r| r.kind == "checkpoint")
+            .unwrap();
     let mut forged = rs[..second_cp].to_vec();
     let cp = forged[first_cp].checkpoint.as_mut().unwrap();
     let mut sig = hex::decode(&cp.sig).unwrap();
@@ -185,4 +190,62 @@ fn checkpoints_are_signed_logged_and_catch_truncation_and_forgery() {
 
 fn kubectl_ok_approve(s: &Served, name: &str) {
     ops_support::kubectl_ok(&s.admin(), &["certificate", "approve", name]);
+}
+
+/// `audit verify --config` checks the checkpoint cadence (here at most 3 + 1 records between
+/// checkpoints: the test waits for each checkpoint after 3 creates, so every stretch is the
+/// checkpoint record and 3 creates): a chain re-written without one of its checkpoints (and a
+/// CSR's record, every hash after recomputed, nothing after the next checkpoint kept) verifies
+/// alone, but not against `[audit] checkpoint_every` + `checkpoint_slack`.
+#[test]
+fn a_chain_without_one_of_its_checkpoints_is_rejected() {
+    let mut s = Served::setup(
+        "\n[audit]\ncheckpoint_every = 3\ncheckpoint_slack = 1\ncheckpoint_interval = \"0s\"\npublic_key_file = \"audit-key.pem\"\n",
+    );
+    let cfg = s.config();
+    s.start();
+    // The records `dev` wrote (local commands, not counted) and the serving certificate's
+    // are checkpointed at once.
+    s.wait_log(MARKER, 1, Duration::from_secs(30));
+    for group in 0..3 {
+        for i in 0..3 {
+            s.create_csr(&format!("cadence-{group}-{i}"), &format!("node{group}x{i}"));
+        }
+        s.wait_log(MARKER, group + 2, Duration::from_secs(30));
+    }
+    s.stop();
+    let rs = records(&s.export());
+    let full = write(&s, "full.jsonl", &lines(&rs));
+    let ok = verify(&s, &full, Some(&cfg), None);
+    assert!(ok.status.success(), "{}", text(&ok));
+    let cps: Vec<usize> = rs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.kind == "checkpoint")
+        .map(|(i, _)| i)
+        .collect();
+    assert!(cps.len() >= 4, "too few checkpoints: {cps:?}");
+    // Remove the third checkpoint and the CSR record just before it; keep everything up to
+    // the fourth (which names a hash the re-written chain no longer has).
+    let (gone, next) = (cps[2], cps[3]);
+    let mut cut: Vec<AuditRecord> = rs[..next]
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != gone && *i != gone - 1)
+        .map(|(_, r)| r.clone())
+        .collect();
+    for i in 0..cut.len() {
+        cut[i].seq = i as u64 + 1;
+        cut[i].prev_hash = if i == 0 {
+            kubesigner::audit::GENESIS.to_owned()
+        } else {
+            cut[i - 1].hash.clone()
+        };
+        cut[i].hash = record_hash(&cut[i]);
+    }
+    let cut_p = write(&s, "cut.jsonl", &lines(&cut));
+    assert!(verify(&s, &cut_p, None, None).status.success());
+    let bad = verify(&s, &cut_p, Some(&cfg), None);
+    assert_eq!(bad.status.code(), Some(65), "{}", text(&bad));
+    assert!(text(&bad).contains("lack a checkpoint"), "{}", text(&bad));
 }

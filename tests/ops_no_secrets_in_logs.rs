@@ -1,7 +1,9 @@
 //! No secret in any log: a full dev run (create a bootstrap token, bootstrap a node with it,
 //! auto-approve the client CSR, admin-approve the serving CSR) and then grep the appliance's,
 //! the bootstrap's and the token command's output for the PIN, the SO PIN and every token
-//! secret (whole and secret part alone).
+//! secret (whole and secret part alone), and for private-key material (the node's keys and the
+//! admin kubeconfig's key). Every process logs at `debug`, then in a second run at `trace`
+//! (`KUBESIGNER_LOG`, the variable the program reads). About 10 s each.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/appliance.rs"]
@@ -23,17 +25,48 @@ fn until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
 fn read_trimmed(p: &std::path::Path) -> String {
     std::fs::read_to_string(p).unwrap().trim().to_owned()
 }
 
+/// Base64 lines (≥ 20 characters) of every PEM private key in `text`.
+fn key_lines(text: &str) -> Vec<String> {
+    let mut inside = false;
+    let mut out = Vec::new();
+    for l in text.lines().map(str::trim) {
+        if l.starts_with("-----BEGIN") && l.contains("PRIVATE KEY") {
+            inside = true;
+        } else if l.starts_with("-----END") {
+            inside = false;
+        } else if inside && l.len() >= 20 {
+            out.push(l.to_owned());
+        }
+    }
+    out
+}
+
 #[test]
-fn full_dev_run_logs_no_pin_or_token_secret() {
-    let a = Appliance::start();
+fn full_dev_run_logs_no_secret_at_debug() {
+    full_dev_run_logs_no_secret("debug");
+}
+
+#[test]
+fn full_dev_run_logs_no_secret_at_trace() {
+    full_dev_run_logs_no_secret("trace");
+}
+
+fn full_dev_run_logs_no_secret(level: &str) {
+    let a = Appliance::start_with_env(&[], &[("KUBESIGNER_LOG", level)]);
     let cfg = a.state().join("kubesigner.toml");
     let created = Command::new(bin())
         .args(["token", "create", "--ttl", "1h", "--config"])
         .arg(&cfg)
+        .env("KUBESIGNER_LOG", level)
         .output()
         .unwrap();
     assert!(created.status.success());
@@ -67,7 +100,7 @@ fn full_dev_run_logs_no_pin_or_token_secret() {
             "127.0.0.1",
         ])
         .args(["--hostname", "node1.test"])
-        .env("RUST_LOG", "debug")
+        .env("KUBESIGNER_LOG", level)
         .stdin(Stdio::null())
         .stdout(Stdio::from(logf.try_clone().unwrap()))
         .stderr(Stdio::from(logf))
@@ -106,6 +139,25 @@ fn full_dev_run_logs_no_pin_or_token_secret() {
             secrets.push(secret.to_owned());
         }
     }
+    // Key material: the node's private keys and the admin kubeconfig's client key.
+    let mut keys = Vec::new();
+    for entry in std::fs::read_dir(&pki).unwrap() {
+        let p = entry.unwrap().path();
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            keys.extend(key_lines(&text));
+        }
+    }
+    assert!(keys.len() >= 2, "no node key found in {}", pki.display());
+    let admin = std::fs::read_to_string(a.admin_kubeconfig()).unwrap();
+    let admin_key = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("client-key-data: "))
+        .unwrap()
+        .to_owned();
+    let admin_key_pem = String::from_utf8(base64_decode(&admin_key)).unwrap();
+    keys.extend(key_lines(&admin_key_pem));
+    secrets.push(admin_key);
+    secrets.extend(keys);
     let logs = [
         ("appliance", a.log()),
         ("bootstrap", std::fs::read_to_string(&blog).unwrap()),
@@ -115,6 +167,21 @@ fn full_dev_run_logs_no_pin_or_token_secret() {
         ),
     ];
     assert!(logs[0].1.contains("serving"), "the appliance log is empty");
+    // The level really took effect: debug lines are there (and trace lines at trace).
+    assert!(
+        logs[0].1.contains("DEBUG"),
+        "no debug line in the appliance log"
+    );
+    assert!(
+        logs[1].1.contains("DEBUG"),
+        "no debug line in the bootstrap log"
+    );
+    if level == "trace" {
+        assert!(
+            logs[0].1.contains("TRACE"),
+            "no trace line in the appliance log"
+        );
+    }
     for (name, log) in &logs {
         for s in &secrets {
             assert!(s.len() >= 6, "secret too short to grep for: {s:?}");

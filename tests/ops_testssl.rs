@@ -1,11 +1,13 @@
 //! TLS scan: `testssl` (Debian's testssl.sh) against a running `kubesigner dev` listener, with
 //! the appliance CA added as trusted. Any finding of severity MEDIUM or above fails the test,
 //! except `cert_revocation` (an internal CA publishes no CRL / OCSP URI) and `DNS_CAArecord`
-//! (no public DNS). Skips, with the reason printed, where testssl is not installed.
+//! (no public DNS). Fails where testssl is missing (scripts/setup-host installs it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/appliance.rs"]
 mod support;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::process::Command;
 use std::time::Instant;
@@ -19,8 +21,7 @@ const FAILING: &[&str] = &["MEDIUM", "HIGH", "CRITICAL"];
 
 #[test]
 fn testssl_finds_nothing_medium_or_above() {
-    if Command::new("testssl").arg("--version").output().is_err() {
-        eprintln!("SKIP: testssl is not installed (Debian package testssl.sh; scripts/setup-host)");
+    if !tools::require("testssl", &["--version"], "testssl.sh") {
         return;
     }
     let a = Appliance::start();

@@ -20,13 +20,8 @@ pub fn version() -> Value {
 
 /// `GET /api`.
 pub fn api_versions() -> Value {
-    json!({"kind": "APIVersions", "versions": ["v1"],
+    json!({"kind": "APIVersions", "versions": [],
            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}]})
-}
-
-/// `GET /api/v1`: no core resources are served.
-pub fn core_v1() -> Value {
-    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": []})
 }
 
 fn group() -> Value {
@@ -36,9 +31,12 @@ fn group() -> Value {
 }
 
 /// `GET /apis`.
-pub fn group_list() -> Value {
-    json!({"kind": "APIGroupList", "apiVersion": "v1",
-           "groups": [group(), super::lease::group_entry()]})
+pub fn group_list(external: bool) -> Value {
+    let mut groups = vec![group()];
+    if external {
+        groups.push(super::lease::group_entry());
+    }
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `GET /apis/certificates.k8s.io`.

@@ -50,9 +50,13 @@ pub enum ApiError {
         /// The path asked for.
         path: String,
     },
-    /// The method is not allowed on the path — 405.
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// The method is not allowed on the path — 405 with the methods that are (`Allow`,
+    /// RFC 9110 §15.5.6).
+    #[error("method not allowed (allowed: {allow})")]
+    MethodNotAllowed {
+        /// The `Allow` header value, e.g. `"GET, POST"`.
+        allow: &'static str,
+    },
     /// A refusal about another kind of object (Leases: not found, already exists, conflict,
     /// invalid), already in `Status` terms (code, reason, client-safe message, details).
     #[error("{reason}: {message}")]
@@ -150,7 +154,9 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::NoRoute { .. } => {
                 (StatusCode::NOT_FOUND, "NotFound")
             }
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
+            ApiError::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed")
+            }
             ApiError::AlreadyExists { .. } => (StatusCode::CONFLICT, "AlreadyExists"),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "Conflict"),
             ApiError::ObjectStatus { code, reason, .. } => (*code, reason),
@@ -188,7 +194,7 @@ impl ApiError {
                 "the server could not find the requested resource".to_owned(),
                 None,
             ),
-            ApiError::MethodNotAllowed => ("the server does not allow this method on the requested resource".to_owned(), None),
+            ApiError::MethodNotAllowed { .. } => ("the server does not allow this method on the requested resource".to_owned(), None),
             ApiError::AlreadyExists { name } => (
                 format!("{KIND}.{GROUP} \"{name}\" already exists"),
                 Some(json!({"name": name, "group": GROUP, "kind": KIND})),
@@ -261,6 +267,10 @@ impl ApiError {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),
         );
+        if let ApiError::MethodNotAllowed { allow } = &self {
+            resp.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        }
         if let ApiError::Throttled { retry_after, .. } = &self
             && let Ok(v) = header::HeaderValue::from_str(&retry_after.to_string())
         {

@@ -203,7 +203,11 @@ impl Api {
                     "details": {"name": name, "group": GROUP, "kind": RESOURCE, "uid": gone.metadata.uid}});
                 Ok(json_response(StatusCode::OK, &body, &[]))
             }
-            _ => Err(ApiError::MethodNotAllowed),
+            (Target::All, _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+            (Target::Collection(_), _) => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
+            (Target::One(..), _) => Err(ApiError::MethodNotAllowed {
+                allow: "GET, PUT, PATCH, DELETE",
+            }),
         }
     }
 

@@ -15,7 +15,9 @@
 //! hook records it); per-requester limits count pending CSRs by the indexed `requester` column
 //! at create time.
 
+pub mod admission;
 pub mod body;
+pub mod conn;
 mod create_flow;
 mod csr;
 pub mod decode;
@@ -46,7 +48,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body::Body;
 use rustls_pki_types::CertificateDer;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 use crate::authz::AuthzConfig;
 use crate::core::Core;
@@ -68,6 +70,8 @@ pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest watch: kube-apiserver's `--min-request-timeout` default (1800 s); longer requested
 /// timeouts are cut to this.
 pub const DEFAULT_MAX_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Default requests in flight: kube-apiserver's `--max-requests-inflight` default.
+pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 400;
 /// Largest `limit` on a list (kubectl sends 500); larger values are cut to this.
 pub const MAX_LIST_LIMIT: usize = 1000;
 /// How often the signer backlog is re-scanned when nothing wakes it.
@@ -86,6 +90,36 @@ pub struct Limits {
     pub create: crate::compat::limits::LimitsConfig,
     /// Time allowed for a request body to arrive.
     pub body_read_timeout: Duration,
+    /// Requests handled at once (health probes excepted); 429 beyond.
+    pub max_requests_in_flight: usize,
+    /// Most requests in flight for one identity (default: half of the pool).
+    pub max_requests_per_identity: Option<usize>,
+    /// Request slots only administrators may take (default: a tenth of the pool).
+    pub admin_reserved_requests: Option<usize>,
+    /// Most watches for one identity (default: half of `max_watches`).
+    pub max_watches_per_identity: Option<usize>,
+    /// Watch slots only administrators may take (default: a tenth of `max_watches`).
+    pub admin_reserved_watches: Option<usize>,
+}
+
+impl Limits {
+    /// The request pool's shares.
+    pub fn request_shares(&self) -> admission::Shares {
+        admission::Shares::new(
+            self.max_requests_in_flight,
+            self.max_requests_per_identity,
+            self.admin_reserved_requests,
+        )
+    }
+
+    /// The watch pool's shares.
+    pub fn watch_shares(&self) -> admission::Shares {
+        admission::Shares::new(
+            self.max_watches,
+            self.max_watches_per_identity,
+            self.admin_reserved_watches,
+        )
+    }
 }
 
 impl Default for Limits {
@@ -96,6 +130,11 @@ impl Default for Limits {
             max_watch_timeout: DEFAULT_MAX_WATCH_TIMEOUT,
             create: crate::compat::limits::LimitsConfig::default(),
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_requests_in_flight: DEFAULT_MAX_REQUESTS_IN_FLIGHT,
+            max_requests_per_identity: None,
+            admin_reserved_requests: None,
+            max_watches_per_identity: None,
+            admin_reserved_watches: None,
         }
     }
 }
@@ -106,7 +145,8 @@ struct Inner {
     authz: AuthzConfig,
     core: Arc<Core>,
     limits: Limits,
-    watches: Arc<Semaphore>,
+    watches: admission::Pool,
+    requests: admission::Pool,
     wake_signer: Notify,
     signing: Mutex<HashSet<String>>,
     limiter: Option<Mutex<crate::compat::limits::Limiter>>,
@@ -217,7 +257,8 @@ impl Api {
                 authn,
                 authz,
                 core,
-                watches: Arc::new(Semaphore::new(limits.max_watches)),
+                watches: admission::Pool::new("watches", limits.watch_shares()),
+                requests: admission::Pool::new("requests", limits.request_shares()),
                 limiter: limits.create.enabled.then(|| {
                     Mutex::new(crate::compat::limits::Limiter::new(limits.create.clone()))
                 }),
@@ -273,9 +314,14 @@ impl Api {
             groups,
         };
         let span = tracing::info_span!("request", request_id = %request_id);
-        let routed = crate::audit::context::scope(ctx, self.route(req, auth));
-        let mut resp = match tracing::Instrument::instrument(routed, span.clone()).await {
-            Ok(r) => r,
+        let mut resp = match self.admit(&path, &auth) {
+            Ok(_slot) => {
+                let routed = crate::audit::context::scope(ctx, self.route(req, auth));
+                match tracing::Instrument::instrument(routed, span.clone()).await {
+                    Ok(r) => r,
+                    Err(e) => e.into_response(),
+                }
+            }
             Err(e) => e.into_response(),
         };
         if let Ok(v) = header::HeaderValue::from_str(&request_id) {
@@ -326,21 +372,30 @@ impl Api {
                 return Err(ApiError::Unauthorized);
             }
         };
-        if let Some(doc) = discovery_doc(&path) {
+        if let Some(doc) = discovery_doc(&path, self.inner.external) {
             if method != Method::GET {
-                return Err(ApiError::MethodNotAllowed);
+                return Err(ApiError::MethodNotAllowed { allow: "GET" });
             }
             self.authorize(&caller, Verb::Discovery, None)?;
             return Ok(json_response(StatusCode::OK, &doc, &[]));
         }
-        if let Some(rest) = path.strip_prefix(lease::PREFIX) {
+        // Leases exist only for the controller's leader election in external-signing mode.
+        if self.inner.external
+            && let Some(rest) = path.strip_prefix(lease::PREFIX)
+        {
             return self.route_lease(&caller, rest, req).await;
         }
-        let Some(rest) = path.strip_prefix(CSR_PREFIX) else {
+        // Exact routing: the collection itself or a path below it, never a longer name.
+        let Some(segments) = csr_segments(&path) else {
             return Err(ApiError::NoRoute { path });
         };
         let q = Query::parse(req.uri().query());
-        let segments: Vec<&str> = rest.split('/').skip(1).collect();
+        // Authorize the verb before any body byte is read (the object-level check follows once
+        // the body is decoded): a caller who may not write never holds a slot for a slow body.
+        if let Some((verb, name)) = body_verb(&segments, &method) {
+            crate::authz::may_attempt(&caller, verb, name, &self.inner.authz)
+                .map_err(|f| ApiError::Forbidden { message: f.message })?;
+        }
         match (segments.as_slice(), &method) {
             ([], &Method::GET) if q.bool("watch")? => self.watch(&caller, &q, &req).await,
             ([], &Method::GET) => self.list(&caller, &q, &req).await,
@@ -373,9 +428,60 @@ impl Api {
                 self.patch(&caller, name, csr::UpdatePath::Status, &q, req)
                     .await
             }
-            ([_] | [_, "approval" | "status"] | [], _) => Err(ApiError::MethodNotAllowed),
+            ([], _) => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
+            ([_], _) => Err(ApiError::MethodNotAllowed {
+                allow: "GET, PUT, PATCH, DELETE",
+            }),
+            ([_, "approval" | "status"], _) => Err(ApiError::MethodNotAllowed {
+                allow: "GET, PUT, PATCH",
+            }),
             _ => Err(ApiError::NoRoute { path: path.clone() }),
         }
+    }
+
+    /// The caller's class for the slot pools.
+    fn class(&self, auth: &AuthnResult) -> (admission::Class, String) {
+        match auth {
+            AuthnResult::Authenticated(c) if crate::authz::is_admin(c, &self.inner.authz) => {
+                (admission::Class::Admin, c.user.clone())
+            }
+            AuthnResult::Authenticated(c) => (admission::Class::User, c.user.clone()),
+            _ => (admission::Class::Anonymous, String::new()),
+        }
+    }
+
+    /// A request slot (`[server] max_requests_in_flight`, shared fairly by identity), or 429.
+    /// Health probes always get in (`None`), so an overloaded appliance still answers its
+    /// orchestrator.
+    fn admit(&self, path: &str, auth: &AuthnResult) -> Result<Option<admission::Slot>, ApiError> {
+        if matches!(
+            path.trim_end_matches('/'),
+            "/healthz" | "/livez" | "/readyz"
+        ) {
+            return Ok(None);
+        }
+        let (class, identity) = self.class(auth);
+        self.inner
+            .requests
+            .try_acquire(class, &identity)
+            .map(Some)
+            .map_err(|why| {
+                tracing::debug!(?why, ?class, "request slot refused");
+                ApiError::TooManyRequests
+            })
+    }
+
+    /// A watch slot (`[server] max_watches`, shared fairly by identity), or 429.
+    pub(crate) fn admit_watch(&self, caller: &Caller) -> Result<admission::Slot, ApiError> {
+        let class = if crate::authz::is_admin(caller, &self.inner.authz) {
+            admission::Class::Admin
+        } else {
+            admission::Class::User
+        };
+        self.inner
+            .watches
+            .try_acquire(class, &caller.user)
+            .map_err(|_| ApiError::TooManyRequests)
     }
 
     /// `/metrics`, anonymous (counts and times only; see `crate::metrics`). Gauges that
@@ -440,20 +546,50 @@ fn cached(
     cell.get_or_init(make).clone()
 }
 
-fn discovery_doc(path: &str) -> Option<serde_json::Value> {
+/// The verb (and CSR name) of a request that carries a body, for the check made before it is
+/// read.
+fn body_verb<'a>(segments: &[&'a str], method: &Method) -> Option<(Verb, Option<&'a str>)> {
+    let verb = match (segments, method) {
+        ([], &Method::POST) => return Some((Verb::Create, None)),
+        ([_], &Method::PUT) => Verb::Update,
+        ([_, "approval"], &Method::PUT) => Verb::UpdateApproval,
+        ([_, "status"], &Method::PUT) => Verb::UpdateStatus,
+        ([_], &Method::PATCH) => Verb::Patch,
+        ([_, "approval"], &Method::PATCH) => Verb::PatchApproval,
+        ([_, "status"], &Method::PATCH) => Verb::PatchStatus,
+        _ => return None,
+    };
+    Some((verb, segments.first().copied()))
+}
+
+/// The path segments below the CSR collection (`[]` for the collection itself), or `None` when
+/// the path is not the collection or below it (`…/certificatesigningrequestsXYZ`) or has an
+/// empty segment.
+fn csr_segments(path: &str) -> Option<Vec<&str>> {
+    let rest = path.strip_prefix(CSR_PREFIX)?;
+    if rest.is_empty() {
+        return Some(Vec::new());
+    }
+    let segments: Vec<&str> = rest.strip_prefix('/')?.split('/').collect();
+    (!segments.contains(&"")).then_some(segments)
+}
+
+/// The discovery and OpenAPI documents by path. `external`: the Lease group is served
+/// (external-signing mode only). `/api` lists no version: no core/v1 resource is served, and
+/// an empty `/api/v1` makes kubectl's discovery fail ("received empty response for: v1").
+fn discovery_doc(path: &str, external: bool) -> Option<serde_json::Value> {
     Some(match path {
         "/version" => discovery::version(),
         "/api" => discovery::api_versions(),
-        "/api/v1" => discovery::core_v1(),
-        "/apis" => discovery::group_list(),
+        "/apis" => discovery::group_list(external),
         "/apis/certificates.k8s.io" => discovery::api_group(),
         "/apis/certificates.k8s.io/v1" => discovery::resource_list(),
-        "/apis/coordination.k8s.io" => lease::api_group(),
-        "/apis/coordination.k8s.io/v1" => lease::resource_list(),
         "/openapi/v2" => cached(&OPENAPI_V2, openapi::v2),
-        "/openapi/v3" => openapi::v3_root(),
+        "/openapi/v3" => openapi::v3_root(external),
         "/openapi/v3/apis/certificates.k8s.io/v1" => cached(&OPENAPI_V3, openapi::v3_group_version),
-        "/openapi/v3/apis/coordination.k8s.io/v1" => {
+        "/apis/coordination.k8s.io" if external => lease::api_group(),
+        "/apis/coordination.k8s.io/v1" if external => lease::resource_list(),
+        "/openapi/v3/apis/coordination.k8s.io/v1" if external => {
             cached(&LEASE_OPENAPI_V3, lease_openapi::v3_group_version)
         }
         _ => return None,

@@ -127,17 +127,17 @@ pub fn v3_group_version() -> Value {
     })
 }
 
-/// `GET /openapi/v3`: the discovery root pointing at the group-version document.
-pub fn v3_root() -> Value {
-    let lease = super::lease_openapi::V3_GV_PATH;
-    json!({"paths": {
-        V3_GV_PATH: {
-            "serverRelativeURL": format!("/openapi/v3/{V3_GV_PATH}?hash={}", env!("CARGO_PKG_VERSION"))
-        },
-        lease: {
-            "serverRelativeURL": format!("/openapi/v3/{lease}?hash={}", env!("CARGO_PKG_VERSION"))
-        },
-    }})
+/// `GET /openapi/v3`: the discovery root pointing at the group-version documents (the Lease
+/// one only in external-signing mode, `external`).
+pub fn v3_root(external: bool) -> Value {
+    let entry = |gv: &str| json!({"serverRelativeURL": format!("/openapi/v3/{gv}?hash={}", env!("CARGO_PKG_VERSION"))});
+    let mut paths = serde_json::Map::new();
+    paths.insert(V3_GV_PATH.to_owned(), entry(V3_GV_PATH));
+    if external {
+        let lease = super::lease_openapi::V3_GV_PATH;
+        paths.insert(lease.to_owned(), entry(lease));
+    }
+    json!({ "paths": paths })
 }
 
 #[cfg(test)]

@@ -14,14 +14,13 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use super::error::ApiError;
+use super::conn::{Activity, PerAddress, TrackedBody};
 use super::serving::serving_identity;
 use super::serving_renew::{Renewal, ServingCert, renew_loop};
 use super::{Api, Limits};
@@ -80,6 +79,9 @@ pub enum ServeError {
     /// A blocking start-up task failed.
     #[error("start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// A CA-key signature (the serving certificate) could not be recorded in the audit log.
+    #[error("audit: {0}")]
+    Audit(#[from] crate::audit::signature::SignatureAuditError),
     /// `[auth] rbac_manifests` could not be loaded.
     #[error("[auth] rbac_manifests: {0}")]
     Rbac(#[from] crate::authz::rbac::RbacError),
@@ -95,7 +97,9 @@ impl ServeError {
             | ServeError::TlsFilesIncomplete
             | ServeError::Authn(_) => crate::exit::USAGE,
             ServeError::Issue(_) | ServeError::Core(_) | ServeError::Rbac(_) => crate::exit::USAGE,
-            ServeError::Store(_) | ServeError::Bind { .. } => crate::exit::UNAVAILABLE,
+            ServeError::Store(_) | ServeError::Bind { .. } | ServeError::Audit(_) => {
+                crate::exit::UNAVAILABLE
+            }
             ServeError::Join(_) => crate::exit::SOFTWARE,
         }
     }
@@ -110,6 +114,11 @@ pub fn limits(cfg: &Config) -> Limits {
         max_watches: s.max_watches,
         max_watch_timeout: s.max_watch_timeout,
         body_read_timeout: s.body_read_timeout,
+        max_requests_in_flight: s.max_requests_in_flight,
+        max_requests_per_identity: s.max_requests_per_identity,
+        admin_reserved_requests: s.admin_reserved_requests,
+        max_watches_per_identity: s.max_watches_per_identity,
+        admin_reserved_watches: s.admin_reserved_watches,
     }
 }
 
@@ -233,6 +242,7 @@ impl Server {
             (None, None) => {
                 let s = &cfg.server;
                 let id = serving_identity(&issuer, s.listen, &s.serving_names, s.serving_cert_ttl)?;
+                super::serving_renew::record_serving(&store, &id).await?;
                 let not_after = id.not_after;
                 crate::metrics::global()
                     .serving_not_after
@@ -243,6 +253,7 @@ impl Server {
                     listen: s.listen,
                     names: s.serving_names.clone(),
                     ttl: s.serving_cert_ttl,
+                    store: store.clone(),
                 };
                 renewal = Some((Arc::clone(&cert), not_after, again));
                 server_config_with_resolver_verified(cert, verifier)?
@@ -288,12 +299,7 @@ impl Server {
             source,
         })?;
         let (stop, stopped) = oneshot::channel();
-        let conn = ConnSettings {
-            max_connections: cfg.server.max_connections,
-            max_requests: cfg.server.max_requests_in_flight,
-            handshake: cfg.server.handshake_timeout,
-            headers: cfg.server.header_read_timeout,
-        };
+        let conn = ConnSettings::from(&cfg.server);
         let accept = tokio::spawn(accept_loop(
             listener,
             TlsAcceptor::from(tls),
@@ -372,24 +378,29 @@ pub(crate) fn unix_secs(t: std::time::SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
-/// A request slot, or `Err` past `[server] max_requests_in_flight`. Health probes always get
-/// in (`None`), so an overloaded appliance still answers its orchestrator.
-fn admit(
-    requests: &Arc<Semaphore>,
-    path: &str,
-) -> Result<Option<OwnedSemaphorePermit>, tokio::sync::TryAcquireError> {
-    if matches!(path, "/healthz" | "/livez" | "/readyz") {
-        return Ok(None);
-    }
-    Arc::clone(requests).try_acquire_owned().map(Some)
-}
-
 #[derive(Debug, Clone, Copy)]
 struct ConnSettings {
     max_connections: usize,
-    max_requests: usize,
+    per_address: usize,
     handshake: Duration,
     headers: Duration,
+    idle: Duration,
+    h2_keepalive: Duration,
+}
+
+impl ConnSettings {
+    fn from(s: &crate::config::ServerConfig) -> ConnSettings {
+        ConnSettings {
+            max_connections: s.max_connections,
+            per_address: s
+                .max_connections_per_address
+                .unwrap_or((s.max_connections / 4).max(1)),
+            handshake: s.handshake_timeout,
+            headers: s.header_read_timeout,
+            idle: s.idle_timeout,
+            h2_keepalive: s.http2_keepalive_interval,
+        }
+    }
 }
 
 async fn accept_loop(
@@ -399,9 +410,9 @@ async fn accept_loop(
     conn: ConnSettings,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let graceful = GracefulShutdown::new();
+    let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let slots = Arc::new(Semaphore::new(conn.max_connections));
-    let requests = Arc::new(Semaphore::new(conn.max_requests));
+    let per_address = PerAddress::new(conn.per_address);
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
@@ -418,61 +429,94 @@ async fn accept_loop(
             },
             _ = &mut stop => break,
         };
-        let (acceptor, api, watcher) = (acceptor.clone(), api.clone(), graceful.watcher());
-        let requests = Arc::clone(&requests);
+        let Some(address_slot) = per_address.try_acquire(peer.ip().to_canonical()) else {
+            super::conn::closed("per_address_cap");
+            tracing::debug!(%peer, "connection cap for this address reached");
+            drop(tcp);
+            continue;
+        };
         // Answers are small and written whole: send them at once instead of waiting for the
         // peer's delayed ACK (Nagle), which adds up to 40 ms to a keep-alive request.
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
+        let (acceptor, api, shutdown) = (acceptor.clone(), api.clone(), shutdown.clone());
         tokio::spawn(async move {
-            let _permit = permit;
-            let tls = match tokio::time::timeout(conn.handshake, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-            };
-            let chain: Option<Arc<Vec<CertificateDer<'static>>>> = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .map(|c| Arc::new(c.iter().map(|d| d.clone().into_owned()).collect()));
-            let svc = service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut()
-                    .insert(super::peer::PeerAddr(peer.ip().to_canonical()));
-                let (api, chain) = (api.clone(), chain.clone());
-                let admitted = admit(&requests, req.uri().path());
-                async move {
-                    let Ok(_slot) = admitted else {
-                        return Ok(ApiError::TooManyRequests.into_response());
-                    };
-                    Ok::<_, Infallible>(api.handle(req, chain.as_deref().map(Vec::as_slice)).await)
-                }
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(conn.headers);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(MAX_H2_STREAMS);
-            let served = watcher.watch(
-                builder
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .into_owned(),
-            );
-            if let Err(e) = served.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            let _slots = (permit, address_slot);
+            serve_one(tcp, peer, acceptor, api, conn, shutdown).await;
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
+    let _ = shutdown_tx.send(true);
+    // Every connection task holds a slot until it ends.
+    let all = u32::try_from(conn.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(
+        SHUTDOWN_GRACE + Duration::from_secs(1),
+        slots.acquire_many(all),
+    )
+    .await
+    .is_err()
     {
         tracing::warn!("connections still open after the grace period");
+    }
+}
+
+/// One connection: TLS, then HTTP/1.1 or h2 under the edge deadlines (`conn::drive`).
+async fn serve_one(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    api: Api,
+    conn: ConnSettings,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let tls = match tokio::time::timeout(conn.handshake, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => {
+            super::conn::closed("handshake_timeout");
+            return tracing::debug!(%peer, "TLS handshake timed out");
+        }
+    };
+    let chain: Option<Arc<Vec<CertificateDer<'static>>>> = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .map(|c| Arc::new(c.iter().map(|d| d.clone().into_owned()).collect()));
+    let activity = Activity::new();
+    let tracked = Arc::clone(&activity);
+    let svc = service_fn(move |mut req: Request<Incoming>| {
+        let in_flight = tracked.begin();
+        req.extensions_mut()
+            .insert(super::peer::PeerAddr(peer.ip().to_canonical()));
+        let (api, chain) = (api.clone(), chain.clone());
+        async move {
+            let resp = api.handle(req, chain.as_deref().map(Vec::as_slice)).await;
+            Ok::<_, Infallible>(resp.map(|b| TrackedBody::new(b, in_flight)))
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(conn.headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        .keep_alive_interval(conn.h2_keepalive)
+        .keep_alive_timeout(conn.h2_keepalive);
+    let served = builder.serve_connection(TokioIo::new(tls), svc);
+    let result = super::conn::drive(
+        served,
+        |c| c.graceful_shutdown(),
+        &activity,
+        conn.headers,
+        conn.idle,
+        shutdown,
+    )
+    .await;
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }

@@ -77,6 +77,8 @@ pub struct Renewal {
     pub names: Vec<String>,
     /// Requested lifetime.
     pub ttl: Duration,
+    /// The store whose audit chain records every renewal's signature.
+    pub store: crate::store::Store,
 }
 
 /// Renews `cert` forever (the task is aborted at shutdown).
@@ -92,6 +94,12 @@ pub async fn renew_loop(cert: Arc<ServingCert>, mut not_after: SystemTime, r: Re
         }
         match serving_identity(&r.issuer, r.listen, &r.names, r.ttl) {
             Ok(id) => {
+                // The signature is recorded before the certificate is used (M-HARD-3).
+                if let Err(e) = record_serving(&r.store, &id).await {
+                    tracing::warn!(error = %e, "serving certificate not recorded; retrying");
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    continue;
+                }
                 let next = id.not_after;
                 match cert.replace(id) {
                     Ok(()) => {
@@ -110,6 +118,31 @@ pub async fn renew_loop(cert: Arc<ServingCert>, mut not_after: SystemTime, r: Re
             }
         }
     }
+}
+
+/// Appends the audit record of a serving certificate's signature (blocking thread).
+pub async fn record_serving(
+    store: &crate::store::Store,
+    id: &ServingIdentity,
+) -> Result<(), crate::audit::signature::SignatureAuditError> {
+    let Some(leaf) = id.chain.first().map(|c| c.as_ref().to_vec()) else {
+        return Err(crate::audit::signature::SignatureAuditError::Certificate(
+            "empty chain".to_owned(),
+        ));
+    };
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::audit::signature::record(
+            &store,
+            crate::audit::signature::KIND_SERVING,
+            "kubesigner",
+            super::serving::SERVING_COMMON_NAME,
+            &leaf,
+        )
+    })
+    .await
+    .map_err(|e| crate::audit::signature::SignatureAuditError::Certificate(e.to_string()))?
+    .map(|_| ())
 }
 
 #[cfg(test)]

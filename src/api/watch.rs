@@ -5,7 +5,6 @@
 //! reference §4.3) sends the current objects as ADDED, then a BOOKMARK annotated
 //! `k8s.io/initial-events-end: "true"`, then changes.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +13,7 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use serde_json::{Value, json};
-use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc};
 
 use super::body::ResponseBody;
 use super::decode::Query;
@@ -53,7 +52,7 @@ struct Watcher {
     bookmarks: bool,
     /// Watch-list: the bookmark after the initial events carries the initial-events-end mark.
     initial_events_end: bool,
-    _permit: OwnedSemaphorePermit,
+    _permit: super::admission::Slot,
 }
 
 /// The annotation that ends the initial events of a watch-list (`sendInitialEvents=true`).
@@ -236,9 +235,7 @@ impl Api {
         {
             return Err(ApiError::NotAcceptable);
         }
-        let permit = Arc::clone(&self.inner.watches)
-            .try_acquire_owned()
-            .map_err(|_| ApiError::TooManyRequests)?;
+        let permit = self.admit_watch(caller)?;
         let accept = req
             .headers()
             .get(header::ACCEPT)

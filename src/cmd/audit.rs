@@ -159,10 +159,14 @@ fn verify(
         Ok(t) => t.as_deref().map(checkpoint::parse_log).unwrap_or_default(),
         Err(code) => return code,
     };
+    let cadence = config
+        .and_then(|c| super::serve::load_config(c).ok())
+        .map(|cfg| cfg.audit.cadence());
     let opts = audit::VerifyOptions {
         head,
         key: key.as_ref(),
         logged: &logged,
+        cadence,
     };
     match audit::verify_with(&text, &opts) {
         Ok(s) => {

@@ -9,6 +9,7 @@
 //! the store: back it up with the HSM's own tools (docs/deployment.md).
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -107,9 +108,10 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupE
 
 /// Takes the data dir's exclusive lock (non-blocking); `serve` holds it while it runs.
 pub fn lock_data_dir(data_dir: &Path) -> Result<File, BackupError> {
-    std::fs::create_dir_all(data_dir).map_err(io("create", data_dir))?;
+    crate::store::private::create_dir_all(data_dir).map_err(io("create", data_dir))?;
     let path = data_dir.join(LOCK_FILE);
     let f = std::fs::OpenOptions::new()
+        .mode(crate::store::private::FILE_MODE)
         .create(true)
         .truncate(false)
         .write(true)
@@ -184,6 +186,8 @@ fn run_backup(a: &BackupArgs) -> Result<(), BackupError> {
     }
     let tmp = a.out.with_extension("partial");
     let _ = std::fs::remove_file(&tmp);
+    // The copy holds token hashes, CSRs and the audit chain: 0600 before a byte is written.
+    crate::store::private::prepare_db_file(&tmp).map_err(io("create", &tmp))?;
     online_copy(&src, &tmp)?;
     let records = {
         let conn = Connection::open_with_flags(&tmp, OpenFlags::SQLITE_OPEN_READ_ONLY)?;

@@ -119,6 +119,9 @@ pub enum DevError {
     /// The store (which holds the audit log token changes go into) could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A CA-key signature could not be recorded in the audit log.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::signature::SignatureAuditError),
     /// A path is not valid UTF-8 (it must go into a URI and a TOML file).
     #[error("path {0} is not UTF-8")]
     NonUtf8(PathBuf),
@@ -199,7 +202,8 @@ impl DevArgs {
             utf8(&pin_file)?
         );
         let ca_file = dir.join("ca.crt");
-        if !ca_file.exists() {
+        let created_ca = !ca_file.exists();
+        if created_ca {
             self.create_token_and_ca(&dir, &module, &uri_text, &pin_file, &so_pin_file, &ca_file)?;
         }
         let config = dir.join("kubesigner.toml");
@@ -209,6 +213,10 @@ impl DevArgs {
         self.add_external(&mut text, &dir, &server, &ca_pem)?;
         write_private_file(&config, text.as_bytes()).map_err(io("write", &config))?;
         let cfg = load_config(&config)?;
+        if created_ca {
+            use crate::audit::signature::{KIND_CA_SELF_SIGNED, record_pem};
+            record_pem(&cfg.data_dir, KIND_CA_SELF_SIGNED, "ca", &ca_pem)?;
+        }
 
         self.write_admin_kubeconfig(&dir, &cfg, &uri_text, &server, &ca_pem)?;
         write_bootstrap_kubeconfig(&dir, &cfg.data_dir, &server, &ca_pem)?;
@@ -357,6 +365,12 @@ impl DevArgs {
             cfg.issuance.clone(),
         )?;
         let admin = issue::admin_client_certificate(&issuer, SystemTime::now(), ADMIN_TTL)?;
+        crate::audit::signature::record_pem(
+            &cfg.data_dir,
+            crate::audit::signature::KIND_ADMIN,
+            issue::ADMIN_COMMON_NAME,
+            &admin.certificate.pem_chain,
+        )?;
         drop(issuer);
         drop(key);
         Kubeconfig {

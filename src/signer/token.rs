@@ -294,7 +294,15 @@ impl TokenSigner {
         };
         metrics.observe_sign(started.elapsed());
         match sig {
-            Ok(sig) => self.check(msg, sig),
+            Ok(sig) => {
+                let checked = self.check(msg, sig);
+                if checked.is_ok() {
+                    // Every signature released with the key (SECURITY.md M-HARD-3): the audit
+                    // log holds one signature record for each.
+                    metrics.ca_signatures.inc();
+                }
+                checked
+            }
             // A pool timeout means every session is stuck in the token (e.g. a hung device):
             // mark down so that callers fail fast until the stuck calls return and the
             // supervisor re-initialises.

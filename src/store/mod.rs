@@ -16,6 +16,7 @@ mod first_address;
 mod group_sync;
 pub mod leases;
 mod nodes;
+pub mod private;
 mod scan;
 mod schema;
 mod write;
@@ -179,7 +180,7 @@ fn created_unix(csr: &CertificateSigningRequest) -> i64 {
 impl Store {
     /// Opens (creating if needed) `data_dir/kubesigner.db`.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+        private::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
             path: data_dir.to_owned(),
             source,
         })?;
@@ -188,6 +189,11 @@ impl Store {
 
     /// Opens the database file at `path`.
     pub fn open_file(path: &Path) -> Result<Store, StoreError> {
+        // 0600 before SQLite creates it, so the WAL and SHM files it makes get 0600 too.
+        private::prepare_db_file(path).map_err(|source| StoreError::DataDir {
+            path: path.to_owned(),
+            source,
+        })?;
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;

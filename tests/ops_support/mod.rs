@@ -88,10 +88,18 @@ impl Served {
 
     /// Starts serve with `config` and extra global arguments (e.g. `--log-format json`).
     pub fn start_args(&mut self, config: &Path, extra: &[&str]) {
+        let mut cmd = Command::new(bin());
+        cmd.args(extra);
+        self.start_command(cmd, config);
+    }
+
+    /// Starts `CMD serve --allow-root --config CONFIG` (CMD: the binary with global arguments
+    /// and environment, or a wrapper such as `sh -c 'umask 022; exec "$@"'`); waits for
+    /// `/readyz`.
+    pub fn start_command(&mut self, mut cmd: Command, config: &Path) {
         self.log_no += 1;
         let log = std::fs::File::create(self.log_path(self.log_no)).unwrap();
-        let child = Command::new(bin())
-            .args(extra)
+        let child = cmd
             .args(["serve", "--allow-root", "--config"])
             .arg(config)
             .stdout(Stdio::null())

@@ -15,6 +15,7 @@ pub struct Appliance {
     pub addr: String,
     child: Option<Child>,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
     /// Set up by `dev --setup-only`, then run by `serve --config` with this TOML appended.
     served_with: Option<String>,
 }
@@ -39,6 +40,11 @@ impl Appliance {
 
     /// As [`Appliance::start`], with extra `dev` arguments.
     pub fn start_with(extra: &[&str]) -> Appliance {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// As [`Appliance::start_with`], with extra environment (e.g. `KUBESIGNER_LOG`).
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Appliance {
         let dir = tempfile::tempdir().unwrap();
         let addr = format!("127.0.0.1:{}", free_port());
         let mut a = Appliance {
@@ -46,6 +52,10 @@ impl Appliance {
             addr,
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             served_with: None,
         };
         a.spawn();
@@ -82,6 +92,7 @@ impl Appliance {
             addr,
             child: None,
             extra_args: Vec::new(),
+            env: Vec::new(),
             served_with: Some(toml.to_owned()),
         };
         a.spawn();
@@ -110,6 +121,7 @@ impl Appliance {
                 .args(&self.extra_args);
         }
         let child = cmd
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()

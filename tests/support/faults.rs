@@ -76,12 +76,36 @@ pub struct Outcome {
     pub recovery_ms: u128,
 }
 
+/// The recovery-time promise (README, SECURITY.md): `/readyz` is 200 again within 5 s of the
+/// token coming back. Measured and reported (`recovery_promise=met|MISSED`) by every run and
+/// enforced only in the full-length run on a quiet machine (`scripts/faults`); the suite bounds
+/// recovery by [`RECOVERY_BOUND`], which a busy 2-core machine still meets.
+pub const RECOVERY_PROMISE: Duration = Duration::from_secs(5);
+/// Correctness bound in the suite: the appliance recovers by itself, without a restart.
+pub const RECOVERY_BOUND: Duration = Duration::from_secs(60);
+/// Bound for `/readyz` to say 503 after a fault (the promise is ~sign timeout + 1 s).
+pub const DOWN_BOUND: Duration = Duration::from_secs(30);
+
 impl Outcome {
     pub fn print(&self, scenario: &str) {
+        let met = self.recovery_ms <= RECOVERY_PROMISE.as_millis();
         println!(
-            "scenario={scenario} sent={} acknowledged={} lost={} duplicate_serials={} recovery_ms={}",
-            self.sent, self.acknowledged, self.lost, self.duplicate_serials, self.recovery_ms
+            "scenario={scenario} sent={} acknowledged={} lost={} duplicate_serials={} recovery_ms={} recovery_promise={}",
+            self.sent,
+            self.acknowledged,
+            self.lost,
+            self.duplicate_serials,
+            self.recovery_ms,
+            if met { "met" } else { "MISSED" }
         );
+        if full() {
+            assert!(
+                met,
+                "{scenario}: recovery took {} ms, the promise is {} ms",
+                self.recovery_ms,
+                RECOVERY_PROMISE.as_millis()
+            );
+        }
     }
 }
 
@@ -477,6 +501,7 @@ pub struct Http {
     addr: SocketAddr,
     tls: TlsConnector,
     token: Option<String>,
+    source: Option<std::net::IpAddr>,
 }
 
 impl Http {
@@ -509,12 +534,35 @@ impl Http {
             addr,
             tls: TlsConnector::from(Arc::new(config)),
             token,
+            source: None,
+        }
+    }
+
+    /// The same client connecting from source address `ip` (e.g. 127.0.0.2 on loopback).
+    pub fn with_source(&self, ip: std::net::IpAddr) -> Http {
+        Http {
+            source: Some(ip),
+            ..self.clone()
+        }
+    }
+
+    async fn connect(&self) -> std::io::Result<TcpStream> {
+        match self.source {
+            None => TcpStream::connect(self.addr).await,
+            Some(ip) => {
+                let sock = match ip {
+                    std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                    std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+                };
+                sock.bind(SocketAddr::new(ip, 0))?;
+                sock.connect(self.addr).await
+            }
         }
     }
 
     /// A TLS connection (handshake done) for hand-written HTTP.
     pub async fn tls_stream(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
-        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let tcp = self.connect().await.unwrap();
         let name = ServerName::try_from("localhost").unwrap();
         self.tls.connect(name, tcp).await.unwrap()
     }
@@ -543,9 +591,7 @@ impl Http {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Reply, String> {
-        let tcp = TcpStream::connect(self.addr)
-            .await
-            .map_err(|e| e.to_string())?;
+        let tcp = self.connect().await.map_err(|e| e.to_string())?;
         let name = ServerName::try_from("localhost").unwrap();
         let tls = self
             .tls
