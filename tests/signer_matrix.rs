@@ -46,7 +46,8 @@ matrix!(
     ca_init,
     sign_and_verify,
     concurrent_pool,
-    wrong_pin_once
+    wrong_pin_once,
+    select_by_slot_id
 );
 
 fn fresh(imp: Impl, label: &str) -> (tempfile::TempDir, Token) {
@@ -480,4 +481,54 @@ fn tpm_outage_and_recovery() {
     let (_d, tok) = fresh(Impl::Tpm, "outage");
     tok.keygen("ca", "ecdsa-p256");
     tok.run_child(T);
+}
+
+/// `slot-id=` selects the token without reading its token information (a token whose
+/// `C_GetTokenInfo` cryptoki cannot parse is still usable: docs/tokens.md, opencryptoki); a
+/// slot id with no token is a configuration error.
+fn select_by_slot_id(imp: Impl, _test: &str) {
+    let (_d, tok) = fresh(imp, "slotid");
+    tok.keygen("ca", "ecdsa-p256");
+    let list = Command::new("pkcs11-tool")
+        .args(["--module", &tok.module, "-L"])
+        .envs(tok.env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    // "Slot 0 (0x1): <description>" followed by "  token label        : slotid".
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("token label") && l.trim_end().ends_with(": slotid"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let slot_line = lines[..at]
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("Slot "))
+        .unwrap();
+    let hex = slot_line
+        .split("(0x")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let id = u64::from_str_radix(hex, 16).unwrap();
+    let uri = |slot: u64| {
+        format!(
+            "pkcs11:slot-id={slot};object=ca?module-path={}&pin-source=file:{}",
+            tok.module,
+            tok.pin_file.display()
+        )
+    };
+    let ok = tok.kubesigner(&["hsm", "check", "--uri", &uri(id)]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let missing = tok.kubesigner(&["hsm", "check", "--uri", &uri(id + 1000)]);
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(64), "{err}");
+    assert!(err.contains("no token matches slot-id="), "{err}");
 }
