@@ -64,6 +64,8 @@ pub(crate) struct Live {
     freed: Condvar,
     max: usize,
     peak: AtomicUsize,
+    /// The token has a random number generator (`CKF_RNG`): the keepalive uses it.
+    rng: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -86,6 +88,8 @@ impl Live {
             module::login(&anchor, pin)?;
             let key = module::find_private_key(&anchor, uri)?;
             let public = module::read_public_key(&anchor, key, uri)?;
+            // Not every token's information parses (docs/tokens.md): then no random byte.
+            let rng = ctx.get_token_info(slot).is_ok_and(|i| i.rng());
             let live = Live {
                 ctx: ctx.clone(),
                 slot,
@@ -98,6 +102,7 @@ impl Live {
                 freed: Condvar::new(),
                 max: max.max(1),
                 peak: AtomicUsize::new(0),
+                rng,
             };
             Ok((live, public))
         })();
@@ -206,9 +211,16 @@ impl Live {
     }
 
     /// A cheap call on the anchor session (`C_GetSessionInfo`): detects a dead device or a
-    /// vendor idle timeout.
+    /// vendor idle timeout. On a token with a random number generator also one random byte
+    /// (`C_GenerateRandom`), which reaches the device: tpm2-pkcs11 answers
+    /// `C_GetSessionInfo` from memory, so only a call into the TPM sees it gone while idle.
     pub(crate) fn keepalive(&self) -> Result<(), SignerError> {
-        module::map(lock(&self.anchor).get_session_info()).map(|_| ())
+        let anchor = lock(&self.anchor);
+        module::map(anchor.get_session_info())?;
+        if self.rng {
+            module::map(anchor.generate_random_vec(1))?;
+        }
+        Ok(())
     }
 
     /// Signing sessions open now.
