@@ -23,18 +23,13 @@ pub(crate) struct DevToken {
 }
 
 /// An existing token named by `--signer-uri` with its `--module-env`: applies the environment
-/// (re-executing the process if needed, before any thread or module) and checks the URI. Its
-/// paths must be absolute (the configuration is read from another directory later), and it must
-/// name the key (`object` or `id`): the audit key lives in the same token.
+/// (re-executing the process if needed, before any thread or module) and checks the URI (which
+/// names the key by `object` or `id`, as every key URI must). Its paths must be absolute: the
+/// configuration is read from another directory later.
 pub(crate) fn existing(uri_text: &str, module_env: &[String]) -> Result<DevToken, DevError> {
     let environment = signer::parse_env_args(module_env)?;
     signer::apply_module_environment(&environment)?;
     let uri = Pkcs11Uri::parse(uri_text, UriOrigin::CommandLine).map_err(SignerError::from)?;
-    if uri.object.is_none() && uri.id.is_none() {
-        return Err(DevError::SignerUri(
-            "the URI must name the CA key (object= or id=)",
-        ));
-    }
     let relative = !uri.module_path.is_absolute()
         || uri.pin_source.as_deref().is_some_and(|p| !p.is_absolute());
     if relative {

@@ -367,18 +367,16 @@ impl TokenSigner {
     /// milliseconds) under a burst keeps every session busy with calls that do return. Only
     /// when a call inside the token is older than the sign timeout (a hung device) does the
     /// wait end with [`SignerError::PoolTimeout`]. The queue is bounded by the callers: the
-    /// server's `max_requests_in_flight` (429 + `Retry-After` beyond).
+    /// server's `max_requests_in_flight` (429 + `Retry-After` beyond), and served in order
+    /// (the pool's queue is first come, first served).
     fn take_queued(&self, live: &Live) -> Result<crate::signer::pool::Pooled, SignerError> {
-        loop {
-            match live.take(self.settings.acquire_timeout) {
-                Err(SignerError::PoolTimeout { .. })
-                    if self.ready.load(Ordering::Acquire) && self.progressing() =>
-                {
-                    tracing::debug!("still queued for a PKCS#11 session behind a slow token");
-                }
-                taken => return taken,
+        live.take(self.settings.acquire_timeout, &|| {
+            let keep = self.ready.load(Ordering::Acquire) && self.progressing();
+            if keep {
+                tracing::debug!("still queued for a PKCS#11 session behind a slow token");
             }
-        }
+            keep
+        })
     }
 
     /// True when calls are inside the token and none has been there longer than the sign
