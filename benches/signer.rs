@@ -4,6 +4,11 @@
 //!
 //!     cargo bench --bench signer            (release profile; makes a throw-away token)
 //!
+//! `KUBESIGNER_BENCH_TOKEN=tpm` runs the same measurements on a TPM 2.0 through tpm2-pkcs11
+//! (`hsm/tpm-token`: software TPM behind tpm2-abrmd, stopped afterwards);
+//! `KUBESIGNER_BENCH_SIGNATURES=N` sets the signatures per thread (default 3000; a TPM signs
+//! in milliseconds, so use a few hundred there).
+//!
 //! The module reads SOFTHSM2_CONF when it loads, so the benchmark creates the token, then runs
 //! itself as a child with the variable set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -22,9 +27,22 @@ use cryptoki::session::UserType;
 use kubesigner::signer::{Algorithm, Pkcs11Uri, Settings, SignKey, TokenSigner, UriOrigin, keygen};
 use secrecy::SecretString;
 
-/// Signatures per thread per measurement.
-const N: usize = 3000;
+/// Signatures per thread per measurement (`KUBESIGNER_BENCH_SIGNATURES`, default 3000).
+fn n() -> usize {
+    std::env::var("KUBESIGNER_BENCH_SIGNATURES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000)
+}
 const CHILD: &str = "KUBESIGNER_BENCH_CHILD";
+
+/// `hsm/tpm-token` when `KUBESIGNER_BENCH_TOKEN=tpm`, else `hsm/softhsm-token`.
+fn token_script() -> &'static str {
+    match std::env::var("KUBESIGNER_BENCH_TOKEN").as_deref() {
+        Ok("tpm") => "tpm-token",
+        _ => "softhsm-token",
+    }
+}
 
 fn main() {
     if std::env::var_os(CHILD).is_some() {
@@ -32,8 +50,10 @@ fn main() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm/softhsm-token");
-    let out = Command::new(script)
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("hsm")
+        .join(token_script());
+    let out = Command::new(&script)
         .arg(dir.path())
         .arg("bench")
         .output()
@@ -47,7 +67,11 @@ fn main() {
             cmd.env(k, v);
         }
     }
-    assert!(cmd.status().unwrap().success());
+    let ok = cmd.status().unwrap().success();
+    if token_script() == "tpm-token" {
+        let _ = Command::new(&script).arg("--stop").arg(dir.path()).status();
+    }
+    assert!(ok);
 }
 
 /// Rounds per measurement; the best round is reported (the box is shared and noisy).
@@ -56,7 +80,7 @@ const ROUNDS: usize = 5;
 type Best = std::collections::BTreeMap<(usize, &'static str, usize), f64>;
 
 fn record(best: &mut Best, order: usize, name: &'static str, threads: usize, d: Duration) {
-    let rate = (N * threads) as f64 / d.as_secs_f64();
+    let rate = (n() * threads) as f64 / d.as_secs_f64();
     let e = best.entry((order, name, threads)).or_insert(0.0);
     *e = e.max(rate);
 }
@@ -105,7 +129,7 @@ fn child() {
             std::thread::scope(|scope| {
                 for _ in 0..threads {
                     scope.spawn(|| {
-                        for _ in 0..N {
+                        for _ in 0..n() {
                             der_verifier.verify_sig(b"sample", &sample).unwrap();
                         }
                     });
@@ -120,7 +144,15 @@ fn child() {
             );
         }
     }
-    println!("P-256 on SoftHSM, best of {ROUNDS} rounds of {N} signatures per thread:");
+    let token = if token_script() == "tpm-token" {
+        "a TPM 2.0 (tpm2-pkcs11, swtpm + tpm2-abrmd)"
+    } else {
+        "SoftHSM"
+    };
+    println!(
+        "P-256 on {token}, best of {ROUNDS} rounds of {} signatures per thread:",
+        n()
+    );
     for ((_, name, threads), rate) in best {
         let us = threads as f64 * 1e6 / rate;
         println!("{name:<42} {threads} thread(s): {rate:>7.0}/s  ({us:.1} µs each per thread)");
@@ -132,7 +164,7 @@ fn pool(signer: &Arc<TokenSigner>, threads: usize) -> Duration {
     std::thread::scope(|scope| {
         for t in 0..threads {
             scope.spawn(move || {
-                for i in 0..N {
+                for i in 0..n() {
                     signer.sign(format!("tbs {t} {i}").as_bytes()).unwrap();
                 }
             });
@@ -167,7 +199,7 @@ fn raw(module: &str, pin: &str, threads: usize, verify: Option<&ParsedPublicKey>
     std::thread::scope(|scope| {
         for (t, (session, key)) in sessions.into_iter().enumerate() {
             scope.spawn(move || {
-                for i in 0..N {
+                for i in 0..n() {
                     let msg = format!("tbs {t} {i}");
                     let d = digest::digest(&digest::SHA256, msg.as_bytes());
                     let sig = session.sign(&Mechanism::Ecdsa, key, d.as_ref()).unwrap();

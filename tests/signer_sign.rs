@@ -1,14 +1,11 @@
 //! Sign + verify for every algorithm against real SoftHSM (fresh token per test), verified
 //! by the signer (aws-lc-rs) and independently by openssl; key attributes read back after
-//! keygen.
+//! keygen (tests/signer_matrix.rs, on SoftHSM and a TPM).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/signer_support.rs"]
 mod support;
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::object::{Attribute, AttributeType, ObjectClass};
-use cryptoki::session::UserType;
 use std::os::unix::fs::PermissionsExt;
 
 use der::EncodePem;
@@ -94,98 +91,6 @@ fn sign_verify_rsa_4096() {
         Algorithm::Rsa4096,
         "-sha256",
     );
-}
-
-fn read_bools(
-    session: &cryptoki::session::Session,
-    class: ObjectClass,
-    label: &str,
-) -> Vec<Attribute> {
-    let h = session
-        .find_objects(&[
-            Attribute::Class(class),
-            Attribute::Label(label.as_bytes().to_vec()),
-        ])
-        .unwrap();
-    assert_eq!(h.len(), 1);
-    let types = [
-        AttributeType::Token,
-        AttributeType::Private,
-        AttributeType::Sensitive,
-        AttributeType::AlwaysSensitive,
-        AttributeType::Extractable,
-        AttributeType::NeverExtractable,
-        AttributeType::Sign,
-        AttributeType::SignRecover,
-        AttributeType::Decrypt,
-        AttributeType::Unwrap,
-        AttributeType::Derive,
-        AttributeType::Verify,
-        AttributeType::Encrypt,
-        AttributeType::Wrap,
-    ];
-    session.get_attributes(h[0], &types).unwrap()
-}
-
-fn has(attrs: &[Attribute], want: &Attribute) -> bool {
-    attrs
-        .iter()
-        .any(|a| format!("{a:?}") == format!("{want:?}"))
-}
-
-/// The key made by `hsm keygen` reads back sensitive, never-extractable, sign only.
-#[test]
-fn keygen_attributes_read_back() {
-    if let Some(tok) = TokenEnv::child("keygen_attributes_read_back") {
-        let ctx = Pkcs11::new(&tok.module).unwrap();
-        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .unwrap();
-        let slot = ctx.get_slots_with_token().unwrap()[0];
-        let session = ctx.open_ro_session(slot).unwrap();
-        session
-            .login(UserType::User, Some(&SecretString::from(tok.pin())))
-            .unwrap();
-        for label in ["ec", "rsa"] {
-            let private = read_bools(&session, ObjectClass::PRIVATE_KEY, label);
-            for want in [
-                Attribute::Token(true),
-                Attribute::Private(true),
-                Attribute::Sensitive(true),
-                Attribute::AlwaysSensitive(true),
-                Attribute::Extractable(false),
-                Attribute::NeverExtractable(true),
-                Attribute::Sign(true),
-                Attribute::SignRecover(false),
-                Attribute::Decrypt(false),
-                Attribute::Unwrap(false),
-                Attribute::Derive(false),
-            ] {
-                assert!(
-                    has(&private, &want),
-                    "{label} private key lacks {want:?}: {private:?}"
-                );
-            }
-            let public = read_bools(&session, ObjectClass::PUBLIC_KEY, label);
-            for want in [
-                Attribute::Token(true),
-                Attribute::Verify(true),
-                Attribute::Encrypt(false),
-                Attribute::Wrap(false),
-                Attribute::Derive(false),
-            ] {
-                assert!(
-                    has(&public, &want),
-                    "{label} public key lacks {want:?}: {public:?}"
-                );
-            }
-        }
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let tok = TokenEnv::create(dir.path(), "attrs");
-    tok.keygen("ec", "ecdsa-p256");
-    tok.keygen("rsa", "rsa-2048");
-    tok.run_child("keygen_attributes_read_back", &[]);
 }
 
 /// keygen refuses an existing id or label (exit 64, one line), and the first key survives.

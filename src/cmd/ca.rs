@@ -85,6 +85,17 @@ pub enum CaCommandError {
     /// The CA certificate work failed.
     #[error(transparent)]
     Ca(#[from] CaError),
+    /// The CA key is not in the token (`ca init` never makes it).
+    #[error(
+        "no private key matches {selector}; create the CA key first with `kubesigner hsm keygen`"
+    )]
+    NoCaKey {
+        /// The key selector, e.g. `object=kubesigner-ca`.
+        selector: String,
+    },
+    /// An output file exists already (never overwritten).
+    #[error("{0} exists; refusing to overwrite it")]
+    Exists(PathBuf),
     /// The output file could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -100,6 +111,7 @@ impl CaCommandError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CaCommandError::Signer(e) => e.exit_code(),
+            CaCommandError::NoCaKey { .. } | CaCommandError::Exists(_) => exit::USAGE,
             CaCommandError::Ca(CaError::Read { .. }) => exit::NO_INPUT,
             CaCommandError::Ca(CaError::Build(_)) => exit::SOFTWARE,
             CaCommandError::Ca(_) => exit::USAGE,
@@ -151,24 +163,71 @@ fn write_new(path: &Path, text: &str) -> Result<(), CaCommandError> {
     f.sync_all().map_err(err)
 }
 
+/// `ca init`: everything that can fail happens before anything is written. The CA key must
+/// exist (it is never made here); the audit key is made only when missing, and said so first.
+/// `--out` and `audit-key.pem` are written last, together (the second failing removes the
+/// first), so a failure leaves no CA certificate behind.
 fn run_init(a: InitArgs) -> Result<(), CaCommandError> {
     let subject = ca::parse_subject(&a.subject)?;
-    let signer = open(&a.token)?;
+    if a.out.exists() {
+        return Err(CaCommandError::Exists(a.out.clone()));
+    }
+    let signer = open(&a.token).map_err(no_ca_key)?;
     let cert = ca::self_signed_ca(signer.as_ref(), subject, SystemTime::now(), a.validity)?;
-    write_new(&a.out, &ca::to_pem(&cert)?)?;
-    println!("wrote CA certificate {}", a.out.display());
+    let cert_pem = ca::to_pem(&cert)?;
+    let label = crate::audit::checkpoint::DEFAULT_KEY_LABEL;
+    let found = match crate::audit::checkpoint::public_key(&signer, label) {
+        Ok(public) => Some(public),
+        Err(SignerError::KeyNotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
     // The module is initialised once per process: close it before generating the audit key.
     drop(signer);
-    let uri = Pkcs11Uri::parse(&a.token.uri, UriOrigin::CommandLine).map_err(SignerError::from)?;
-    let label = crate::audit::checkpoint::DEFAULT_KEY_LABEL;
-    if let Some(public) = crate::audit::checkpoint::keygen(&uri, label)? {
-        let path = a.out.with_file_name("audit-key.pem");
-        let pem = der::EncodePem::to_pem(&public.spki, LineEnding::LF)
-            .map_err(|e| CaError::Build(e.to_string()))?;
-        write_new(&path, &pem)?;
-        println!("generated audit key {label}; wrote {}", path.display());
+    let audit = match found {
+        Some(public) => public,
+        None => {
+            eprintln!(
+                "kubesigner: no audit key {label} in the token; generating it (ECDSA P-256, sign only)"
+            );
+            let uri = Pkcs11Uri::parse(&a.token.uri, UriOrigin::CommandLine)
+                .map_err(SignerError::from)?;
+            crate::audit::checkpoint::keygen(&uri, label)?.ok_or_else(|| {
+                SignerError::KeyExists {
+                    what: format!("object={label}"),
+                }
+            })?
+        }
+    };
+    let audit_path = a.out.with_file_name("audit-key.pem");
+    let audit_pem = der::EncodePem::to_pem(&audit.spki, LineEnding::LF)
+        .map_err(|e| CaError::Build(e.to_string()))?;
+    let wrote_audit = match std::fs::read_to_string(&audit_path) {
+        Ok(existing) if existing == audit_pem => false,
+        Ok(_) => return Err(CaCommandError::Exists(audit_path)),
+        Err(_) => {
+            write_new(&audit_path, &audit_pem)?;
+            true
+        }
+    };
+    if let Err(e) = write_new(&a.out, &cert_pem) {
+        if wrote_audit {
+            let _ = std::fs::remove_file(&audit_path);
+        }
+        return Err(e);
+    }
+    println!("wrote CA certificate {}", a.out.display());
+    if wrote_audit {
+        println!("wrote audit public key {label}: {}", audit_path.display());
     }
     Ok(())
+}
+
+/// A missing CA key names the command that makes one.
+fn no_ca_key(e: SignerError) -> CaCommandError {
+    match e {
+        SignerError::KeyNotFound { selector } => CaCommandError::NoCaKey { selector },
+        e => CaCommandError::Signer(e),
+    }
 }
 
 fn run_csr(a: CsrArgs) -> Result<(), CaCommandError> {

@@ -4,7 +4,12 @@
 //! the same one `kubesigner serve --config DIR/kubesigner.toml` runs. Every run then issues an
 //! admin client certificate (`DIR/admin.kubeconfig`), keeps a bootstrap token valid
 //! (`DIR/bootstrap.kubeconfig`) and serves. Re-running reuses the token, key and CA.
+//!
+//! With `--signer-uri URI [--module-env K=V]…` the appliance uses an existing token instead
+//! (an HSM, the host's TPM through tpm2-pkcs11): the CA key named by the URI is made there
+//! with the appliance's template if it is missing; everything else is the same.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,11 +19,12 @@ use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use crate::authn::bootstrap::{BootstrapTokenId, BootstrapTokens};
+use crate::cmd::dev_token::{self, DevToken};
 use crate::cmd::serve::{ServeArgs, load_config};
 use crate::exit;
 use crate::issue::{self, CaBundle, Issuer};
 use crate::kubeconfig::{Credential, Kubeconfig, write_private_file};
-use crate::signer::{self, Algorithm, Pkcs11Uri, TokenSigner, UriOrigin};
+use crate::signer::{self, Pkcs11Uri, TokenSigner, UriOrigin};
 
 /// Token label of the dev token.
 const TOKEN_LABEL: &str = "kubesigner-dev";
@@ -57,8 +63,17 @@ pub struct DevArgs {
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
     /// The SoftHSM PKCS#11 module (default: found in the usual places).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "signer_uri")]
     pub module: Option<PathBuf>,
+    /// Use this existing token and key instead of a dev SoftHSM token (RFC 7512 URI with
+    /// absolute module-path and pin-source, naming the key by object= or id=). The CA key is
+    /// generated there with the appliance's template if it is missing.
+    #[arg(long, value_name = "URI")]
+    pub signer_uri: Option<String>,
+    /// Environment the `--signer-uri` module needs (e.g. `TPM2_PKCS11_TCTI=device:/dev/tpmrm0`);
+    /// repeatable. Written to `[signer.environment]`.
+    #[arg(long = "module-env", value_name = "KEY=VALUE", requires = "signer_uri")]
+    pub module_env: Vec<String>,
     /// Set up (token, CA, configuration, kubeconfigs) and exit without serving.
     #[arg(long)]
     pub setup_only: bool,
@@ -122,6 +137,9 @@ pub enum DevError {
     /// A CA-key signature could not be recorded in the audit log.
     #[error(transparent)]
     Audit(#[from] crate::audit::signature::SignatureAuditError),
+    /// `--signer-uri` is not usable for the dev appliance.
+    #[error("--signer-uri: {0}")]
+    SignerUri(&'static str),
     /// A path is not valid UTF-8 (it must go into a URI and a TOML file).
     #[error("path {0} is not UTF-8")]
     NonUtf8(PathBuf),
@@ -131,13 +149,16 @@ impl DevError {
     fn exit_code(&self) -> i32 {
         match self {
             DevError::Signer(e) => e.exit_code(),
-            DevError::NoModule | DevError::NonUtf8(_) | DevError::Config(_) => exit::USAGE,
+            DevError::NoModule
+            | DevError::NonUtf8(_)
+            | DevError::Config(_)
+            | DevError::SignerUri(_) => exit::USAGE,
             _ => exit::UNAVAILABLE,
         }
     }
 }
 
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DevError {
+pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DevError {
     let path = path.to_owned();
     move |source| DevError::Io { what, path, source }
 }
@@ -171,45 +192,23 @@ impl DevArgs {
         std::fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
         let dir = std::fs::canonicalize(&self.dir).map_err(io("resolve", &self.dir))?;
         set_mode(&dir, 0o700)?;
-        let tokens = dir.join("tokens");
-        std::fs::create_dir_all(&tokens).map_err(io("create", &tokens))?;
-        let softhsm_conf = dir.join("softhsm2.conf");
-        if !softhsm_conf.exists() {
-            let text = format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-                utf8(&tokens)?
-            );
-            write_private_file(&softhsm_conf, text.as_bytes())
-                .map_err(io("write", &softhsm_conf))?;
-        }
-        let env = [("SOFTHSM2_CONF".to_owned(), utf8(&softhsm_conf)?.to_owned())].into();
-        // Replaces this process with itself when SOFTHSM2_CONF is not yet set (no threads yet).
-        signer::apply_module_environment(&env)?;
-
-        let module = match &self.module {
-            Some(m) => m.clone(),
-            None => SOFTHSM_MODULES
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.exists())
-                .ok_or(DevError::NoModule)?,
+        let token = match &self.signer_uri {
+            Some(uri) => dev_token::existing(uri, &self.module_env)?,
+            None => self.softhsm_token(&dir)?,
         };
-        let pin_file = dir.join("pin");
-        let so_pin_file = dir.join("so-pin");
-        let uri_text = format!(
-            "pkcs11:token={TOKEN_LABEL};object={KEY_LABEL}?module-path={}&pin-source=file:{}",
-            utf8(&module)?,
-            utf8(&pin_file)?
-        );
         let ca_file = dir.join("ca.crt");
         let created_ca = !ca_file.exists();
         if created_ca {
-            self.create_token_and_ca(&dir, &module, &uri_text, &pin_file, &so_pin_file, &ca_file)?;
+            if token.own_softhsm {
+                self.init_softhsm_token(&dir, &token)?;
+            }
+            dev_token::keys_and_ca(&dir, &token, CA_SUBJECT, CA_LIFETIME, &ca_file)?;
         }
+        let uri_text = token.uri_text.as_str();
         let config = dir.join("kubesigner.toml");
         let server = format!("https://{}", self.listen);
         let ca_pem = std::fs::read_to_string(&ca_file).map_err(io("read", &ca_file))?;
-        let mut text = config_text(self.listen, &uri_text, &softhsm_conf)?;
+        let mut text = config_text(self.listen, uri_text, &token.environment);
         self.add_external(&mut text, &dir, &server, &ca_pem)?;
         write_private_file(&config, text.as_bytes()).map_err(io("write", &config))?;
         let cfg = load_config(&config)?;
@@ -218,7 +217,7 @@ impl DevArgs {
             record_pem(&cfg.data_dir, KIND_CA_SELF_SIGNED, "ca", &ca_pem)?;
         }
 
-        self.write_admin_kubeconfig(&dir, &cfg, &uri_text, &server, &ca_pem)?;
+        self.write_admin_kubeconfig(&dir, &cfg, uri_text, &server, &ca_pem)?;
         write_bootstrap_kubeconfig(&dir, &cfg.data_dir, &server, &ca_pem)?;
         println!("kubesigner dev: directory      {}", dir.display());
         println!("kubesigner dev: configuration  {}", config.display());
@@ -299,52 +298,68 @@ impl DevArgs {
         ))
     }
 
-    fn create_token_and_ca(
-        &self,
-        dir: &Path,
-        module: &Path,
-        uri_text: &str,
-        pin_file: &Path,
-        so_pin_file: &Path,
-        ca_file: &Path,
-    ) -> Result<(), DevError> {
+    /// The dev mode's own SoftHSM token in `DIR/tokens` (its configuration written, its
+    /// environment applied by re-executing when not yet set).
+    fn softhsm_token(&self, dir: &Path) -> Result<DevToken, DevError> {
+        let tokens = dir.join("tokens");
+        std::fs::create_dir_all(&tokens).map_err(io("create", &tokens))?;
+        let softhsm_conf = dir.join("softhsm2.conf");
+        if !softhsm_conf.exists() {
+            let text = format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+                utf8(&tokens)?
+            );
+            write_private_file(&softhsm_conf, text.as_bytes())
+                .map_err(io("write", &softhsm_conf))?;
+        }
+        let environment: BTreeMap<String, String> =
+            [("SOFTHSM2_CONF".to_owned(), utf8(&softhsm_conf)?.to_owned())].into();
+        // Replaces this process with itself when SOFTHSM2_CONF is not yet set (no threads yet).
+        signer::apply_module_environment(&environment)?;
+        let module = match &self.module {
+            Some(m) => m.clone(),
+            None => SOFTHSM_MODULES
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists())
+                .ok_or(DevError::NoModule)?,
+        };
+        let uri_text = format!(
+            "pkcs11:token={TOKEN_LABEL};object={KEY_LABEL}?module-path={}&pin-source=file:{}",
+            utf8(&module)?,
+            utf8(&dir.join("pin"))?
+        );
+        Ok(DevToken {
+            uri_text,
+            environment,
+            own_softhsm: true,
+        })
+    }
+
+    /// Initialises the dev SoftHSM token (random PINs in `DIR/pin`, `DIR/so-pin`) unless the
+    /// token directory already holds one.
+    fn init_softhsm_token(&self, dir: &Path, token: &DevToken) -> Result<(), DevError> {
         let token_exists = std::fs::read_dir(dir.join("tokens"))
             .map_err(io("read", &dir.join("tokens")))?
             .next()
             .is_some();
-        if !token_exists {
-            let pin = random_pin()?;
-            let so_pin = random_pin()?;
-            write_private_file(pin_file, pin.as_bytes()).map_err(io("write", pin_file))?;
-            write_private_file(so_pin_file, so_pin.as_bytes()).map_err(io("write", so_pin_file))?;
-            signer::init_token(
-                module,
-                TOKEN_LABEL,
-                &SecretString::from(so_pin.as_str()),
-                &SecretString::from(pin.as_str()),
-            )?;
+        if token_exists {
+            return Ok(());
         }
-        let uri =
-            Pkcs11Uri::parse(uri_text, UriOrigin::ConfigFile).map_err(signer::SignerError::from)?;
-        match signer::keygen(&uri, Algorithm::EcdsaP256, None, Some(KEY_LABEL.to_owned())) {
-            Ok(_) | Err(signer::SignerError::KeyExists { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let audit_label = crate::audit::checkpoint::DEFAULT_KEY_LABEL;
-        if let Some(public) = crate::audit::checkpoint::keygen(&uri, audit_label)? {
-            let pem = der::EncodePem::to_pem(&public.spki, der::pem::LineEnding::LF)
-                .map_err(signer::SignerError::from)?;
-            let path = dir.join("audit-key.pem");
-            write_private_file(&path, pem.as_bytes()).map_err(io("write", &path))?;
-            set_mode(&path, 0o644)?;
-        }
-        let key = TokenSigner::open(&uri, signer::Settings::default())?;
-        let subject = issue::ca::parse_subject(CA_SUBJECT)?;
-        let cert =
-            issue::ca::self_signed_ca(key.as_ref(), subject, SystemTime::now(), CA_LIFETIME)?;
-        let pem = issue::ca::to_pem(&cert)?;
-        write_private_file(ca_file, pem.as_bytes()).map_err(io("write", ca_file))?;
-        set_mode(ca_file, 0o644)
+        let uri = Pkcs11Uri::parse(&token.uri_text, UriOrigin::ConfigFile)
+            .map_err(signer::SignerError::from)?;
+        let (pin_file, so_pin_file) = (dir.join("pin"), dir.join("so-pin"));
+        let pin = random_pin()?;
+        let so_pin = random_pin()?;
+        write_private_file(&pin_file, pin.as_bytes()).map_err(io("write", &pin_file))?;
+        write_private_file(&so_pin_file, so_pin.as_bytes()).map_err(io("write", &so_pin_file))?;
+        signer::init_token(
+            &uri.module_path,
+            TOKEN_LABEL,
+            &SecretString::from(so_pin.as_str()),
+            &SecretString::from(pin.as_str()),
+        )?;
+        Ok(())
     }
 
     fn write_admin_kubeconfig(
@@ -436,22 +451,25 @@ fn write_bootstrap_kubeconfig(
 }
 
 /// The generated configuration: a production config for this directory.
-fn config_text(listen: SocketAddr, uri: &str, softhsm_conf: &Path) -> Result<String, DevError> {
+fn config_text(listen: SocketAddr, uri: &str, environment: &BTreeMap<String, String>) -> String {
     let esc = |s: &str| toml::Value::String(s.to_owned()).to_string();
-    Ok(format!(
+    let env: String = environment
+        .iter()
+        .map(|(k, v)| format!("{k} = {}\n", esc(v)))
+        .collect();
+    format!(
         "# Generated by `kubesigner dev`; rewritten on every dev run. `kubesigner serve --config\n\
          # <this file>` runs the same appliance. Every key is documented in\n\
          # systemd/kubesigner.example.toml. Relative paths are relative to this file.\n\
          data_dir = \"state\"\n\n\
          [server]\nlisten = {listen}\n\n\
-         [signer]\n# The CA key in the dev SoftHSM token; the PIN is read from the pin-source file.\n\
+         [signer]\n# The CA key in the token; the PIN is read from the pin-source file.\n\
          key = {uri}\n\n\
-         [signer.environment]\nSOFTHSM2_CONF = {conf}\n\n\
+         [signer.environment]\n{env}\n\
          [ca]\ncert_file = \"ca.crt\"\n",
         listen = esc(&listen.to_string()),
         uri = esc(uri),
-        conf = esc(utf8(softhsm_conf)?),
-    ))
+    )
 }
 
 fn random_pin() -> Result<Zeroizing<String>, DevError> {
@@ -474,7 +492,7 @@ fn random_pin() -> Result<Zeroizing<String>, DevError> {
     Ok(pin)
 }
 
-fn set_mode(path: &Path, mode: u32) -> Result<(), DevError> {
+pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<(), DevError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io("chmod", path))
 }

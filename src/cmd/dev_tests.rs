@@ -16,9 +16,8 @@ fn generated_config_parses() {
     let t = config_text(
         "127.0.0.1:6443".parse().unwrap(),
         "pkcs11:token=kubesigner-dev;object=kubesigner-ca?module-path=/m.so&pin-source=file:/d/pin",
-        Path::new("/d/softhsm2.conf"),
-    )
-    .unwrap();
+        &[("SOFTHSM2_CONF".to_owned(), "/d/softhsm2.conf".to_owned())].into(),
+    );
     let cfg = crate::config::Config::parse(&t).unwrap();
     assert_eq!(cfg.signer.environment["SOFTHSM2_CONF"], "/d/softhsm2.conf");
 }

@@ -152,6 +152,17 @@ fn run_keygen(a: KeygenArgs) -> Result<(), SignerError> {
     println!("algorithm: {}", key.public.algorithm.name());
     println!("id: {}", hex::encode(&key.id));
     println!("label: {}", key.label);
+    println!(
+        "private key: sensitive, never extractable, generated in the token, sign only (read back)"
+    );
+    if !key.public_capabilities.is_empty() {
+        let caps: Vec<String> = key
+            .public_capabilities
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!("public key capabilities: {}", caps.join(" "));
+    }
     println!("public key sha256: {}", key.public.fingerprint()?);
     print!("{}", key.public.spki.to_pem(LineEnding::LF)?);
     Ok(())

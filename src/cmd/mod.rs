@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod ca;
 pub mod controller;
 pub mod dev;
+mod dev_token;
 pub mod hsm;
 pub mod lifecycle;
 pub mod node;

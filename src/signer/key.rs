@@ -102,6 +102,28 @@ pub enum SignerError {
         /// `id=...` or `object=...`.
         what: String,
     },
+    /// The token cannot make or use a key of this algorithm (from its mechanism information).
+    #[error("the token cannot make an {algorithm} signing key: {detail}")]
+    TokenLacks {
+        /// The algorithm asked for, e.g. `ecdsa-p256`.
+        algorithm: &'static str,
+        /// What the mechanism information says.
+        detail: String,
+    },
+    /// A key the token generated is not protected as asked (read back after generation);
+    /// it was destroyed again.
+    #[error(
+        "the token made a key with {attribute}={found} instead of {expected}; the key was destroyed",
+        found = found.map_or("absent".to_owned(), |v| v.to_string())
+    )]
+    KeyNotProtected {
+        /// The attribute, e.g. `CKA_EXTRACTABLE`.
+        attribute: &'static str,
+        /// The value it must have.
+        expected: bool,
+        /// The value the token reported (`None`: not reported).
+        found: Option<bool>,
+    },
     /// `init_token` found no uninitialised slot.
     #[error("no free (uninitialised) slot in the PKCS#11 module")]
     NoFreeSlot,
@@ -145,6 +167,8 @@ impl SignerError {
             | SignerError::UnsupportedKey { .. }
             | SignerError::KeyChanged
             | SignerError::KeyExists { .. }
+            | SignerError::TokenLacks { .. }
+            | SignerError::KeyNotProtected { .. }
             | SignerError::NoFreeSlot => exit::USAGE,
             SignerError::Pkcs11 { class, .. } if *class == ErrorClass::Pin => exit::USAGE,
             SignerError::Pkcs11 { .. }

@@ -1,9 +1,10 @@
 //! Key generation with an explicit template (token, private, sensitive, non-extractable, sign
-//! only) and token set-up for the dev mode (`C_InitToken` + `C_InitPIN`).
+//! only; see [`template`] for what is asked and checked on which token) and token set-up for
+//! the dev mode (`C_InitToken` + `C_InitPIN`).
 
 use std::path::Path;
 
-use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::Attribute;
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
@@ -13,14 +14,13 @@ use crate::signer::key::SignerError;
 use crate::signer::module;
 use crate::signer::pin::Pin;
 use crate::signer::pubkey::{Algorithm, PublicKey};
+use crate::signer::template;
 use crate::signer::uri::{Pkcs11Uri, encode};
 
 /// Bytes of a random CKA_ID when none is given (as `pkcs11-tool` and step-ca do).
 pub const RANDOM_ID_LEN: usize = 16;
 /// Label used when neither `--label` nor the URI's `object` gives one.
 pub const DEFAULT_LABEL: &str = "kubesigner-ca";
-/// The RSA public exponent F4.
-const RSA_F4: [u8; 3] = [0x01, 0x00, 0x01];
 
 /// What `keygen` made.
 #[derive(Debug)]
@@ -31,6 +31,9 @@ pub struct GeneratedKey {
     pub label: String,
     /// The public key.
     pub public: PublicKey,
+    /// The public key's capability attributes as the token set them (not asserted; they
+    /// differ between tokens), e.g. `("CKA_VERIFY", false)` on tpm2-pkcs11.
+    pub public_capabilities: Vec<(String, bool)>,
 }
 
 /// Generates a key pair in the token named by `uri`. `id`/`label` override the URI's
@@ -46,6 +49,7 @@ pub fn keygen(
     module::initialize(&ctx)?;
     let result = (|| {
         let slot = module::select_slot(&ctx, uri)?;
+        let mechanism = template::check_mechanisms(&ctx, slot, algorithm)?;
         let session = module::map(ctx.open_rw_session(slot))?;
         module::login(&session, &pin)?;
         let label = label
@@ -56,7 +60,7 @@ pub fn keygen(
             None => module::map(session.generate_random_vec(RANDOM_ID_LEN as u32))?,
         };
         refuse_existing(&session, &id, &label)?;
-        generate(&session, algorithm, &id, &label)
+        generate(&session, mechanism, algorithm, &id, &label)
     })();
     module::finalize(&ctx);
     result
@@ -79,76 +83,41 @@ fn refuse_existing(session: &Session, id: &[u8], label: &str) -> Result<(), Sign
     Ok(())
 }
 
-/// The public-key template: token object, verify only.
-fn public_template(
-    algorithm: Algorithm,
-    id: &[u8],
-    label: &str,
-) -> Result<Vec<Attribute>, SignerError> {
-    let mut t = vec![
-        Attribute::Token(true),
-        Attribute::Private(false),
-        Attribute::Verify(true),
-        Attribute::VerifyRecover(false),
-        Attribute::Encrypt(false),
-        Attribute::Wrap(false),
-        Attribute::Derive(false),
-        Attribute::Id(id.to_vec()),
-        Attribute::Label(label.as_bytes().to_vec()),
-    ];
-    match (algorithm.curve(), algorithm.rsa_bits()) {
-        (Some(curve), _) => t.push(Attribute::EcParams(der::Encode::to_der(&curve)?)),
-        (None, Some(bits)) => {
-            t.push(Attribute::ModulusBits(bits.into()));
-            t.push(Attribute::PublicExponent(RSA_F4.to_vec()));
-        }
-        (None, None) => {
-            return Err(SignerError::UnsupportedKey {
-                reason: "algorithm has neither a curve nor a modulus size",
-            });
-        }
-    }
-    Ok(t)
-}
-
-/// The private-key template: token, private, sensitive, never extractable, sign only.
-fn private_template(id: &[u8], label: &str) -> Vec<Attribute> {
-    vec![
-        Attribute::Token(true),
-        Attribute::Private(true),
-        Attribute::Sensitive(true),
-        Attribute::Extractable(false),
-        Attribute::Sign(true),
-        Attribute::SignRecover(false),
-        Attribute::Decrypt(false),
-        Attribute::Unwrap(false),
-        Attribute::Derive(false),
-        Attribute::Id(id.to_vec()),
-        Attribute::Label(label.as_bytes().to_vec()),
-    ]
-}
-
 fn generate(
     session: &Session,
+    mechanism: MechanismType,
     algorithm: Algorithm,
     id: &[u8],
     label: &str,
 ) -> Result<GeneratedKey, SignerError> {
-    let mechanism = if algorithm.curve().is_some() {
+    let mechanism = if mechanism == MechanismType::ECC_KEY_PAIR_GEN {
         Mechanism::EccKeyPairGen
     } else {
         Mechanism::RsaPkcsKeyPairGen
     };
-    let public_t = public_template(algorithm, id, label)?;
-    let private_t = private_template(id, label);
-    let (public_handle, _) =
+    let public_t = template::public_template(algorithm, id, label)?;
+    let private_t = template::private_template(id, label);
+    let (public_handle, private_handle) =
         module::map(session.generate_key_pair(&mechanism, &public_t, &private_t))?;
-    let public = module::public_from_object(session, public_handle)?;
-    Ok(GeneratedKey {
-        id: id.to_vec(),
-        label: label.to_owned(),
-        public,
-    })
+    let checked = template::check_private_key(session, private_handle)
+        .and_then(|()| module::public_from_object(session, public_handle));
+    match checked {
+        Ok(public) => Ok(GeneratedKey {
+            id: id.to_vec(),
+            label: label.to_owned(),
+            public,
+            public_capabilities: template::public_capabilities(session, public_handle),
+        }),
+        Err(e) => {
+            // Nothing half-made stays in the token.
+            for h in [private_handle, public_handle] {
+                if let Err(d) = session.destroy_object(h) {
+                    tracing::error!(error = %d, "cannot destroy a refused key object");
+                }
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Initialises the first uninitialised slot of `module_path` as token `label` (SO PIN

@@ -17,6 +17,7 @@ mod module;
 mod pin;
 mod pool;
 mod pubkey;
+mod template;
 mod token;
 mod uri;
 mod x509;

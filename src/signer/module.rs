@@ -64,6 +64,18 @@ pub fn finalize(ctx: &Pkcs11) {
 /// Finds the one slot whose token matches the URI.
 pub fn select_slot(ctx: &Pkcs11, uri: &Pkcs11Uri) -> Result<Slot, SignerError> {
     let slots = ctx.get_slots_with_token().map_err(to_signer_error)?;
+    // By slot id alone, the token information is not needed: some tokens report a value
+    // cryptoki cannot parse (opencryptoki's soft token, its utcTime; docs/tokens.md).
+    if let TokenSelector::SlotId(id) = &uri.token
+        && uri.manufacturer.is_none()
+        && uri.model.is_none()
+    {
+        return slots.into_iter().find(|s| s.id() == *id).ok_or_else(|| {
+            SignerError::TokenNotFound {
+                selector: uri.token.to_string(),
+            }
+        });
+    }
     let mut found = Vec::new();
     for slot in slots {
         let info = ctx.get_token_info(slot).map_err(to_signer_error)?;

@@ -2,8 +2,9 @@
 //! and serves keepalives, and a bounded pool of signing sessions, each with its cached key
 //! handle and used by one thread at a time.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use cryptoki::context::Pkcs11;
@@ -52,6 +53,35 @@ fn sign_raw(
 struct Idle {
     sessions: Vec<Pooled>,
     open: usize,
+    /// Callers waiting for a session, first come first served: a free session goes to the
+    /// front waiter only, and a newcomer never takes one while others wait (no barging). With
+    /// a slow token under a burst the wait is then bounded by the position in the queue.
+    waiting: VecDeque<Arc<Waiter>>,
+}
+
+/// One waiting caller; woken alone when it reaches the front and a session is free.
+struct Waiter {
+    cv: Condvar,
+}
+
+impl Idle {
+    /// Whether a session can be had now (idle, or room to open one).
+    fn available(&self, max: usize) -> bool {
+        !self.sessions.is_empty() || self.open < max
+    }
+
+    /// Wakes the front waiter if a session can be had.
+    fn wake_front(&self, max: usize) {
+        if self.available(max)
+            && let Some(w) = self.waiting.front()
+        {
+            w.cv.notify_one();
+        }
+    }
+
+    fn leave(&mut self, me: &Arc<Waiter>) {
+        self.waiting.retain(|w| !Arc::ptr_eq(w, me));
+    }
 }
 
 /// A live module: initialised, logged in, key found.
@@ -61,9 +91,10 @@ pub(crate) struct Live {
     uri: Pkcs11Uri,
     anchor: Mutex<Session>,
     idle: Mutex<Idle>,
-    freed: Condvar,
     max: usize,
     peak: AtomicUsize,
+    /// The token has a random number generator (`CKF_RNG`): the keepalive uses it.
+    rng: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -86,6 +117,8 @@ impl Live {
             module::login(&anchor, pin)?;
             let key = module::find_private_key(&anchor, uri)?;
             let public = module::read_public_key(&anchor, key, uri)?;
+            // Not every token's information parses (docs/tokens.md): then no random byte.
+            let rng = ctx.get_token_info(slot).is_ok_and(|i| i.rng());
             let live = Live {
                 ctx: ctx.clone(),
                 slot,
@@ -94,10 +127,11 @@ impl Live {
                 idle: Mutex::new(Idle {
                     sessions: Vec::new(),
                     open: 0,
+                    waiting: VecDeque::new(),
                 }),
-                freed: Condvar::new(),
                 max: max.max(1),
                 peak: AtomicUsize::new(0),
+                rng,
             };
             Ok((live, public))
         })();
@@ -119,10 +153,16 @@ impl Live {
         module::finalize(&ctx);
     }
 
-    /// Takes a session from the pool, opening one if fewer than `max` are open, else waits
-    /// up to `timeout` for one to be returned.
-    pub(crate) fn take(&self, timeout: Duration) -> Result<Pooled, SignerError> {
-        let taken = self.take_inner(timeout);
+    /// Takes a session from the pool, opening one if fewer than `max` are open, else waits in
+    /// line (first come, first served). Each time `timeout` passes without a session,
+    /// `keep_waiting` decides: true keeps the caller's place in line, false ends the wait with
+    /// [`SignerError::PoolTimeout`].
+    pub(crate) fn take(
+        &self,
+        timeout: Duration,
+        keep_waiting: &dyn Fn() -> bool,
+    ) -> Result<Pooled, SignerError> {
+        let taken = self.take_inner(timeout, keep_waiting);
         if taken.is_ok() {
             // `token_sessions_in_use`: sessions checked out of the pool (not calls waiting).
             crate::metrics::global().sessions_in_use.inc();
@@ -130,25 +170,48 @@ impl Live {
         taken
     }
 
-    fn take_inner(&self, timeout: Duration) -> Result<Pooled, SignerError> {
-        let deadline = Instant::now() + timeout;
+    fn take_inner(
+        &self,
+        timeout: Duration,
+        keep_waiting: &dyn Fn() -> bool,
+    ) -> Result<Pooled, SignerError> {
         let mut idle = lock(&self.idle);
+        let me = Arc::new(Waiter { cv: Condvar::new() });
+        idle.waiting.push_back(Arc::clone(&me));
+        let mut deadline = Instant::now() + timeout;
         loop {
-            if let Some(p) = idle.sessions.pop() {
-                return Ok(p);
-            }
-            if idle.open < self.max {
-                idle.open += 1;
-                self.peak.fetch_max(idle.open, Ordering::Relaxed);
-                drop(idle);
-                return self.open_pooled().inspect_err(|_| self.forget_one());
+            let first = idle.waiting.front().is_some_and(|w| Arc::ptr_eq(w, &me));
+            if first {
+                if let Some(p) = idle.sessions.pop() {
+                    idle.waiting.pop_front();
+                    idle.wake_front(self.max);
+                    return Ok(p);
+                }
+                if idle.open < self.max {
+                    idle.waiting.pop_front();
+                    idle.open += 1;
+                    self.peak.fetch_max(idle.open, Ordering::Relaxed);
+                    idle.wake_front(self.max);
+                    drop(idle);
+                    return self.open_pooled().inspect_err(|_| self.forget_one());
+                }
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                // Not under the pool's lock: the caller's check takes the signer's locks.
+                drop(idle);
+                let keep = keep_waiting();
+                idle = lock(&self.idle);
+                if keep {
+                    deadline = Instant::now() + timeout;
+                    continue;
+                }
+                idle.leave(&me);
+                idle.wake_front(self.max);
                 return Err(SignerError::PoolTimeout { waited: timeout });
             }
-            idle = self
-                .freed
+            idle = me
+                .cv
                 .wait_timeout(idle, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
@@ -164,7 +227,7 @@ impl Live {
         timeout: Duration,
         msg: &[u8],
     ) -> Result<(Vec<u8>, PublicKey), SignerError> {
-        let p = self.take(timeout)?;
+        let p = self.take(timeout, &|| false)?;
         let signed: Result<(Vec<u8>, PublicKey), SignerError> = (|| {
             let key = module::find_private_key(&p.session, other)?;
             let public = module::read_public_key(&p.session, key, other)?;
@@ -187,8 +250,9 @@ impl Live {
     /// Returns a healthy session to the pool.
     pub(crate) fn give(&self, p: Pooled) {
         crate::metrics::global().sessions_in_use.dec();
-        lock(&self.idle).sessions.push(p);
-        self.freed.notify_one();
+        let mut idle = lock(&self.idle);
+        idle.sessions.push(p);
+        idle.wake_front(self.max);
     }
 
     /// Closes a dead session and frees its place in the pool.
@@ -201,14 +265,20 @@ impl Live {
     fn forget_one(&self) {
         let mut idle = lock(&self.idle);
         idle.open = idle.open.saturating_sub(1);
-        drop(idle);
-        self.freed.notify_one();
+        idle.wake_front(self.max);
     }
 
     /// A cheap call on the anchor session (`C_GetSessionInfo`): detects a dead device or a
-    /// vendor idle timeout.
+    /// vendor idle timeout. On a token with a random number generator also one random byte
+    /// (`C_GenerateRandom`), which reaches the device: tpm2-pkcs11 answers
+    /// `C_GetSessionInfo` from memory, so only a call into the TPM sees it gone while idle.
     pub(crate) fn keepalive(&self) -> Result<(), SignerError> {
-        module::map(lock(&self.anchor).get_session_info()).map(|_| ())
+        let anchor = lock(&self.anchor);
+        module::map(anchor.get_session_info())?;
+        if self.rng {
+            module::map(anchor.generate_random_vec(1))?;
+        }
+        Ok(())
     }
 
     /// Signing sessions open now.

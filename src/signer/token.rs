@@ -343,7 +343,7 @@ impl TokenSigner {
     fn sign_on(&self, live: &Live, msg: &[u8]) -> Result<Vec<u8>, SignerError> {
         let mut last = None;
         for _ in 0..2 {
-            let p = live.take(self.settings.acquire_timeout)?;
+            let p = self.take_queued(live)?;
             let call = self.enter();
             let signed = p.sign(&self.public, msg);
             drop(call);
@@ -368,6 +368,32 @@ impl TokenSigner {
             }
         }
         Err(last.unwrap_or(SignerError::TaskFailed))
+    }
+
+    /// A session from the pool. Waiting longer than the sign timeout is queueing, not a
+    /// fault, while the token is making progress: a slow token (a TPM signs in tens of
+    /// milliseconds) under a burst keeps every session busy with calls that do return. Only
+    /// when a call inside the token is older than the sign timeout (a hung device) does the
+    /// wait end with [`SignerError::PoolTimeout`]. The queue is bounded by the callers: the
+    /// server's `max_requests_in_flight` (429 + `Retry-After` beyond), and served in order
+    /// (the pool's queue is first come, first served).
+    fn take_queued(&self, live: &Live) -> Result<crate::signer::pool::Pooled, SignerError> {
+        live.take(self.settings.acquire_timeout, &|| {
+            let keep = self.ready.load(Ordering::Acquire) && self.progressing();
+            if keep {
+                tracing::debug!("still queued for a PKCS#11 session behind a slow token");
+            }
+            keep
+        })
+    }
+
+    /// True when calls are inside the token and none has been there longer than the sign
+    /// timeout (the sessions are busy, not stuck).
+    fn progressing(&self) -> bool {
+        self.calls()
+            .values()
+            .next()
+            .is_some_and(|t| t.elapsed() <= self.settings.acquire_timeout)
     }
 
     fn check(&self, msg: &[u8], sig: Vec<u8>) -> Result<Vec<u8>, SignerError> {
