@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod ca;
 pub mod controller;
 pub mod dev;
+pub mod docs;
 pub mod hsm;
 pub mod lifecycle;
 pub mod node;
