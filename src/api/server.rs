@@ -116,6 +116,8 @@ impl ServeError {
             | ServeError::Inventory(_)
             | ServeError::Policy(_)
             | ServeError::Rbac(_) => crate::exit::USAGE,
+            // A store from a newer release stays so across restarts: not worth one.
+            ServeError::Store(crate::store::StoreError::SchemaTooNew { .. }) => crate::exit::USAGE,
             ServeError::Store(_) | ServeError::Bind { .. } => crate::exit::UNAVAILABLE,
             ServeError::Join(_) => crate::exit::SOFTWARE,
         }
