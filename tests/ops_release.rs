@@ -70,3 +70,31 @@ fn a_store_from_a_newer_release_stops_serve_with_one_line() {
         "{stderr}"
     );
 }
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs promtool (Debian's `prometheus` package; scripts/setup-host installs it).
+fn promtool(args: &[&str]) -> String {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(repo().join("deploy/prometheus"))
+        .output()
+        .expect("promtool (apt: prometheus) is installed");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {args:?}:\n{text}");
+    text
+}
+
+#[test]
+fn alert_rules_check_and_their_unit_tests_pass() {
+    let checked = promtool(&["check", "rules", "kubesigner.rules.yml"]);
+    assert!(checked.contains("SUCCESS: 14 rules found"), "{checked}");
+    let tested = promtool(&["test", "rules", "kubesigner.rules.test.yml"]);
+    assert!(tested.contains("SUCCESS"), "{tested}");
+}

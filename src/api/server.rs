@@ -441,11 +441,24 @@ fn build_issuer(
 fn admit(
     requests: &Arc<Semaphore>,
     path: &str,
-) -> Result<Option<OwnedSemaphorePermit>, tokio::sync::TryAcquireError> {
+) -> Result<Option<InFlight>, tokio::sync::TryAcquireError> {
     if matches!(path, "/healthz" | "/livez" | "/readyz") {
         return Ok(None);
     }
-    Arc::clone(requests).try_acquire_owned().map(Some)
+    let permit = Arc::clone(requests).try_acquire_owned()?;
+    crate::metrics::global().requests_in_flight.inc();
+    Ok(Some(InFlight { _permit: permit }))
+}
+
+/// A held request slot, counted in `kubesigner_requests_in_flight` until dropped.
+struct InFlight {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        crate::metrics::global().requests_in_flight.dec();
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -466,6 +479,9 @@ async fn accept_loop(
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(conn.max_connections));
     let requests = Arc::new(Semaphore::new(conn.max_requests));
+    crate::metrics::global()
+        .requests_in_flight_limit
+        .set(i64::try_from(conn.max_requests).unwrap_or(i64::MAX));
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => break },

@@ -293,8 +293,12 @@ impl TokenSigner {
             }
         };
         metrics.observe_sign(started.elapsed());
-        match sig {
-            Ok(sig) => self.check(msg, sig),
+        let checked = sig.and_then(|sig| self.check(msg, sig));
+        if checked.is_err() {
+            metrics.token_sign_errors.inc();
+        }
+        match checked {
+            Ok(sig) => Ok(sig),
             // A pool timeout means every session is stuck in the token (e.g. a hung device):
             // mark down so that callers fail fast until the stuck calls return and the
             // supervisor re-initialises.
