@@ -188,6 +188,14 @@ impl Metrics {
     /// The families the alert rules and the dashboard need beyond the first set
     /// (deploy/prometheus, deploy/grafana).
     fn register_operations(&self, r: &mut Registry) {
+        // Every known label value starts at 0, so the families are exported before their first
+        // event and `increase()` sees the first one.
+        for kind in ["unauthenticated", "forbidden"] {
+            drop(self.auth_failures.get_or_create(&KindLabels { kind }));
+        }
+        for result in ["ok", "failed"] {
+            drop(self.reloads.get_or_create(&ResultLabels { result }));
+        }
         r.register(
             "token_sign_errors",
             "Token signatures that failed (session, device or verification error)",
