@@ -249,6 +249,11 @@ fn spawn_task(store: Store, signer: Arc<TokenSigner>, cfg: AuditConfig) -> JoinH
         let mut tick = tokio::time::interval(POLL);
         let mut last = Instant::now();
         let mut warned = false;
+        let metrics = crate::metrics::global();
+        metrics.audit_checkpoint_ok.set(unix_now());
+        metrics
+            .audit_checkpoint_interval
+            .set(i64::try_from(cfg.checkpoint_interval.as_secs()).unwrap_or(i64::MAX));
         loop {
             tick.tick().await;
             let (s, sg, label) = (store.clone(), Arc::clone(&signer), cfg.key_label.clone());
@@ -276,6 +281,8 @@ fn spawn_task(store: Store, signer: Arc<TokenSigner>, cfg: AuditConfig) -> JoinH
                 Ok(Ok((tried, rec))) => {
                     if tried {
                         last = Instant::now();
+                        // Signed now, or nothing new since the last checkpoint: covered.
+                        metrics.audit_checkpoint_ok.set(unix_now());
                     }
                     if let Some(r) = rec {
                         crate::metrics::global().audit_checkpoints.inc();

@@ -5,9 +5,18 @@ use clap::{Parser, Subcommand};
 
 use crate::cmd;
 
+/// `kubesigner --version`: the semantic version and the commit it was built from (`build.rs`;
+/// `unknown` when built outside a git checkout without `KUBESIGNER_GIT_REV`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("KUBESIGNER_GIT_REV"),
+    ")"
+);
+
 /// kubesigner: Kubernetes node certificates signed by a CA key that never leaves a PKCS#11 token.
 #[derive(Debug, Parser)]
-#[command(name = "kubesigner", version, about)]
+#[command(name = "kubesigner", version = VERSION, about)]
 pub struct Cli {
     /// Log format (default: `[server] log_format` of a `serve --config` file, else text).
     #[arg(long, global = true, value_enum)]
@@ -50,6 +59,9 @@ pub enum Command {
     Restore(cmd::backup::RestoreArgs),
     /// External signer behind a real kube-apiserver (kube-rs, leader election).
     Controller(cmd::controller::ControllerArgs),
+    /// Man pages and shell completions from these definitions (the package build runs it).
+    #[command(hide = true)]
+    GenerateDocs(cmd::docs::DocsArgs),
 }
 
 impl Cli {
@@ -86,6 +98,7 @@ impl Command {
             Command::Backup(c) => c.run(),
             Command::Restore(c) => c.run(),
             Command::Controller(c) => c.run(),
+            Command::GenerateDocs(c) => c.run(),
         }
     }
 }

@@ -48,6 +48,15 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// Labels of `kubesigner_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The semantic version (`Cargo.toml`).
+    pub version: &'static str,
+    /// The commit it was built from (`build.rs`), or `unknown`.
+    pub commit: &'static str,
+}
+
 /// Every metric of the appliance.
 #[derive(Debug)]
 pub struct Metrics {
@@ -83,6 +92,22 @@ pub struct Metrics {
     /// Signatures made with a CA key (every purpose), counted at the signer; equals the audit
     /// log's signature records.
     pub ca_signatures: Counter,
+    /// Token signatures that failed (session, device or verification error; not refusals while
+    /// the signer is already down).
+    pub token_sign_errors: Counter,
+    /// Approved CSRs without a certificate yet (the signer backlog), read at scrape time.
+    pub approved_unsigned: Gauge,
+    /// API requests holding one of the `[server] max_requests_in_flight` slots now.
+    pub requests_in_flight: Gauge,
+    /// `[server] max_requests_in_flight`.
+    pub requests_in_flight_limit: Gauge,
+    /// When the checkpointer last left the audit chain covered by a signed checkpoint (Unix
+    /// seconds; set to the start time when it starts).
+    pub audit_checkpoint_ok: Gauge,
+    /// `[audit] checkpoint_interval` in seconds while the checkpointer runs (0: not running).
+    pub audit_checkpoint_interval: Gauge,
+    /// Always 1, labelled with the version and commit.
+    pub build_info: Family<BuildLabels, Gauge>,
 }
 
 /// Label set for [`Metrics::reloads`].
@@ -116,6 +141,13 @@ impl Metrics {
             slots_in_use: Family::default(),
             connections_closed: Family::default(),
             ca_signatures: Counter::default(),
+            token_sign_errors: Counter::default(),
+            approved_unsigned: Gauge::default(),
+            requests_in_flight: Gauge::default(),
+            requests_in_flight_limit: Gauge::default(),
+            audit_checkpoint_ok: Gauge::default(),
+            audit_checkpoint_interval: Gauge::default(),
+            build_info: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -190,7 +222,62 @@ impl Metrics {
             "Signatures made with a CA key, every purpose",
             m.ca_signatures.clone(),
         );
+        m.register_operations(r);
         Metrics { registry, ..m }
+    }
+
+    /// The families the alert rules and the dashboard need beyond the first set
+    /// (deploy/prometheus, deploy/grafana).
+    fn register_operations(&self, r: &mut Registry) {
+        // Every known label value starts at 0, so the families are exported before their first
+        // event and `increase()` sees the first one.
+        for kind in ["unauthenticated", "forbidden"] {
+            drop(self.auth_failures.get_or_create(&KindLabels { kind }));
+        }
+        for result in ["ok", "failed"] {
+            drop(self.reloads.get_or_create(&ResultLabels { result }));
+        }
+        r.register(
+            "token_sign_errors",
+            "Token signatures that failed (session, device or verification error)",
+            self.token_sign_errors.clone(),
+        );
+        r.register(
+            "approved_unsigned_csrs",
+            "Approved CSRs without a certificate yet (the signer backlog)",
+            self.approved_unsigned.clone(),
+        );
+        r.register(
+            "requests_in_flight",
+            "API requests holding a request slot",
+            self.requests_in_flight.clone(),
+        );
+        r.register(
+            "requests_in_flight_limit",
+            "Request slots ([server] max_requests_in_flight)",
+            self.requests_in_flight_limit.clone(),
+        );
+        r.register(
+            "audit_last_checkpoint_timestamp_seconds",
+            "When the audit chain was last covered by a signed checkpoint",
+            self.audit_checkpoint_ok.clone(),
+        );
+        r.register(
+            "audit_checkpoint_interval_seconds",
+            "[audit] checkpoint_interval while the checkpointer runs, else 0",
+            self.audit_checkpoint_interval.clone(),
+        );
+        self.build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                commit: env!("KUBESIGNER_GIT_REV"),
+            })
+            .set(1);
+        r.register(
+            "build_info",
+            "Always 1: the version and commit running",
+            self.build_info.clone(),
+        );
     }
 
     /// Records the CA's `notAfter` and sets the 90-day alert from `now_unix`.
@@ -242,6 +329,12 @@ mod tests {
             "token_sign_seconds",
             "hsm_up",
             "pending_csrs",
+            "token_sign_errors_total",
+            "approved_unsigned_csrs",
+            "requests_in_flight_limit",
+            "audit_last_checkpoint_timestamp_seconds",
+            "audit_checkpoint_interval_seconds",
+            "kubesigner_build_info{version=",
         ] {
             assert!(text.contains(name), "{name} missing: {text}");
         }

@@ -100,9 +100,18 @@ pub enum Refused {
     Full,
 }
 
+/// The pool of API request slots (`[server] max_requests_in_flight`), also counted in
+/// `kubesigner_requests_in_flight` / `_limit` (the alert rules' saturation ratio).
+pub const REQUESTS: &str = "requests";
+
 impl Pool {
     /// A pool named `name` (`requests`, `watches`: the metric's label).
     pub fn new(name: &'static str, shares: Shares) -> Pool {
+        if name == REQUESTS {
+            global()
+                .requests_in_flight_limit
+                .set(i64::try_from(shares.total).unwrap_or(i64::MAX));
+        }
         Pool {
             name,
             shares,
@@ -139,6 +148,9 @@ impl Pool {
         st.by_identity.insert(key.to_owned(), held + 1);
         drop(st);
         self.gauge(class).inc();
+        if self.name == REQUESTS {
+            global().requests_in_flight.inc();
+        }
         Ok(Slot {
             pool: self.clone(),
             class,
@@ -183,6 +195,9 @@ impl Drop for Slot {
             }
         }
         self.pool.gauge(self.class).dec();
+        if self.pool.name == REQUESTS {
+            global().requests_in_flight.dec();
+        }
     }
 }
 

@@ -490,9 +490,18 @@ impl Api {
         let m = crate::metrics::global();
         m.hsm_up.set(i64::from(self.inner.core.ready()));
         let store = self.inner.store.clone();
-        if let Ok(Ok(pending)) = blocking(move || store.count_phase("pending")).await {
+        let counted = blocking(move || {
+            Ok::<_, crate::store::StoreError>((
+                store.count_phase("pending")?,
+                store.count_phase("approved")?,
+            ))
+        })
+        .await;
+        if let Ok(Ok((pending, approved))) = counted {
             m.pending_csrs
                 .set(i64::try_from(pending).unwrap_or(i64::MAX));
+            m.approved_unsigned
+                .set(i64::try_from(approved).unwrap_or(i64::MAX));
         }
         let mut resp = Response::new(full(m.render()));
         resp.headers_mut().insert(

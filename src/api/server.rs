@@ -97,6 +97,8 @@ impl ServeError {
             | ServeError::TlsFilesIncomplete
             | ServeError::Authn(_) => crate::exit::USAGE,
             ServeError::Issue(_) | ServeError::Core(_) | ServeError::Rbac(_) => crate::exit::USAGE,
+            // A store from a newer release stays so across restarts: not worth one.
+            ServeError::Store(crate::store::StoreError::SchemaTooNew { .. }) => crate::exit::USAGE,
             ServeError::Store(_) | ServeError::Bind { .. } | ServeError::Audit(_) => {
                 crate::exit::UNAVAILABLE
             }

@@ -7,6 +7,7 @@ pub mod ca;
 pub mod controller;
 pub mod dev;
 mod dev_token;
+pub mod docs;
 pub mod hsm;
 pub mod lifecycle;
 pub mod node;

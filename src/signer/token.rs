@@ -293,16 +293,19 @@ impl TokenSigner {
             }
         };
         metrics.observe_sign(started.elapsed());
-        match sig {
-            Ok(sig) => {
-                let checked = self.check(msg, sig);
-                if checked.is_ok() {
-                    // Every signature released with the key (SECURITY.md M-HARD-3): the audit
-                    // log holds one signature record for each.
-                    metrics.ca_signatures.inc();
-                }
-                checked
+        let checked = sig.and_then(|sig| self.check(msg, sig));
+        match &checked {
+            // Every signature released with the key (SECURITY.md M-HARD-3): the audit log
+            // holds one signature record for each.
+            Ok(_) => {
+                metrics.ca_signatures.inc();
             }
+            Err(_) => {
+                metrics.token_sign_errors.inc();
+            }
+        }
+        match checked {
+            Ok(sig) => Ok(sig),
             // A pool timeout means every session is stuck in the token (e.g. a hung device):
             // mark down so that callers fail fast until the stuck calls return and the
             // supervisor re-initialises.

@@ -19,9 +19,16 @@ pub enum StoreError {
     /// An object could not be encoded.
     #[error("object cannot be encoded: {0}")]
     Encode(serde_json::Error),
-    /// The database was written by a newer kubesigner.
-    #[error("database schema version {found} is newer than this binary knows ({known})")]
+    /// The database was written by a newer kubesigner: refused, never guessed at (a downgrade
+    /// needs the backup taken before the upgrade).
+    #[error(
+        "the store's {component} schema is version {found}, newer than this kubesigner knows \
+         ({known}): it was written by a newer release; run that release, or restore the backup \
+         taken before the upgrade"
+    )]
     SchemaTooNew {
+        /// The `schema_version` row (`store`, `leases`, ...).
+        component: String,
         /// The version in the file.
         found: u32,
         /// The newest this binary knows.

@@ -109,6 +109,7 @@ pub(super) fn migrate_component(
     let known = u32::try_from(migrations.len()).unwrap_or(u32::MAX);
     if current > known {
         return Err(StoreError::SchemaTooNew {
+            component: component.to_owned(),
             found: current,
             known,
         });
@@ -125,3 +126,7 @@ pub(super) fn migrate_component(
     }
     Ok(known)
 }
+
+#[cfg(test)]
+#[path = "schema_tests.rs"]
+mod tests;
