@@ -13,6 +13,7 @@ pub mod cmd;
 pub mod compat;
 pub mod config;
 pub mod controller;
+pub mod core;
 pub mod exit;
 pub mod issue;
 pub mod kubeconfig;

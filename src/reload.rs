@@ -5,7 +5,7 @@
 //!
 //! Reloaded: `[auth] token_auth_file` (contents and path), `[auth] client_ca_files` (contents
 //! and list; the appliance CA stays trusted), the contents of `[issuance] node_inventory`
-//! (also polled, `api::inventory_reload`). Restart needed: everything else (`data_dir`,
+//! (also polled, `core::inventory_reload`). Restart needed: everything else (`data_dir`,
 //! `[server]`, `[signer]`, `[ca]`, `[audit]`, `[gc]`, `[limits]`, the other `[auth]` and
 //! `[issuance]` keys).
 
@@ -16,9 +16,9 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
-use crate::api::engine::Engine;
 use crate::authn::{Authenticator, StaticTokens};
 use crate::config::Config;
+use crate::core::Core;
 use crate::policy::{Approver, NodeInventory};
 
 /// A client certificate verifier whose trust anchors a reload swaps. Connections in their
@@ -101,8 +101,8 @@ impl ClientCertVerifier for ReloadableClientVerifier {
 pub struct ReloadHandles {
     /// The authenticator (static tokens).
     pub authn: Arc<Authenticator>,
-    /// The engine (approval policy over the node inventory).
-    pub engine: Arc<Engine>,
+    /// The issuance core (approval policy over the node inventory).
+    pub core: Arc<Core>,
     /// The client certificate verifier.
     pub client_auth: Arc<ReloadableClientVerifier>,
     /// The CA certificates always trusted for client certificates (the appliance's own).
@@ -171,7 +171,7 @@ fn reload_inventory(
     let inventory = NodeInventory::load(path).map_err(|e| e.to_string())?;
     let approver = Approver::new(&started.auth, &started.issuance, Some(inventory))
         .map_err(|e| e.to_string())?;
-    h.engine.replace_approver(approver);
+    h.core.replace_approver(approver);
     Ok(())
 }
 

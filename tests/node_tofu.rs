@@ -1,7 +1,7 @@
 //! Trust on first use (`[issuance] record_first_bootstrap_address`): off, a serving CSR for
 //! the node's own peer address waits for an admin; on, the peer address of the node's first
-//! bootstrap CSR counts as an inventory address, and a later bootstrap from another address
-//! does not change it.
+//! *approved* bootstrap CSR counts as an inventory address (a pending or denied request records
+//! nothing), and a later bootstrap from another address does not change it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -51,31 +51,43 @@ fn tofu_off_serving_csr_for_the_peer_ip_stays_pending() {
 #[test]
 fn tofu_on_first_bootstrap_address_approves_serving_and_is_never_overwritten() {
     let signer = Signer::start_with("", "[::]", TOFU);
-    // 1. The first bootstrap CSR for node1 comes over IPv4 (a static-token group the policy
-    //    does not auto-approve, so it stays pending and nothing is issued yet).
-    let first = Node::new(&signer, "node1", BOOTSTRAP_GROUP_TOKEN);
-    let mut child = first.spawn(&["--once"]);
-    wait_for(30, "the first, pending bootstrap CSR", || {
+    // 1. A bootstrap CSR for node1 from a static-token group the policy does not
+    //    auto-approve stays pending: a request that is not approved records nothing.
+    let held = Node::new(&signer, "node1", BOOTSTRAP_GROUP_TOKEN);
+    let mut child = held.spawn(&["--once"]);
+    wait_for(30, "the pending bootstrap CSR", || {
         pending(&signer.admin_kubeconfig(), CLIENT)
             .into_iter()
             .next()
     });
     let _ = child.kill();
     let _ = child.wait();
-    let v4: IpAddr = "127.0.0.1".parse().unwrap();
-    assert_eq!(first_address(&signer, "node1"), Some(v4));
+    assert_eq!(first_address(&signer, "node1"), None);
 
-    // 2. A second bootstrap for node1 from another address (IPv6 loopback) is auto-approved,
-    //    but the recorded address stays the first one.
+    // 2. The first *approved* bootstrap for node1 comes over IPv4: its address is recorded.
     let token = signer.create_token("1h");
-    let node = Node::at(&signer, "node1", &token, &signer.url_v6());
-    let out = node.run(&["--once"]);
+    let first = Node::new(&signer, "node1", &token);
+    let out = first.run(&["--once"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let v4: IpAddr = "127.0.0.1".parse().unwrap();
     assert_eq!(first_address(&signer, "node1"), Some(v4));
+
+    // A later bootstrap for node1 from another address (IPv6 loopback, a pending-only token)
+    // does not change it.
+    let other = Node::at(&signer, "node1", BOOTSTRAP_GROUP_TOKEN, &signer.url_v6());
+    let mut child = other.spawn(&["--once"]);
+    wait_for(30, "a second pending bootstrap CSR", || {
+        let p = pending(&signer.admin_kubeconfig(), CLIENT);
+        (p.len() >= 2).then_some(())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(first_address(&signer, "node1"), Some(v4));
+    let node = first;
 
     // 3. A serving CSR for the recorded address is auto-approved; one for the second
     //    connection's address waits for an admin.

@@ -1,5 +1,5 @@
 //! Fuzz target: CSR parsing (PEM → PKCS#10 → key rules → proof of possession), the audit
-//! description of a request (`describe_request`), and the full validation with the default
+//! description of a request (`CsrRequest::describe`), and the full validation with the default
 //! config. Must never panic.
 //!
 //! Run: `cargo +nightly fuzz run csr_parse -- -max_total_time=60`
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = issue::parse_csr(data);
     // The audit record's subject/SAN description: no signature check, so it reaches the
     // extension parsers with any request.
-    let _ = issue::describe_request(data);
+    let _ = issue::CsrRequest::parse(data).map(|r| r.describe());
     // Also as DER wrapped in PEM, so the fuzzer reaches the ASN.1 parser directly.
     let pem = format!(
         "-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n",
@@ -28,6 +28,6 @@ fuzz_target!(|data: &[u8]| {
         expiration_seconds: None,
         requester: Requester::default(),
     };
-    let _ = issue::describe_request(&input.request_pem);
+    let _ = issue::CsrRequest::parse(&input.request_pem).map(|r| r.describe());
     let _ = issue::validate_input(&input, &IssuanceConfig::default());
 });

@@ -1,11 +1,14 @@
-//! The create path after decoding and authorization, on ONE blocking thread: create limits,
-//! the node's state, inspection + approval + signing ([`Issuance::process`], one parse and one
-//! proof-of-possession check of the request), then one store transaction that inserts the CSR
-//! with its conditions and certificate already set, the audit records of each step and the
-//! node's issued-certificate record ([`Store::create_queued`]). The blocking thread only
-//! queues that transaction; the request awaits its durable commit without holding a thread.
-//! Watchers see one ADDED event with the finished object; the create answer carries the
-//! certificate.
+//! The create path after decoding, the one parse of the request and authorization:
+//!
+//! 1. the node's lock is taken ([`crate::core::NodeLocks`]) and held until the CSR is durable,
+//!    so "one live certificate per node" is read and recorded in one serialized step;
+//! 2. on ONE blocking thread: create limits, the node's state, then the core
+//!    ([`Core::process`]): validation of the already parsed request, approval, signing;
+//! 3. one store transaction ([`Store::create_queued`]) inserts the CSR with its conditions and
+//!    certificate already set, the audit records of each step, the node's issued-certificate
+//!    record and — only for an approved request — its first bootstrap address (trust on first
+//!    use). The blocking thread only queues that transaction; the request awaits its durable
+//!    commit without holding a thread.
 //!
 //! When the signer is down the CSR is still stored, approved, and the backlog signs it later.
 //! A token that hangs inside a signature cannot be interrupted: once the signer is marked down
@@ -13,22 +16,27 @@
 //! certificate (the decision was handed over before signing), and the late signature, if it
 //! ever comes, is dropped (a claim flag decides which side stores).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use globset::{Glob, GlobSet, GlobSetBuilder};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use tokio::sync::oneshot;
 
-use super::error::ApiError;
-use super::hooks::{Caller, Decision, Inspection, Outcome, SignFailure};
+use super::error::{ApiError, Cause};
+use super::hooks::Caller;
 use super::peer::PeerAddr;
-use super::rules::{add_condition, condition};
 use super::{Api, blocking};
-use crate::store::{Creation, CsrIndex, IssuedRecord, NodeState, PendingCreate, Stored};
-
-/// Reason of the Failed condition for a signer-rule violation (upstream's).
-pub(super) const SIGNER_VALIDATION_FAILURE: &str = "SignerValidationFailure";
+use crate::authn::AuthMethod;
+use crate::core::conditions::{APPROVED, DENIED, FAILED, SIGNER_VALIDATION_FAILURE};
+use crate::core::conditions::{add_condition, condition};
+use crate::core::{Decision, Inspection, Outcome, SignFailure, index_of, node_facts};
+use crate::issue::{CsrRequest, SpecFields};
+use crate::store::{
+    Creation, CsrIndex, FirstAddress, IssuedRecord, NodeState, PendingCreate, Stored,
+};
 
 /// What the blocking step did.
 enum Done {
@@ -43,6 +51,14 @@ enum Done {
     Abandoned,
 }
 
+/// What the request side needs to store an approved CSR whose signature hung.
+struct Handoff {
+    csr: CertificateSigningRequest,
+    index: CsrIndex,
+    requested: (String, Vec<String>),
+    first_address: Option<FirstAddress>,
+}
+
 /// The object to store and the audit kinds of the decisions applied to it.
 struct Decided {
     csr: CertificateSigningRequest,
@@ -50,6 +66,8 @@ struct Decided {
     record: Option<IssuedRecord>,
     /// Approved, but not signed: the backlog task must sign it.
     needs_backlog: bool,
+    /// Approved (the only outcome that may record facts such as the first address).
+    approved: bool,
 }
 
 fn with_condition(
@@ -69,7 +87,7 @@ fn with_condition(
 fn approved(csr: &CertificateSigningRequest, d: &Decision) -> Option<CertificateSigningRequest> {
     match d {
         Decision::Approve { reason, message } => {
-            Some(with_condition(csr.clone(), "Approved", reason, message))
+            Some(with_condition(csr.clone(), APPROVED, reason, message))
         }
         _ => None,
     }
@@ -82,15 +100,20 @@ fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiErr
         kinds,
         record: None,
         needs_backlog: false,
+        approved: false,
     };
     let fail = |csr, reason: &str, message: &str| {
-        plain(with_condition(csr, "Failed", reason, message), vec!["fail"])
+        plain(with_condition(csr, FAILED, reason, message), vec!["fail"])
     };
     match (o.inspection, o.decision) {
         (Inspection::AdmissionDenied { message }, _) => Err(ApiError::Forbidden { message }),
-        (Inspection::Invalid(causes), _) => Err(ApiError::Invalid {
+        (Inspection::Invalid { field, message }, _) => Err(ApiError::Invalid {
             name: csr.metadata.name.clone().unwrap_or_default(),
-            causes,
+            causes: vec![Cause {
+                reason: "FieldValueInvalid",
+                field: field.to_owned(),
+                message,
+            }],
         }),
         (Inspection::SignerRuleViolation { message }, _) => {
             Ok(fail(csr, SIGNER_VALIDATION_FAILURE, &message))
@@ -98,31 +121,36 @@ fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiErr
         (Inspection::UnknownSigner { message }, _) => {
             Ok(fail(csr, crate::compat::signer_names::REASON, &message))
         }
-        (Inspection::Valid, None | Some(Decision::Pending)) => Ok(plain(csr, vec![])),
+        (Inspection::Valid, None | Some(Decision::Pending { .. })) => Ok(plain(csr, vec![])),
         (Inspection::Valid, Some(Decision::Deny { reason, message })) => Ok(plain(
-            with_condition(csr, "Denied", &reason, &message),
+            with_condition(csr, DENIED, &reason, &message),
             vec!["deny"],
         )),
         (Inspection::Valid, Some(Decision::Approve { reason, message })) => {
-            let csr = with_condition(csr, "Approved", &reason, &message);
+            let csr = with_condition(csr, APPROVED, &reason, &message);
             Ok(match o.signed {
                 Some(Ok(issued)) => {
                     let mut csr = csr;
                     csr.status.get_or_insert_with(Default::default).certificate =
-                        Some(ByteString(issued.pem_chain));
+                        Some(ByteString(issued.certificate.pem_chain.into_bytes()));
                     Decided {
                         csr,
                         kinds: vec!["approve", "issue"],
                         record: issued.record,
                         needs_backlog: false,
+                        approved: true,
                     }
                 }
                 Some(Err(SignFailure::Refused { message })) => {
-                    let csr = with_condition(csr, "Failed", SIGNER_VALIDATION_FAILURE, &message);
-                    plain(csr, vec!["approve", "fail"])
+                    let csr = with_condition(csr, FAILED, SIGNER_VALIDATION_FAILURE, &message);
+                    Decided {
+                        approved: true,
+                        ..plain(csr, vec!["approve", "fail"])
+                    }
                 }
                 None | Some(Err(SignFailure::Unavailable)) => Decided {
                     needs_backlog: true,
+                    approved: true,
                     ..plain(csr, vec!["approve"])
                 },
             })
@@ -130,15 +158,45 @@ fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiErr
     }
 }
 
+/// The bootstrap token's node-name patterns, compiled; `None` when the caller did not use a
+/// bound bootstrap token. Patterns are validated when the token is created; one that no longer
+/// compiles is dropped, and a token left with none matches no node (as `allows_node` does).
+fn token_node_patterns(caller: &Caller) -> Option<GlobSet> {
+    let AuthMethod::BootstrapToken(info) = &caller.method else {
+        return None;
+    };
+    if info.node_name_patterns.is_empty() {
+        return None;
+    }
+    let mut b = GlobSetBuilder::new();
+    for p in &info.node_name_patterns {
+        match Glob::new(p) {
+            Ok(g) => {
+                b.add(g);
+            }
+            Err(e) => tracing::warn!(pattern = %p, error = %e, "bad bootstrap-token node pattern"),
+        }
+    }
+    Some(b.build().unwrap_or_else(|_| GlobSet::empty()))
+}
+
 impl Api {
     /// Stores a new, prepared CSR with everything the appliance decides about it at once.
+    /// `request` is the one parse of `csr.spec.request` (made by the caller, at the edge).
     pub(super) async fn create_decided(
         &self,
         csr: CertificateSigningRequest,
+        request: CsrRequest,
         caller: &Caller,
-        index: CsrIndex,
         peer: Option<PeerAddr>,
     ) -> Result<Stored, ApiError> {
+        let index = index_of(&request);
+        // Held until the CSR (and its certificate record) is durable: decisions about one node
+        // are made one at a time.
+        let _node = match (&index.node_name, self.inner.external) {
+            (Some(n), false) => Some(self.inner.core.nodes().lock(n).await),
+            _ => None,
+        };
         let (handoff, handed) = oneshot::channel();
         let claimed = Arc::new(AtomicBool::new(false));
         let (api, who, claim) = (self.clone(), caller.clone(), Arc::clone(&claimed));
@@ -147,7 +205,7 @@ impl Api {
         let mut task = tokio::task::spawn_blocking(move || {
             span.in_scope(|| {
                 crate::audit::context::enter(ctx, || {
-                    api.create_blocking(csr, &who, &index, peer, handoff, &claim)
+                    api.create_blocking(csr, request, &who, index, peer, handoff, &claim)
                 })
             })
         });
@@ -160,8 +218,8 @@ impl Api {
             // The signer went (or was) down while this request was inside. If the blocking
             // side handed over an approved object and has not stored yet, store it here.
             None => match handed.await {
-                Ok((approved, index)) if !claimed.swap(true, Ordering::AcqRel) => {
-                    return self.store_unsigned(approved, caller, index).await;
+                Ok(h) if !claimed.swap(true, Ordering::AcqRel) => {
+                    return self.store_unsigned(h, caller).await;
                 }
                 _ => task.await,
             },
@@ -182,23 +240,19 @@ impl Api {
     }
 
     /// The request side's store of an approved CSR whose signature hung.
-    async fn store_unsigned(
-        &self,
-        csr: CertificateSigningRequest,
-        caller: &Caller,
-        index: CsrIndex,
-    ) -> Result<Stored, ApiError> {
-        tracing::warn!(csr = ?csr.metadata.name, "signer unavailable; csr stays approved until it recovers");
+    async fn store_unsigned(&self, h: Handoff, caller: &Caller) -> Result<Stored, ApiError> {
+        tracing::warn!(csr = ?h.csr.metadata.name, "signer unavailable; csr stays approved until it recovers");
         let (store, actor) = (self.inner.store.clone(), caller.user.clone());
         let pending = blocking(move || {
             let how = Creation {
-                index: &index,
+                index: &h.index,
                 actor: &actor,
                 decided: &["approve"],
                 issued: None,
-                requested: None,
+                requested: Some(&h.requested),
+                first_address: h.first_address.as_ref(),
             };
-            store.create_queued(csr, &how)
+            store.create_queued(h.csr, &how)
         })
         .await??;
         let stored = pending.durable().await?;
@@ -207,39 +261,66 @@ impl Api {
     }
 
     /// The blocking part of [`Api::create_decided`].
+    #[allow(clippy::too_many_arguments)]
     fn create_blocking(
         &self,
         csr: CertificateSigningRequest,
+        request: CsrRequest,
         caller: &Caller,
-        index: &CsrIndex,
+        index: CsrIndex,
         peer: Option<PeerAddr>,
-        handoff: oneshot::Sender<(CertificateSigningRequest, CsrIndex)>,
+        handoff: oneshot::Sender<Handoff>,
         claimed: &AtomicBool,
     ) -> Result<Done, ApiError> {
         self.check_create_limits(caller, index.node_name.as_deref())?;
+        let requested = request.describe();
+        let core = &self.inner.core;
+        // The requester fields were set by the server (`prepare`) from the caller.
+        let validated = core.validate(request, &SpecFields::from_spec(&csr.spec));
         if self.inner.external {
-            return self.create_external(csr, caller, index);
+            return self.create_external(
+                csr,
+                core.inspect(validated.as_ref()),
+                caller,
+                index,
+                requested,
+            );
         }
-        self.record_first_address(&csr, caller, index, peer);
         let store = &self.inner.store;
         let node = match &index.node_name {
             Some(n) => store.node_state(n, super::csr::now_unix())?,
             None => NodeState::default(),
         };
-        let issuance = &self.inner.issuance;
+        let facts = node_facts(
+            &node,
+            token_node_patterns(caller),
+            core.config().record_first_bootstrap_address,
+        );
+        // Trust on first use: a candidate now, recorded only if the request is approved.
+        let first_address = match (&validated, peer, &index.node_name) {
+            (Ok(v), Some(PeerAddr(ip)), Some(n)) if core.records_first_address(v) => {
+                Some(first(n, ip))
+            }
+            _ => None,
+        };
+        let name = csr.metadata.name.clone().unwrap_or_default();
         let mut handoff = Some(handoff);
         let mut before_sign = |d: &Decision| {
-            if !issuance.ready() {
+            if !core.ready() {
                 return false;
             }
             if let (Some(tx), Some(a)) = (handoff.take(), approved(&csr, d)) {
                 // The request side may have stopped listening: then it will not claim.
-                let _ = tx.send((a, index.clone()));
+                let _ = tx.send(Handoff {
+                    csr: a,
+                    index: index.clone(),
+                    requested: requested.clone(),
+                    first_address: first_address.clone(),
+                });
             }
             true
         };
-        let mut outcome = issuance.process(&csr, caller, node, &mut before_sign);
-        let requested = outcome.requested.take();
+        let outcome = core.process(validated.as_ref(), &facts, &name, &mut before_sign);
         let signing = outcome.signed.is_some();
         let d = decided(csr, outcome)?;
         if signing && claimed.swap(true, Ordering::AcqRel) {
@@ -247,11 +328,12 @@ impl Api {
             return Ok(Done::Abandoned);
         }
         let how = Creation {
-            index,
+            index: &index,
             actor: &caller.user,
             decided: &d.kinds,
             issued: d.record.as_ref(),
-            requested: requested.as_ref(),
+            requested: Some(&requested),
+            first_address: first_address.as_ref().filter(|_| d.approved),
         };
         Ok(Done::Queued {
             pending: store.create_queued(d.csr, &how)?,
@@ -264,34 +346,46 @@ impl Api {
     fn create_external(
         &self,
         csr: CertificateSigningRequest,
+        inspection: Inspection,
         caller: &Caller,
-        index: &CsrIndex,
+        index: CsrIndex,
+        requested: (String, Vec<String>),
     ) -> Result<Done, ApiError> {
-        let outcome = Outcome {
-            inspection: self.inner.issuance.inspect(&csr),
-            decision: None,
-            signed: None,
-            requested: None,
-        };
-        let d = match outcome.inspection {
-            Inspection::AdmissionDenied { .. } | Inspection::Invalid(_) => decided(csr, outcome)?,
+        let d = match inspection {
+            Inspection::AdmissionDenied { .. } | Inspection::Invalid { .. } => decided(
+                csr,
+                Outcome {
+                    inspection,
+                    decision: None,
+                    signed: None,
+                },
+            )?,
             _ => Decided {
                 csr,
                 kinds: vec![],
                 record: None,
                 needs_backlog: false,
+                approved: false,
             },
         };
         let how = Creation {
-            index,
+            index: &index,
             actor: &caller.user,
             decided: &d.kinds,
             issued: None,
-            requested: None,
+            requested: Some(&requested),
+            first_address: None,
         };
         Ok(Done::Queued {
             pending: self.inner.store.create_queued(d.csr, &how)?,
             needs_backlog: false,
         })
+    }
+}
+
+fn first(node: &str, address: IpAddr) -> FirstAddress {
+    FirstAddress {
+        node: node.to_owned(),
+        address,
     }
 }

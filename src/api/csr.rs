@@ -111,13 +111,6 @@ pub(super) fn facts_of<'a>(
     }
 }
 
-/// The subject CN of a stored CSR (its request parsed on create, so this succeeds).
-pub(super) fn cn_of(csr: &CertificateSigningRequest) -> Option<String> {
-    rules::parse_request(&csr.spec.request.0)
-        .ok()
-        .and_then(|r| rules::index_of(&r).subject_cn)
-}
-
 /// The request body's format (`compat::media`); none given is read as JSON, an unknown one
 /// is `None` (415).
 fn body_format(req_ct: Option<&str>) -> Option<BodyFormat> {
@@ -275,7 +268,10 @@ fn change_kind(
     body: &CertificateSigningRequest,
     stored: &CertificateSigningRequest,
 ) -> &'static str {
-    let added = |t: &str| rules::has_condition(body, t) && !rules::has_condition(stored, t);
+    let added = |t: &str| {
+        crate::core::conditions::has_condition(body, t)
+            && !crate::core::conditions::has_condition(stored, t)
+    };
     match path {
         UpdatePath::Approval if added("Denied") => "deny",
         UpdatePath::Approval if added("Approved") => "approve",
@@ -296,13 +292,12 @@ impl Api {
     ) -> Result<CertificateSigningRequest, ApiError> {
         let store = self.inner.store.clone();
         let n = name.to_owned();
-        let Some(csr) = blocking(move || store.get(&n)).await?? else {
+        let Some((csr, cn)) = blocking(move || store.get_indexed(&n)).await?? else {
             self.authorize_named(caller, verb, None, Some(name))?;
             return Err(ApiError::NotFound {
                 name: name.to_owned(),
             });
         };
-        let cn = cn_of(&csr);
         self.authorize_named(
             caller,
             verb,
@@ -361,18 +356,20 @@ impl Api {
             warnings,
         } = self.read_body(q, req).await?;
         let name = resolve_name(&body)?;
-        let index = rules::validate_new(&body, &name)?;
+        // The one parse of spec.request: authorization, limits, node state, the store's index,
+        // the audit record and the signature all read this value.
+        let request = rules::validate_new(&body, &name)?;
         self.authorize(
             caller,
             Verb::Create,
             Some(&CsrFacts {
                 requester_username: &caller.user,
-                subject_cn: index.subject_cn.as_deref(),
+                subject_cn: request.common_name(),
                 signer_name: &body.spec.signer_name,
             }),
         )?;
         let csr = self.prepare(body, name, caller)?;
-        let stored = self.create_decided(csr, caller, index, peer).await?;
+        let stored = self.create_decided(csr, request, caller, peer).await?;
         let latest = &stored.object;
         tracing::info!(csr = ?latest.metadata.name, requester = %caller.user,
             signer = %latest.spec.signer_name, phase = crate::store::phase(latest), "csr created");
@@ -665,7 +662,7 @@ impl Api {
         if kind != "update" {
             tracing::info!(csr = %name, by = %caller.user, change = kind, "csr updated");
         }
-        let latest = if rules::needs_signing(&updated) && !self.inner.external {
+        let latest = if crate::core::conditions::needs_signing(&updated) && !self.inner.external {
             self.sign_now(name).await?.unwrap_or(updated)
         } else {
             updated

@@ -92,9 +92,9 @@ pub fn apply_status(
     let Some(new) = new.filter(|_| old.is_none()) else {
         return Ok(None);
     };
-    if !rules::has_condition(stored, "Approved")
-        || rules::has_condition(stored, "Denied")
-        || rules::has_condition(stored, "Failed")
+    if !crate::core::conditions::has_condition(stored, "Approved")
+        || crate::core::conditions::has_condition(stored, "Denied")
+        || crate::core::conditions::has_condition(stored, "Failed")
     {
         return Err(invalid(
             &name,

@@ -186,16 +186,9 @@ fn decode_continue(token: &str) -> Result<String, ApiError> {
 }
 
 impl Api {
-    /// Whether the caller may see this CSR (lists and watches are filtered to these).
-    pub(super) fn visible(&self, caller: &Caller, csr: &CertificateSigningRequest) -> bool {
-        crate::authz::reads_all(caller, &self.inner.authz) || {
-            let cn = super::csr::cn_of(csr);
-            crate::authz::owns(caller, &super::csr::facts_of(csr, cn.as_deref()))
-        }
-    }
-
-    /// [`Api::visible`] with the request's subject CN already known (the store's indexed
-    /// column), so the request is not parsed again.
+    /// Whether the caller may see this CSR (lists and watches are filtered to these), from
+    /// the request's subject CN as indexed at create (the store's column): reads never parse
+    /// the request.
     pub(super) fn visible_with_cn(
         &self,
         caller: &Caller,

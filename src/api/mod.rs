@@ -2,8 +2,9 @@
 //! kubelets and client libraries use (reference §1, §6). [`Api::handle`] is the router; it is
 //! transport-free so tests drive it in process; [`server`] puts it behind TLS + HTTP/1.1 + h2.
 //!
-//! Request path: authenticate → route → decode (bounded) → authorize → rules → store (blocking
-//! thread) → approval and signing ([`hooks::Issuance`]) → response. Every error becomes a
+//! Request path: authenticate → route → decode (bounded) → parse the request once
+//! ([`crate::issue::CsrRequest`]) → authorize → rules → approval and signing (the shared
+//! [`crate::core::Core`], blocking thread) → store → response. Every error becomes a
 //! Kubernetes `Status` in [`error`].
 //!
 //! Designed-for, not built (issue 6): PATCH (merge/strategic/JSON patch) decodes to a full object
@@ -21,12 +22,10 @@ mod create_flow;
 mod csr;
 pub mod decode;
 pub mod discovery;
-pub mod engine;
 pub mod error;
 pub mod external;
 mod gc;
 pub mod hooks;
-pub mod inventory_reload;
 pub mod lease;
 mod lease_openapi;
 mod lease_rules;
@@ -52,11 +51,12 @@ use rustls_pki_types::CertificateDer;
 use tokio::sync::Notify;
 
 use crate::authz::AuthzConfig;
+use crate::core::Core;
 use crate::store::Store;
 use body::{ResponseBody, full};
 use decode::Query;
 use error::ApiError;
-use hooks::{Authenticate, AuthnResult, Caller, Issuance, Verb};
+use hooks::{Authenticate, AuthnResult, Caller, Verb};
 
 /// Default request-body limit: 1 MiB. The apiserver allows ≈ 3 MiB (reference §6.5); a CSR
 /// object is a few KiB, so a third of that is ample and keeps a flood cheap.
@@ -143,7 +143,7 @@ struct Inner {
     store: Store,
     authn: Arc<dyn Authenticate>,
     authz: AuthzConfig,
-    issuance: Arc<dyn Issuance>,
+    core: Arc<Core>,
     limits: Limits,
     watches: admission::Pool,
     requests: admission::Pool,
@@ -230,15 +230,15 @@ const REQUEST_ID: &str = "x-request-id";
 const CSR_PREFIX: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
 
 impl Api {
-    /// Builds the API over a store and the authn/authz/issuance parts.
+    /// Builds the API over a store, the authn/authz parts and the issuance core.
     pub fn new(
         store: Store,
         authn: Arc<dyn Authenticate>,
         authz: AuthzConfig,
-        issuance: Arc<dyn Issuance>,
+        core: Arc<Core>,
         limits: Limits,
     ) -> Api {
-        Self::with_mode(store, authn, authz, issuance, limits, false)
+        Self::with_mode(store, authn, authz, core, limits, false)
     }
 
     /// [`Api::new`], in external-signing mode when `external` (`[server] external_signing`):
@@ -247,7 +247,7 @@ impl Api {
         store: Store,
         authn: Arc<dyn Authenticate>,
         authz: AuthzConfig,
-        issuance: Arc<dyn Issuance>,
+        core: Arc<Core>,
         limits: Limits,
         external: bool,
     ) -> Api {
@@ -256,7 +256,7 @@ impl Api {
                 store,
                 authn,
                 authz,
-                issuance,
+                core,
                 watches: admission::Pool::new("watches", limits.watch_shares()),
                 requests: admission::Pool::new("requests", limits.request_shares()),
                 limiter: limits.create.enabled.then(|| {
@@ -488,7 +488,7 @@ impl Api {
     /// describe the present (HSM up, pending CSRs) are read at scrape time.
     async fn metrics(&self) -> Response<ResponseBody> {
         let m = crate::metrics::global();
-        m.hsm_up.set(i64::from(self.inner.issuance.ready()));
+        m.hsm_up.set(i64::from(self.inner.core.ready()));
         let store = self.inner.store.clone();
         if let Ok(Ok(pending)) = blocking(move || store.count_phase("pending")).await {
             m.pending_csrs
@@ -505,7 +505,7 @@ impl Api {
     async fn readyz(&self) -> Response<ResponseBody> {
         let store = self.inner.store.clone();
         let store_ok = matches!(blocking(move || store.resource_version()).await, Ok(Ok(_)));
-        if store_ok && self.inner.issuance.ready() {
+        if store_ok && self.inner.core.ready() {
             text_response(StatusCode::OK, "ok")
         } else {
             text_response(StatusCode::SERVICE_UNAVAILABLE, "not ok")

@@ -1,24 +1,19 @@
 //! The server-side rules of reference §1.2–§1.5: what a new CSR must look like, and what each
 //! update path may change. Pure functions over the k8s-openapi types.
 
+use super::error::{ApiError, Cause, invalid};
+use crate::issue::CsrRequest;
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use x509_cert::request::CertReq;
-
-use super::error::{ApiError, Cause, invalid};
-use crate::store::CsrIndex;
 
 /// Longest accepted CSR name: the DNS-1123 subdomain length Kubernetes uses for object names.
 pub const MAX_NAME_LEN: usize = 253;
 /// generateName keeps at most this many characters of the base (upstream `names.go`).
 pub const GENERATE_NAME_BASE_MAX: usize = 58;
-/// Largest `spec.request` accepted (PEM text). A P-384/RSA-4096 CSR with a few SANs is < 4 KiB;
-/// 64 KiB bounds parsing work far above any real request.
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// Largest signerName (upstream: 253 domain + 1 + 317 path).
-pub const MAX_SIGNER_NAME: usize = 571;
+pub const MAX_SIGNER_NAME: usize = crate::issue::names::MAX_SIGNER_NAME_LEN;
 /// The usages v1 accepts (reference §1.3).
 pub const KNOWN_USAGES: &[&str] = &[
     "signing",
@@ -45,8 +40,6 @@ pub const KNOWN_USAGES: &[&str] = &[
     "microsoft sgc",
     "netscape sgc",
 ];
-
-const NODE_PREFIX: &str = "system:node:";
 
 fn cause(reason: &'static str, field: &str, message: impl Into<String>) -> Cause {
     Cause {
@@ -76,53 +69,6 @@ pub fn check_name(name: &str) -> Result<(), String> {
         return Err("may contain only letters, digits, '.', '_', '-' and ':'".to_owned());
     }
     Ok(())
-}
-
-/// The first PEM block of `text`, which must be a CERTIFICATE REQUEST, parsed.
-pub fn parse_request(text: &[u8]) -> Result<CertReq, String> {
-    use der::Decode;
-    if text.len() > MAX_REQUEST_BYTES {
-        return Err(format!("must be at most {MAX_REQUEST_BYTES} bytes"));
-    }
-    let s = std::str::from_utf8(text)
-        .map_err(|_| "PEM block type must be CERTIFICATE REQUEST".to_owned())?;
-    let begin = "-----BEGIN CERTIFICATE REQUEST-----";
-    let end = "-----END CERTIFICATE REQUEST-----";
-    let first = s
-        .find("-----BEGIN ")
-        .ok_or("PEM block type must be CERTIFICATE REQUEST")?;
-    if !s.get(first..).is_some_and(|r| r.starts_with(begin)) {
-        return Err("PEM block type must be CERTIFICATE REQUEST".to_owned());
-    }
-    let stop = s
-        .get(first..)
-        .and_then(|r| r.find(end))
-        .ok_or("PEM block is not terminated")?;
-    let block = s
-        .get(first..first + stop + end.len())
-        .ok_or("PEM block is not terminated")?;
-    let (_, der) = der::pem::decode_vec(block.as_bytes())
-        .map_err(|_| "PEM block cannot be decoded".to_owned())?;
-    CertReq::from_der(&der).map_err(|_| "cannot parse the certificate request".to_owned())
-}
-
-/// Index columns from a parsed request.
-pub fn index_of(req: &CertReq) -> CsrIndex {
-    let cn = req
-        .info
-        .subject
-        .common_name()
-        .ok()
-        .flatten()
-        .map(|d| d.value().into_owned());
-    let node = cn
-        .as_deref()
-        .and_then(|c| c.strip_prefix(NODE_PREFIX))
-        .map(str::to_owned);
-    CsrIndex {
-        subject_cn: cn,
-        node_name: node,
-    }
 }
 
 fn dns_label(l: &str) -> bool {
@@ -177,14 +123,15 @@ fn signer_name_causes(name: &str, out: &mut Vec<Cause>) {
     }
 }
 
-/// Validates a new CSR's spec (reference §1.3). Returns the parsed request's index on success.
-pub fn validate_new(csr: &CertificateSigningRequest, name: &str) -> Result<CsrIndex, ApiError> {
+/// Validates a new CSR's spec (reference §1.3). Returns the one parse of its request
+/// ([`CsrRequest::parse`]): every later step reads that value, none parses the PEM again.
+pub fn validate_new(csr: &CertificateSigningRequest, name: &str) -> Result<CsrRequest, ApiError> {
     let mut causes = Vec::new();
     let spec = &csr.spec;
-    let index = match parse_request(&spec.request.0) {
-        Ok(req) => Some(index_of(&req)),
-        Err(m) => {
-            causes.push(cause("FieldValueInvalid", "spec.request", m));
+    let request = match CsrRequest::parse(&spec.request.0) {
+        Ok(req) => Some(req),
+        Err(e) => {
+            causes.push(cause("FieldValueInvalid", "spec.request", e.to_string()));
             None
         }
     };
@@ -213,8 +160,8 @@ pub fn validate_new(csr: &CertificateSigningRequest, name: &str) -> Result<CsrIn
             "may not specify a duration less than 600 seconds (10 minutes)",
         ));
     }
-    match index {
-        Some(index) if causes.is_empty() => Ok(index),
+    match request {
+        Some(request) if causes.is_empty() => Ok(request),
         _ => Err(ApiError::Invalid {
             name: name.to_owned(),
             causes,
@@ -227,23 +174,6 @@ fn conditions(csr: &CertificateSigningRequest) -> &[CertificateSigningRequestCon
         .as_ref()
         .and_then(|s| s.conditions.as_deref())
         .unwrap_or(&[])
-}
-
-/// Whether the CSR has a condition of this type.
-pub fn has_condition(csr: &CertificateSigningRequest, type_: &str) -> bool {
-    conditions(csr).iter().any(|c| c.type_ == type_)
-}
-
-/// Approved, not Denied, not Failed, no certificate yet: the signer's work.
-pub fn needs_signing(csr: &CertificateSigningRequest) -> bool {
-    has_condition(csr, "Approved")
-        && !has_condition(csr, "Denied")
-        && !has_condition(csr, "Failed")
-        && csr
-            .status
-            .as_ref()
-            .and_then(|s| s.certificate.as_ref())
-            .is_none_or(|c| c.0.is_empty())
 }
 
 /// Checks a condition list (reference §1.3) and that no Approved/Denied/Failed was removed.
@@ -412,32 +342,6 @@ pub fn apply_status(
 /// back to the stored values.
 pub fn apply_update(stored: &mut CertificateSigningRequest, body: &CertificateSigningRequest) {
     keep_metadata(stored, body);
-}
-
-/// A new condition written by the appliance.
-pub fn condition(
-    type_: &str,
-    reason: &str,
-    message: &str,
-    now: &Time,
-) -> CertificateSigningRequestCondition {
-    CertificateSigningRequestCondition {
-        type_: type_.to_owned(),
-        status: "True".to_owned(),
-        reason: Some(reason.to_owned()),
-        message: Some(message.to_owned()),
-        last_update_time: Some(now.clone()),
-        last_transition_time: Some(now.clone()),
-    }
-}
-
-/// Adds an appliance condition unless a terminal one already exists.
-pub fn add_condition(csr: &mut CertificateSigningRequest, c: CertificateSigningRequestCondition) {
-    let status = csr.status.get_or_insert_with(Default::default);
-    let list = status.conditions.get_or_insert_with(Vec::new);
-    if !list.iter().any(|o| o.type_ == c.type_) {
-        list.push(c);
-    }
 }
 
 /// For 422s from this module where only a name is known.

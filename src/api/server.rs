@@ -21,15 +21,14 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use super::conn::{Activity, PerAddress, TrackedBody};
-use super::engine::{Engine, ReadyFn};
 use super::serving::serving_identity;
 use super::serving_renew::{Renewal, ServingCert, renew_loop};
 use super::{Api, Limits};
 use crate::authn::{Authenticator, AuthnError};
 use crate::authz::AuthzConfig;
 use crate::config::Config;
-use crate::issue::{CaBundle, CaError, IssueError, Issuer, SignerName};
-use crate::policy::{Approver, GroupPatternError, InventoryError, NodeInventory};
+use crate::core::{CoreBuildError, ReadyFn, build_core, build_issuer};
+use crate::issue::{CaError, IssueError};
 use crate::signer::{Pkcs11Uri, SignKey, SignerError, TokenSigner, UriOrigin};
 use crate::store::{Store, StoreError};
 use crate::tls::{
@@ -74,27 +73,12 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
-    /// `[ca.signers]` names a signer this appliance does not know.
-    #[error("[ca.signers]: unknown signer name {name:?}")]
-    UnknownSigner {
-        /// The name given.
-        name: String,
-    },
-    /// No key was opened for a `[ca.signers]` entry.
-    #[error("[ca.signers]: no key for signer {name:?}")]
-    MissingSignerKey {
-        /// The signer name.
-        name: String,
-    },
+    /// The issuance core (CAs, approval policy, node inventory).
+    #[error(transparent)]
+    Core(#[from] CoreBuildError),
     /// A blocking start-up task failed.
     #[error("start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
-    /// `[issuance] node_inventory` could not be loaded.
-    #[error("[issuance] node_inventory: {0}")]
-    Inventory(#[from] InventoryError),
-    /// An approval group pattern does not compile.
-    #[error("approval policy: {0}")]
-    Policy(#[from] GroupPatternError),
     /// A CA-key signature (the serving certificate) could not be recorded in the audit log.
     #[error("audit: {0}")]
     Audit(#[from] crate::audit::signature::SignatureAuditError),
@@ -112,12 +96,7 @@ impl ServeError {
             | ServeError::Tls(_)
             | ServeError::TlsFilesIncomplete
             | ServeError::Authn(_) => crate::exit::USAGE,
-            ServeError::Issue(_)
-            | ServeError::UnknownSigner { .. }
-            | ServeError::MissingSignerKey { .. }
-            | ServeError::Inventory(_)
-            | ServeError::Policy(_)
-            | ServeError::Rbac(_) => crate::exit::USAGE,
+            ServeError::Issue(_) | ServeError::Core(_) | ServeError::Rbac(_) => crate::exit::USAGE,
             ServeError::Store(_) | ServeError::Bind { .. } | ServeError::Audit(_) => {
                 crate::exit::UNAVAILABLE
             }
@@ -198,7 +177,7 @@ impl Server {
                 keys.insert(name, key);
             }
         }
-        let main = main.ok_or(ServeError::MissingSignerKey {
+        let main = main.ok_or(CoreBuildError::MissingSignerKey {
             name: String::new(),
         })?;
         let mut server = Self::start_with_keys(cfg, main, keys, ready).await?;
@@ -281,13 +260,7 @@ impl Server {
             }
             _ => return Err(ServeError::TlsFilesIncomplete),
         };
-        let inventory = match &cfg.issuance.node_inventory {
-            Some(p) => Some(NodeInventory::load(p)?),
-            None => None,
-        };
-        let approver = Approver::new(&cfg.auth, &cfg.issuance, inventory)?;
-        let admin_groups = cfg.auth.admin_groups.clone();
-        let engine = Engine::new(issuer, cfg.issuance.clone(), admin_groups, approver, ready);
+        let (core, inventory_reload) = build_core(cfg, issuer, ready)?;
         let mut authz = AuthzConfig::from(&cfg.auth);
         if cfg.server.external_signing {
             let rbac = crate::authz::rbac::Rbac::load(&cfg.auth.rbac_manifests)?;
@@ -301,15 +274,9 @@ impl Server {
                 "[auth] rbac_manifests is used only with [server] external_signing; ignored"
             );
         }
-        let engine = Arc::new(engine);
-        let inventory_reload = super::inventory_reload::spawn(
-            Arc::clone(&engine),
-            cfg.auth.clone(),
-            cfg.issuance.clone(),
-        );
         let reload = crate::reload::ReloadHandles {
             authn: Arc::clone(&authn),
-            engine: Arc::clone(&engine),
+            core: Arc::clone(&core),
             client_auth,
             appliance_roots,
         };
@@ -317,7 +284,7 @@ impl Server {
             store,
             authn,
             authz,
-            engine,
+            core,
             limits(cfg),
             cfg.server.external_signing,
         );
@@ -409,35 +376,6 @@ pub(crate) fn unix_secs(t: std::time::SystemTime) -> i64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// The issuer (main CA plus `[ca.signers]`) and the CA certificates trusted for client auth.
-fn build_issuer(
-    cfg: &Config,
-    key: Arc<dyn SignKey>,
-    mut signer_keys: BTreeMap<String, Arc<dyn SignKey>>,
-) -> Result<(Issuer, Vec<CertificateDer<'static>>), ServeError> {
-    let bundle = CaBundle::load(&cfg.ca.cert_file)?;
-    let der_of = |c: &x509_cert::Certificate| {
-        der::Encode::to_der(c)
-            .map(CertificateDer::from)
-            .map_err(|e| IssueError::Build(e.to_string()))
-    };
-    let now_unix = unix_secs(std::time::SystemTime::now());
-    crate::metrics::global().set_ca_not_after(unix_secs(bundle.not_after()), now_unix);
-    let mut roots = vec![der_of(&bundle.cert)?];
-    let mut issuer = Issuer::new(bundle, key, cfg.issuance.clone())?;
-    for (name, sc) in &cfg.ca.signers {
-        let unknown = || ServeError::UnknownSigner { name: name.clone() };
-        let signer = SignerName::parse(name).ok_or_else(unknown)?;
-        let key = signer_keys
-            .remove(name)
-            .ok_or_else(|| ServeError::MissingSignerKey { name: name.clone() })?;
-        let bundle = CaBundle::load(&sc.cert_file)?;
-        roots.push(der_of(&bundle.cert)?);
-        issuer = issuer.with_signer_ca(signer, bundle, key)?;
-    }
-    Ok((issuer, roots))
 }
 
 #[derive(Debug, Clone, Copy)]

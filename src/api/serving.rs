@@ -82,7 +82,9 @@ pub fn serving_identity(
     let csr = ValidatedCsr {
         signer: SignerName::KubeletServing,
         csr: ParsedCsr {
-            subject: parse_subject(&format!("CN={SERVING_COMMON_NAME}")).map_err(|e| build(&e))?,
+            subject: crate::issue::Subject::decode(
+                parse_subject(&format!("CN={SERVING_COMMON_NAME}")).map_err(|e| build(&e))?,
+            ),
             public_key,
             key: SubjectKey::EcP256,
             sans: sans(listen, names),

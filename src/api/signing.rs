@@ -10,11 +10,13 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use tokio::task::JoinHandle;
 
-use super::create_flow::SIGNER_VALIDATION_FAILURE;
 use super::error::ApiError;
-use super::hooks::SignFailure;
-use super::rules::{self, add_condition, condition, needs_signing};
 use super::{Api, BACKLOG_INTERVAL, blocking};
+use crate::core::SignFailure;
+use crate::core::conditions::{
+    APPROVED, DENIED, FAILED, SIGNER_VALIDATION_FAILURE, add_condition, condition, has_condition,
+    needs_signing,
+};
 use crate::store::UpdateError;
 
 /// How often a request waiting for a signature checks that the signer is still up (a hung
@@ -42,10 +44,10 @@ impl Api {
         let at = super::csr::now();
         let r = blocking(move || {
             store.update(&n, None, APPLIANCE, kind, |c| {
-                let decided = ["Approved", "Denied", "Failed"]
+                let decided = [APPROVED, DENIED, FAILED]
                     .iter()
-                    .any(|t| rules::has_condition(c, t));
-                if decided && type_ != "Failed" || rules::has_condition(c, type_) {
+                    .any(|t| has_condition(c, t));
+                if decided && type_ != FAILED || has_condition(c, type_) {
                     return Err(Skip);
                 }
                 add_condition(c, condition(type_, &reason, &message, &at));
@@ -69,7 +71,7 @@ impl Api {
         if self.inner.external {
             return Ok(None);
         }
-        if !self.inner.issuance.ready() {
+        if !self.inner.core.ready() {
             self.inner.wake_signer.notify_one();
             return Ok(None);
         }
@@ -92,7 +94,7 @@ impl Api {
 
     /// Completes when the signer stops being ready (polled every [`READY_POLL`]).
     pub(super) async fn until_not_ready(&self) {
-        while self.inner.issuance.ready() {
+        while self.inner.core.ready() {
             tokio::time::sleep(READY_POLL).await;
         }
     }
@@ -106,8 +108,8 @@ impl Api {
         if !needs_signing(&csr) {
             return Ok(None);
         }
-        let issuance = self.inner.issuance.clone();
-        let sign = blocking(move || issuance.sign(&csr));
+        let core = self.inner.core.clone();
+        let sign = blocking(move || sign_stored(&core, &csr));
         // A hung token never returns the call: stop waiting once the signer is marked down
         // (it is, after `[signer] sign_timeout`); the CSR stays approved for the backlog.
         let signed = tokio::select! {
@@ -124,7 +126,7 @@ impl Api {
                             return Err(Skip);
                         }
                         c.status.get_or_insert_with(Default::default).certificate =
-                            Some(ByteString(issued.pem_chain));
+                            Some(ByteString(issued.certificate.pem_chain.into_bytes()));
                         Ok(issued.record)
                     })
                 })
@@ -147,7 +149,7 @@ impl Api {
                 self.add_terminal(
                     name,
                     "fail",
-                    "Failed",
+                    FAILED,
                     SIGNER_VALIDATION_FAILURE.to_owned(),
                     message,
                 )
@@ -159,7 +161,7 @@ impl Api {
     /// Signs every approved CSR without a certificate (at start-up and whenever the signer is
     /// ready again).
     pub async fn sign_backlog(&self) -> Result<usize, ApiError> {
-        if self.inner.external || !self.inner.issuance.ready() {
+        if self.inner.external || !self.inner.core.ready() {
             return Ok(0);
         }
         let store = self.inner.store.clone();
@@ -192,4 +194,19 @@ impl Api {
             }
         })
     }
+}
+
+/// Signs a stored, approved CSR: its request is parsed by the same one parser as at create (the
+/// store's index came from that parse) and validated again against today's rules.
+fn sign_stored(
+    core: &crate::core::Core,
+    csr: &CertificateSigningRequest,
+) -> Result<crate::core::Issued, SignFailure> {
+    let v = crate::issue::validate(&csr.spec, core.config()).map_err(|e| SignFailure::Refused {
+        message: e.to_string(),
+    })?;
+    core.sign(&v).map_err(|e| {
+        tracing::warn!(error = %e, "issuing failed; will retry");
+        SignFailure::Unavailable
+    })
 }

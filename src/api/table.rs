@@ -3,7 +3,7 @@
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use serde_json::{Value, json};
 
-use super::rules::has_condition;
+use crate::core::conditions::has_condition;
 
 /// Whether the Accept header asks for a Table.
 pub fn wants_table(accept: Option<&str>) -> bool {

@@ -81,8 +81,14 @@ impl Watcher {
         }
     }
 
-    fn event(&self, kind: &str, csr: &CertificateSigningRequest, rv: u64) -> Option<Bytes> {
-        if !self.selectors.matches(csr) || !self.api.visible(&self.caller, csr) {
+    fn event(
+        &self,
+        kind: &str,
+        csr: &CertificateSigningRequest,
+        cn: Option<&str>,
+        rv: u64,
+    ) -> Option<Bytes> {
+        if !self.selectors.matches(csr) || !self.api.visible_with_cn(&self.caller, csr, cn) {
             return None;
         }
         Some(line(&json!({"type": kind, "object": self.object(csr, rv)})))
@@ -256,7 +262,7 @@ impl Api {
                 let initial: Vec<Bytes> = snap
                     .objects
                     .iter()
-                    .filter_map(|o| w.event("ADDED", o, snap.resource_version))
+                    .filter_map(|(o, cn)| w.event("ADDED", o, cn.as_deref(), snap.resource_version))
                     .collect();
                 (initial, snap.live, snap.resource_version)
             }

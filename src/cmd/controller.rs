@@ -3,6 +3,7 @@
 //! `[controller]`; flags override `[controller]` keys. Bad configuration or kubeconfig exits
 //! 64 before any network work.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,13 +17,11 @@ use crate::controller::approval::TokenBindings;
 use crate::controller::config::parse_signers;
 use crate::controller::election::signing_window;
 use crate::controller::lease::{Elector, LeaseSettings};
-use crate::controller::reconcile::ApproverSlot;
 use crate::controller::{
     Controller, ControllerConfigError, HealthFn, Leadership, Reconciler, Timing,
 };
+use crate::core::{Core, build_core, build_issuer};
 use crate::exit;
-use crate::issue::{CaBundle, Issuer};
-use crate::policy::{Approver, NodeInventory};
 use crate::signer::{Pkcs11Uri, SignKey, TokenSigner, UriOrigin};
 use crate::store::Store;
 
@@ -88,18 +87,9 @@ pub enum ControllerStartError {
     /// Per-signer CAs are not supported in controller mode yet.
     #[error("[ca.signers] is not supported by `kubesigner controller`")]
     PerSignerCa,
-    /// The node inventory.
-    #[error("[issuance] node_inventory: {0}")]
-    Inventory(#[from] crate::policy::InventoryError),
-    /// A group pattern.
-    #[error("approval policy: {0}")]
-    Policy(#[from] crate::policy::GroupPatternError),
-    /// The CA certificate.
-    #[error("CA certificate: {0}")]
-    Ca(#[from] crate::issue::CaError),
-    /// The issuer refused the CA / key pair.
-    #[error("issuer: {0}")]
-    Issue(#[from] crate::issue::IssueError),
+    /// The issuance core (CA, approval policy, node inventory).
+    #[error(transparent)]
+    Core(#[from] crate::core::CoreBuildError),
     /// The token.
     #[error("signer: {0}")]
     Signer(#[from] crate::signer::SignerError),
@@ -236,36 +226,19 @@ async fn kube_client(
     kube::Client::try_from(cfg).map_err(|e| bad(&e))
 }
 
-/// The token key, the issuer over it, and the approval policy (re-read with the inventory).
-async fn core(
-    cfg: &Config,
-) -> Result<(Arc<TokenSigner>, Issuer, ApproverSlot), ControllerStartError> {
+/// The token key and the issuance core over it (built as `serve` builds it).
+async fn core(cfg: &Config) -> Result<(Arc<TokenSigner>, Arc<Core>), ControllerStartError> {
     let settings = crate::signer::Settings::from(&cfg.signer);
     let key_uri = Pkcs11Uri::parse(&cfg.signer.key, UriOrigin::ConfigFile)
         .map_err(crate::signer::SignerError::from)?;
     let signer =
         tokio::task::spawn_blocking(move || TokenSigner::open(&key_uri, settings)).await??;
-    let bundle = CaBundle::load(&cfg.ca.cert_file)?;
     let key = Arc::clone(&signer) as Arc<dyn SignKey>;
-    let issuer = Issuer::new(bundle, key, cfg.issuance.clone())?;
-    let inventory = match &cfg.issuance.node_inventory {
-        Some(p) => Some(NodeInventory::load(p)?),
-        None => None,
-    };
-    let approver = Approver::new(&cfg.auth, &cfg.issuance, inventory)?;
-    let approver: ApproverSlot = Arc::new(std::sync::RwLock::new(Arc::new(approver)));
-    let slot = Arc::clone(&approver);
-    // Lives as long as the runtime (the process).
-    let _reload = crate::api::inventory_reload::spawn_with(
-        cfg.auth.clone(),
-        cfg.issuance.clone(),
-        move |a| {
-            *slot
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(a);
-        },
-    );
-    Ok((signer, issuer, approver))
+    let (issuer, _roots) = build_issuer(cfg, key, BTreeMap::new())?;
+    let ready = Arc::clone(&signer);
+    // The inventory reload task lives as long as the runtime (the process).
+    let (core, _reload) = build_core(cfg, issuer, Arc::new(move || ready.ready()))?;
+    Ok((signer, core))
 }
 
 async fn run_controller(p: Prepared) -> Result<(), ControllerStartError> {
@@ -273,7 +246,7 @@ async fn run_controller(p: Prepared) -> Result<(), ControllerStartError> {
     let Prepared { cfg, kubeconfig } = p;
     let c = cfg.controller.clone();
     let client = kube_client(kubeconfig, c.kubeconfig.clone().unwrap_or_default()).await?;
-    let (signer, issuer, approver) = core(&cfg).await?;
+    let (signer, core) = core(&cfg).await?;
     let store = {
         let d = cfg.data_dir.clone();
         tokio::task::spawn_blocking(move || Store::open(&d)).await??
@@ -284,9 +257,7 @@ async fn run_controller(p: Prepared) -> Result<(), ControllerStartError> {
         csrs: kube::Api::all(client.clone()),
         signers: parse_signers(&c.signers)?,
         approve: c.approve,
-        approver,
-        issuer: Arc::new(issuer),
-        issuance: cfg.issuance.clone(),
+        core,
         store,
         bindings: Arc::new(TokenBindings::new(&c.bootstrap_token_nodes)?),
         identity: identity.clone(),

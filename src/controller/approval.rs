@@ -4,14 +4,15 @@
 //! Secrets, never from Node objects.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 use super::config::{ControllerConfigError, NodePatterns};
+use crate::core::facts::unix;
+use crate::core::{Core, Decision, node_facts};
 use crate::issue::{SignerName, SubjectIdentity, ValidatedCsr};
-use crate::policy::{self, Approver, Decision, NodeFacts};
 use crate::store::{IssuedRecord, Store, StoreError};
 
 /// The username prefix of bootstrap-token requesters (`system:bootstrap:<id>`).
@@ -48,29 +49,6 @@ impl TokenBindings {
     }
 }
 
-/// A policy rule name as a condition reason: `node_disabled` → `NodeDisabled`.
-pub fn reason_of(rule: &str) -> String {
-    rule.split('_')
-        .map(|w| {
-            let mut c = w.chars();
-            c.next().map_or_else(String::new, |f| {
-                f.to_ascii_uppercase().to_string() + c.as_str()
-            })
-        })
-        .collect()
-}
-
-/// Seconds since the epoch.
-pub fn unix(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-fn from_unix(secs: i64) -> SystemTime {
-    UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(0))
-}
-
 /// The node a validated CSR names, if any.
 pub fn node_of(v: &ValidatedCsr) -> Option<&str> {
     match &v.identity {
@@ -79,31 +57,23 @@ pub fn node_of(v: &ValidatedCsr) -> Option<&str> {
     }
 }
 
-/// Runs the approval policy on a validated CSR. Blocking (reads the local store).
+/// Decides a validated CSR with the core: node facts from the local store, the token binding
+/// from `[controller.bootstrap_token_nodes]`. Blocking (reads the local store).
 pub fn decide(
-    approver: &Approver,
+    core: &Core,
     store: &Store,
     bindings: &TokenBindings,
     v: &ValidatedCsr,
-    now: SystemTime,
+    csr_name: &str,
 ) -> Result<Decision, StoreError> {
     let node = match node_of(v) {
-        Some(n) => store.node_state(n, unix(now))?,
+        Some(n) => store.node_state(n, unix(SystemTime::now()))?,
         None => crate::store::NodeState::default(),
     };
-    let facts = NodeFacts {
-        state: if node.disabled {
-            policy::NodeState::Disabled
-        } else {
-            policy::NodeState::Enabled
-        },
-        latest_client_cert_not_after: node.latest_not_after_unix.map(from_unix),
-        token_node_patterns: bindings.for_username(&v.requester.username),
-        // Trust on first use needs the bootstrap request's peer address, which a CSR object in
-        // a real cluster does not carry: never used in controller mode.
-        first_bootstrap_address: None,
-    };
-    Ok(approver.decide(v, &v.requester, &facts, now))
+    // Trust on first use needs the bootstrap request's peer address, which a CSR object in a
+    // real cluster does not carry: never used in controller mode.
+    let facts = node_facts(&node, bindings.for_username(&v.requester.username), false);
+    Ok(core.decide(v, &facts, csr_name))
 }
 
 /// The issued-certificate record of a kubelet client certificate in `csr`'s status (for the

@@ -28,9 +28,3 @@ fn bad_pattern_is_a_config_error() {
         Err(ControllerConfigError::TokenBinding { .. })
     ));
 }
-
-#[test]
-fn rule_names_become_reasons() {
-    assert_eq!(reason_of("token_node_binding"), "TokenNodeBinding");
-    assert_eq!(reason_of("node_disabled"), "NodeDisabled");
-}

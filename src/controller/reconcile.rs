@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
@@ -14,10 +14,12 @@ use tokio::sync::{mpsc, watch};
 
 use super::approval::{self, TokenBindings};
 use super::write;
-use crate::api::rules::{has_condition, needs_signing};
-use crate::config::IssuanceConfig;
-use crate::issue::{CsrRejection, Issuer, SignerName};
-use crate::policy::{Approver, Decision};
+use crate::core::conditions::{
+    APPROVED, DENIED, FAILED, SIGNER_VALIDATION_FAILURE, has_certificate, has_condition,
+    needs_signing,
+};
+use crate::core::{Core, Decision};
+use crate::issue::{CsrRejection, SignerName, ValidatedCsr};
 use crate::store::{Store, StoreError};
 
 /// Delay before a CSR whose handling failed is tried again.
@@ -30,8 +32,6 @@ const RETRY_QUEUE: usize = 4096;
 const MAX_IN_FLIGHT: usize = 16;
 /// Keys (node or CSR name) of the CSRs being handled.
 type Busy = Arc<std::sync::Mutex<HashSet<String>>>;
-/// Reason of the Failed condition for a signer-rule violation (upstream's).
-pub const SIGNER_VALIDATION_FAILURE: &str = "SignerValidationFailure";
 
 /// Whether this replica may act, as the election loop says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,9 +84,6 @@ pub enum ReconcileError {
     Join(#[from] tokio::task::JoinError),
 }
 
-/// The current approval policy, swapped by the inventory reload task.
-pub type ApproverSlot = Arc<std::sync::RwLock<Arc<Approver>>>;
-
 /// Everything the loop needs.
 pub struct Reconciler {
     /// CSRs, cluster-wide.
@@ -95,12 +92,8 @@ pub struct Reconciler {
     pub signers: Vec<SignerName>,
     /// Run the approval policy.
     pub approve: bool,
-    /// The policy (replaced whole when the node inventory file changes).
-    pub approver: ApproverSlot,
-    /// The issuance core.
-    pub issuer: Arc<Issuer>,
-    /// `[issuance]`.
-    pub issuance: IssuanceConfig,
+    /// The issuance core (validation, policy, signing), shared with `serve`'s code path.
+    pub core: Arc<Core>,
     /// Local store (node facts, audit).
     pub store: Store,
     /// Bootstrap token bindings.
@@ -121,13 +114,6 @@ impl std::fmt::Debug for Reconciler {
 
 pub(super) fn name_of(csr: &CertificateSigningRequest) -> String {
     csr.metadata.name.clone().unwrap_or_default()
-}
-
-fn has_certificate(csr: &CertificateSigningRequest) -> bool {
-    csr.status
-        .as_ref()
-        .and_then(|s| s.certificate.as_ref())
-        .is_some_and(|c| !c.0.is_empty())
 }
 
 impl Reconciler {
@@ -199,9 +185,12 @@ impl Reconciler {
         if !self.ours(&csr) {
             return;
         }
-        let key = match crate::issue::validate(&csr.spec, &self.issuance) {
+        // The one parse of this object's request: the per-node key and every decision below
+        // read it.
+        let validated = crate::issue::validate(&csr.spec, self.core.config());
+        let key = match &validated {
             Ok(v) => {
-                approval::node_of(&v).map_or_else(|| format!("csr/{name}"), |n| format!("node/{n}"))
+                approval::node_of(v).map_or_else(|| format!("csr/{name}"), |n| format!("node/{n}"))
             }
             Err(_) => format!("csr/{name}"),
         };
@@ -215,7 +204,7 @@ impl Reconciler {
         }
         let (me, busy, tx) = (Arc::clone(self), Arc::clone(busy), retry_tx.clone());
         tasks.spawn(async move {
-            let r = Arc::clone(&me).handle(csr).await;
+            let r = Arc::clone(&me).handle(csr, validated).await;
             if let Ok(mut b) = busy.lock() {
                 b.remove(&key);
             }
@@ -263,10 +252,10 @@ impl Reconciler {
         if issued.is_empty() {
             return;
         }
-        let (store, cfg) = (self.store.clone(), self.issuance.clone());
+        let (store, core) = (self.store.clone(), Arc::clone(&self.core));
         let r = tokio::task::spawn_blocking(move || {
             for c in &issued {
-                let Ok(v) = crate::issue::validate(&c.spec, &cfg) else {
+                let Ok(v) = crate::issue::validate(&c.spec, core.config()) else {
                     continue;
                 };
                 if let Some(rec) = approval::issued_record(&v, c) {
@@ -283,21 +272,25 @@ impl Reconciler {
         }
     }
 
-    /// One CSR: fail / approve / sign as needed.
-    async fn handle(self: Arc<Self>, csr: CertificateSigningRequest) -> Result<(), ReconcileError> {
+    /// One CSR, with the result of validating its one parse: fail / approve / sign as needed.
+    async fn handle(
+        self: Arc<Self>,
+        csr: CertificateSigningRequest,
+        validated: Result<ValidatedCsr, CsrRejection>,
+    ) -> Result<(), ReconcileError> {
         if !self.ours(&csr)
             || has_certificate(&csr)
-            || has_condition(&csr, "Denied")
-            || has_condition(&csr, "Failed")
+            || has_condition(&csr, DENIED)
+            || has_condition(&csr, FAILED)
         {
             return Ok(());
         }
-        let approved = has_condition(&csr, "Approved");
+        let approved = has_condition(&csr, APPROVED);
         if !approved && !self.approve {
             return Ok(());
         }
         let name = name_of(&csr);
-        let v = match crate::issue::validate(&csr.spec, &self.issuance) {
+        let v = match validated {
             Ok(v) => v,
             Err(CsrRejection::SignerValidation(f)) => {
                 return self.fail(csr, f.to_string()).await;
@@ -309,15 +302,9 @@ impl Reconciler {
             (csr, Freshness::FromWatch)
         } else {
             let me = Arc::clone(&self);
-            let v2 = v.clone();
-            let approver = Arc::clone(
-                &self
-                    .approver
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-            );
+            let (v2, n2) = (v.clone(), name.clone());
             let d = tokio::task::spawn_blocking(move || {
-                approval::decide(&approver, &me.store, &me.bindings, &v2, SystemTime::now())
+                approval::decide(&me.core, &me.store, &me.bindings, &v2, &n2)
             })
             .await??;
             match self.apply_decision(csr, d).await? {
@@ -339,16 +326,10 @@ impl Reconciler {
         }
         let name = name_of(&csr);
         tracing::info!(csr = %name, %message, "csr fails signer validation");
-        write::add_status_condition(
-            &self.csrs,
-            csr,
-            "Failed",
-            SIGNER_VALIDATION_FAILURE,
-            &message,
-        )
-        .await
-        .map(|_| ())
-        .map_err(|source| ReconcileError::Api { csr: name, source })
+        write::add_status_condition(&self.csrs, csr, FAILED, SIGNER_VALIDATION_FAILURE, &message)
+            .await
+            .map(|_| ())
+            .map_err(|source| ReconcileError::Api { csr: name, source })
     }
 
     /// Writes Approved / Denied through `/approval`; returns the CSR as written.
@@ -359,12 +340,9 @@ impl Reconciler {
     ) -> Result<Option<CertificateSigningRequest>, ReconcileError> {
         let name = name_of(&csr);
         let (type_, reason, message) = match d {
-            Decision::Pending { rule, why } => {
-                tracing::info!(csr = %name, rule, %why, "csr left pending");
-                return Ok(None);
-            }
-            Decision::Approve { reason, message } => ("Approved", reason.to_owned(), message),
-            Decision::Deny { rule, message } => ("Denied", approval::reason_of(rule), message),
+            Decision::Pending { .. } => return Ok(None),
+            Decision::Approve { reason, message } => (APPROVED, reason, message),
+            Decision::Deny { reason, message } => (DENIED, reason, message),
         };
         if !self.may_sign() {
             return Err(ReconcileError::NotLeader);

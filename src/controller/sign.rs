@@ -3,14 +3,12 @@
 //! `status_written` after).
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
-use super::approval;
 use super::reconcile::{Freshness, ReconcileError, Reconciler, name_of};
 use super::write::{self, Outcome};
-use crate::api::rules::needs_signing;
+use crate::core::conditions::needs_signing;
 use crate::issue::ValidatedCsr;
 use crate::store::{AuditEvent, CertificateNote};
 
@@ -42,14 +40,15 @@ impl Reconciler {
                 }
             },
         };
-        let issuer = Arc::clone(&self.issuer);
+        let core = Arc::clone(&self.core);
         let v2 = v.clone();
-        let cert = tokio::task::spawn_blocking(move || issuer.issue(&v2, SystemTime::now()))
+        let issued = tokio::task::spawn_blocking(move || core.sign(&v2))
             .await?
             .map_err(|source| ReconcileError::Issue {
                 csr: name.clone(),
                 source,
             })?;
+        let (cert, record) = (issued.certificate, issued.record);
         let rv = rv_of(&csr);
         let sha256 = hex::encode(aws_lc_rs::digest::digest(
             &aws_lc_rs::digest::SHA256,
@@ -69,7 +68,6 @@ impl Reconciler {
         })?;
         match outcome {
             Outcome::Written(c) => {
-                let record = approval::issued_record(&v, &c);
                 self.audit("status_written", &name, rv_of(&c), &note, record)
                     .await?;
                 tracing::info!(csr = %name, serial = %cert.serial, "certificate written");

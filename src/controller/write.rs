@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
 use kube::api::PostParams;
 
-use crate::api::rules::{add_condition, condition, has_condition, needs_signing};
+use crate::core::conditions::{add_condition, condition, has_condition, needs_signing};
 
 /// Conflicts tolerated for one write before giving up (the CSR is retried later).
 const MAX_CONFLICTS: usize = 5;

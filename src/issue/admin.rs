@@ -75,7 +75,7 @@ pub fn admin_client_certificate(
     let csr = ValidatedCsr {
         signer: SignerName::ApiserverClient,
         csr: ParsedCsr {
-            subject,
+            subject: super::subject::Subject::decode(subject),
             public_key,
             key: SubjectKey::EcP256,
             sans: Vec::new(),

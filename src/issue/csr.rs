@@ -7,12 +7,13 @@ use der::{Decode, Encode};
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, SubjectAltName};
-use x509_cert::name::Name;
 use x509_cert::request::CertReq;
 
 use super::error::{CsrRejection, RequestError, Rule, SignerValidationFailure};
 use super::key::{SubjectKey, verify_proof_of_possession};
+use super::names::NodeName;
 use super::oids;
+use super::subject::Subject;
 
 /// Named bound: largest `spec.request` (PEM bytes). A kubelet P-256 CSR is ≈ 500 bytes; an
 /// RSA-8192 CSR with a few SANs stays under 4 KiB. 16 KiB leaves room and keeps parsing cheap.
@@ -56,11 +57,119 @@ impl San {
     }
 }
 
+/// `spec.request`, parsed once: exactly one PEM `CERTIFICATE REQUEST` block (whitespace around
+/// it only), the PKCS#10 structure within the named bounds, the subject decoded into typed
+/// attributes, the requested SANs and basicConstraints. Cheap (no signature check): the API
+/// derives authorization, limits, node state, the store's index and the audit record from
+/// this value, and [`CsrRequest::verify`] turns the same value into the [`ParsedCsr`] the
+/// profiles check and the builder signs. Nothing else in the appliance reads `spec.request`.
+#[derive(Debug, Clone)]
+pub struct CsrRequest {
+    subject: Subject,
+    public_key: spki::SubjectPublicKeyInfoOwned,
+    sans: Vec<San>,
+    requests_ca: bool,
+    /// The DER of `CertificationRequestInfo`, the signed bytes (proof of possession).
+    info_der: Vec<u8>,
+    algorithm: spki::AlgorithmIdentifierOwned,
+    signature: der::asn1::BitString,
+}
+
+impl CsrRequest {
+    /// The one parser of `spec.request`.
+    pub fn parse(pem: &[u8]) -> Result<CsrRequest, RequestError> {
+        let req = decode(pem)?;
+        let extensions = requested_extensions(&req)?;
+        let mut sans = Vec::new();
+        let mut requests_ca = false;
+        for ext in &extensions {
+            if ext.extn_id == oids::SUBJECT_ALT_NAME {
+                sans.extend(parse_sans(ext)?);
+            } else if ext.extn_id == oids::BASIC_CONSTRAINTS {
+                let bc = BasicConstraints::from_der(ext.extn_value.as_bytes())
+                    .map_err(|e| RequestError::Der(e.to_string()))?;
+                requests_ca |= bc.ca;
+            }
+        }
+        bound("subject alternative names", sans.len(), MAX_SANS)?;
+        let info_der = req
+            .info
+            .to_der()
+            .map_err(|e| RequestError::Der(e.to_string()))?;
+        Ok(CsrRequest {
+            subject: Subject::decode(req.info.subject),
+            public_key: req.info.public_key,
+            sans,
+            requests_ca,
+            info_der,
+            algorithm: req.algorithm,
+            signature: req.signature,
+        })
+    }
+
+    /// The requested subject, decoded.
+    pub fn subject(&self) -> &Subject {
+        &self.subject
+    }
+
+    /// The requested SANs, typed.
+    pub fn sans(&self) -> &[San] {
+        &self.sans
+    }
+
+    /// The subject public key.
+    pub fn public_key(&self) -> &spki::SubjectPublicKeyInfoOwned {
+        &self.public_key
+    }
+
+    /// The subject CN when there is exactly one, decoded whatever its string type.
+    pub fn common_name(&self) -> Option<&str> {
+        self.subject.common_name()
+    }
+
+    /// The node the subject names (`CN=system:node:<DNS-1123 name>`), if any.
+    pub fn node_name(&self) -> Option<NodeName> {
+        self.common_name().and_then(NodeName::from_common_name)
+    }
+
+    /// The requested subject (RFC 4514) and SANs, for the audit record.
+    pub fn describe(&self) -> (String, Vec<String>) {
+        let sans = self.sans.iter().take(MAX_SANS).map(San::describe).collect();
+        (self.subject.describe(), sans)
+    }
+
+    /// Key rules, signature algorithm and proof of possession, on this same parse.
+    pub fn verify(self) -> Result<ParsedCsr, CsrRejection> {
+        let key = SubjectKey::classify(&self.public_key)?;
+        let signature = self.signature.as_bytes().ok_or_else(|| {
+            SignerValidationFailure::new(
+                Rule::ProofOfPossession,
+                "signature with unused bits",
+                "an octet-aligned signature",
+            )
+        })?;
+        verify_proof_of_possession(
+            key,
+            &self.public_key,
+            &self.algorithm,
+            &self.info_der,
+            signature,
+        )?;
+        Ok(ParsedCsr {
+            subject: self.subject,
+            public_key: self.public_key,
+            key,
+            sans: self.sans,
+            requests_ca: self.requests_ca,
+        })
+    }
+}
+
 /// A parsed CSR whose self-signature verified and whose key passed the key rules.
 #[derive(Debug, Clone)]
 pub struct ParsedCsr {
-    /// The subject, as requested (attribute order kept).
-    pub subject: Name,
+    /// The subject, as requested (attribute order kept), with its decoded attributes.
+    pub subject: Subject,
     /// The subject public key.
     pub public_key: spki::SubjectPublicKeyInfoOwned,
     /// The key kind.
@@ -71,68 +180,17 @@ pub struct ParsedCsr {
     pub requests_ca: bool,
 }
 
-/// Parses and checks a CSR: bounds, PKCS#10, key rules, signature algorithm, proof of possession.
+/// Parses and checks a CSR: [`CsrRequest::parse`] then [`CsrRequest::verify`].
 pub fn parse_csr(pem: &[u8]) -> Result<ParsedCsr, CsrRejection> {
-    let req = decode(pem)?;
-    let key = SubjectKey::classify(&req.info.public_key)?;
-    let tbs = req
-        .info
-        .to_der()
-        .map_err(|e| RequestError::Der(e.to_string()))?;
-    let signature = req.signature.as_bytes().ok_or_else(|| {
-        SignerValidationFailure::new(
-            Rule::ProofOfPossession,
-            "signature with unused bits",
-            "an octet-aligned signature",
-        )
-    })?;
-    verify_proof_of_possession(key, &req.info.public_key, &req.algorithm, &tbs, signature)?;
-    let extensions = requested_extensions(&req)?;
-    let mut sans = Vec::new();
-    let mut requests_ca = false;
-    for ext in &extensions {
-        if ext.extn_id == oids::SUBJECT_ALT_NAME {
-            sans.extend(parse_sans(ext)?);
-        } else if ext.extn_id == oids::BASIC_CONSTRAINTS {
-            let bc = BasicConstraints::from_der(ext.extn_value.as_bytes())
-                .map_err(|e| RequestError::Der(e.to_string()))?;
-            requests_ca |= bc.ca;
-        }
-    }
-    bound("subject alternative names", sans.len(), MAX_SANS)?;
-    Ok(ParsedCsr {
-        subject: req.info.subject,
-        public_key: req.info.public_key,
-        key,
-        sans,
-        requests_ca,
-    })
-}
-
-/// The requested subject (RFC 4514) and SANs of a CSR, for the audit log: decoded within the
-/// same bounds as [`parse_csr`] but without its checks (no signature verification), so it is
-/// cheap. `None` when the request does not decode.
-pub fn describe_request(pem: &[u8]) -> Option<(String, Vec<String>)> {
-    let req = decode(pem).ok()?;
-    let mut sans = Vec::new();
-    for ext in requested_extensions(&req).ok()? {
-        if ext.extn_id == oids::SUBJECT_ALT_NAME {
-            sans.extend(parse_sans(&ext).ok()?);
-        }
-    }
-    Some(describe(&req.info.subject, &sans))
+    CsrRequest::parse(pem)?.verify()
 }
 
 impl ParsedCsr {
-    /// The same description as [`describe_request`], from this already parsed request.
+    /// The requested subject (RFC 4514) and SANs, for the audit record.
     pub fn describe(&self) -> (String, Vec<String>) {
-        describe(&self.subject, &self.sans)
+        let sans = self.sans.iter().take(MAX_SANS).map(San::describe).collect();
+        (self.subject.describe(), sans)
     }
-}
-
-fn describe(subject: &Name, sans: &[San]) -> (String, Vec<String>) {
-    let sans = sans.iter().take(MAX_SANS).map(San::describe).collect();
-    (subject.to_string(), sans)
 }
 
 fn bound(what: &'static str, count: usize, max: usize) -> Result<(), RequestError> {
@@ -140,6 +198,38 @@ fn bound(what: &'static str, count: usize, max: usize) -> Result<(), RequestErro
         return Err(RequestError::TooMany { what, count, max });
     }
     Ok(())
+}
+
+/// The only PEM label accepted (as kube-apiserver's `ParseCSR`; `NEW CERTIFICATE REQUEST` is
+/// refused).
+const LABEL: &str = "CERTIFICATE REQUEST";
+const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE REQUEST-----";
+const END: &[u8] = b"-----END CERTIFICATE REQUEST-----";
+
+/// The exact framing: one block, only whitespace around it. Stricter than upstream, which
+/// reads the first block and ignores the rest: a second block, a preamble or trailing text is
+/// where two readers of the same bytes could see two different requests.
+fn framed(pem: &[u8]) -> Result<&[u8], RequestError> {
+    let block = pem.trim_ascii();
+    let count = |needle: &[u8]| block.windows(needle.len()).filter(|w| *w == needle).count();
+    if count(b"-----BEGIN") == 0 {
+        return Err(RequestError::NotPem);
+    }
+    if count(b"-----BEGIN") > 1 || count(b"-----END") > 1 {
+        return Err(RequestError::Framing("more than one PEM block"));
+    }
+    if !block.starts_with(b"-----BEGIN") {
+        return Err(RequestError::Framing("text before the PEM block"));
+    }
+    if !block.starts_with(BEGIN) {
+        return Err(RequestError::NotPem);
+    }
+    if !block.ends_with(END) {
+        return Err(RequestError::Framing(
+            "the PEM block does not end with -----END CERTIFICATE REQUEST-----",
+        ));
+    }
+    Ok(block)
 }
 
 /// PEM → DER → `CertReq`, with the size and count bounds.
@@ -150,18 +240,14 @@ fn decode(pem: &[u8]) -> Result<CertReq, RequestError> {
             max: MAX_CSR_PEM_BYTES,
         });
     }
-    let (label, der) = der::pem::decode_vec(trim_ascii(pem)).map_err(|_| RequestError::NotPem)?;
-    if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
+    let (label, der) = der::pem::decode_vec(framed(pem)?).map_err(|_| RequestError::NotPem)?;
+    if label != LABEL {
         return Err(RequestError::NotPem);
     }
     let req = CertReq::from_der(&der).map_err(|e| RequestError::Der(e.to_string()))?;
     bound("subject RDNs", req.info.subject.len(), MAX_SUBJECT_RDNS)?;
     bound("attributes", req.info.attributes.len(), MAX_ATTRIBUTES)?;
     Ok(req)
-}
-
-fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    bytes.trim_ascii()
 }
 
 fn requested_extensions(req: &CertReq) -> Result<Vec<Extension>, RequestError> {

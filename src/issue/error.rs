@@ -29,6 +29,8 @@ pub enum Rule {
     SubjectAltNames,
     /// The CSR asks for a CA certificate (basicConstraints CA:TRUE).
     BasicConstraints,
+    /// A subject attribute value in a string type the profile does not allow.
+    SubjectStringType,
 }
 
 impl Rule {
@@ -46,6 +48,7 @@ impl Rule {
             Rule::SubjectAttributes => "subject_attributes",
             Rule::SubjectAltNames => "subject_alt_names",
             Rule::BasicConstraints => "basic_constraints",
+            Rule::SubjectStringType => "subject_string_type",
         }
     }
 }
@@ -126,6 +129,9 @@ pub enum RequestError {
     /// Not PEM, or a PEM block of another type.
     #[error("not a PEM CERTIFICATE REQUEST block")]
     NotPem,
+    /// Not exactly one PEM block with only whitespace around it.
+    #[error("must be exactly one PEM CERTIFICATE REQUEST block: {0}")]
+    Framing(&'static str),
     /// The DER inside does not parse as PKCS#10.
     #[error("malformed PKCS#10 ({0})")]
     Der(String),

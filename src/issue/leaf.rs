@@ -56,7 +56,7 @@ impl LeafContents {
         };
         LeafContents {
             issuer,
-            subject: csr.csr.subject.clone(),
+            subject: csr.csr.subject.name().clone(),
             key_usage: KeyUsage(ku),
             eku,
             sans,

@@ -17,7 +17,7 @@ pub mod names;
 pub mod oids;
 mod profile;
 mod serial;
-mod subject;
+pub mod subject;
 mod usage;
 mod validate;
 mod validity;
@@ -25,8 +25,8 @@ mod validity;
 pub use admin::{ADMIN_COMMON_NAME, AdminCertificate, admin_client_certificate};
 pub use ca::{CaBundle, CaError, CaProfile};
 pub use csr::{
-    MAX_ATTRIBUTES, MAX_CSR_PEM_BYTES, MAX_REQUESTED_EXTENSIONS, MAX_SANS, MAX_SUBJECT_RDNS,
-    ParsedCsr, San, describe_request, parse_csr,
+    CsrRequest, MAX_ATTRIBUTES, MAX_CSR_PEM_BYTES, MAX_REQUESTED_EXTENSIONS, MAX_SANS,
+    MAX_SUBJECT_RDNS, ParsedCsr, San, parse_csr,
 };
 pub use error::{
     CsrRejection, InvalidRequest, IssueError, RequestError, Rule, SignerValidationFailure,
@@ -40,9 +40,10 @@ pub use profile::{
     SignerProfile, SubjectIdentity, profile_for,
 };
 pub use serial::{SerialError, random_serial};
+pub use subject::{AttrValue, StringType, Subject, SubjectAttr};
 pub use usage::{Usage, UsageError, UsageSet};
 pub use validate::{
-    AdmissionRefusal, CsrInput, MIN_EXPIRATION_SECONDS, Requester, ValidatedCsr, admit, validate,
-    validate_input,
+    AdmissionRefusal, CsrInput, MIN_EXPIRATION_SECONDS, Requester, SpecFields, ValidatedCsr, admit,
+    validate, validate_input, validate_request,
 };
 pub use validity::{BACKDATE, LONG_TTL, Window, window};

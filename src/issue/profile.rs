@@ -4,7 +4,7 @@
 use super::csr::{ParsedCsr, San};
 use super::error::{Rule, SignerValidationFailure};
 use super::names::{NodeName, SignerName, is_host_name};
-use super::subject::{node_subject, one_common_name, single_valued_rdns};
+use super::subject::{StringType, node_subject, one_common_name, single_valued_rdns, string_types};
 use super::usage::{Usage, UsageSet};
 
 /// The identity a validated CSR names.
@@ -166,7 +166,8 @@ impl SignerProfile for KubeletServingProfile {
 }
 
 /// `kubernetes.io/kube-apiserver-client` (off unless enabled; admin approval only). Stricter
-/// than upstream: no SANs (a client certificate needs none), exactly one CN.
+/// than upstream: no SANs (a client certificate needs none), exactly one CN, every subject
+/// value a string of a supported type (admission reads each one decoded).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiserverClientProfile;
 
@@ -182,6 +183,7 @@ impl SignerProfile for ApiserverClientProfile {
     }
     fn check_subject(&self, csr: &ParsedCsr) -> Result<SubjectIdentity, SignerValidationFailure> {
         single_valued_rdns(&csr.subject)?;
+        string_types(&csr.subject, &StringType::ALL)?;
         one_common_name(&csr.subject).map(|common_name| SubjectIdentity::Client { common_name })
     }
 }

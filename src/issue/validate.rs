@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequestSpec;
 
-use super::csr::{ParsedCsr, parse_csr};
+use super::csr::{CsrRequest, ParsedCsr};
 use super::error::{CsrRejection, InvalidRequest};
 use super::names::{MAX_SIGNER_NAME_LEN, SignerName};
 use super::oids;
 use super::profile::{SubjectIdentity, profile_for};
-use super::subject::values_of;
+use super::subject::AttrValue;
 use super::usage::UsageSet;
 use crate::config::IssuanceConfig;
 
@@ -45,10 +45,34 @@ pub struct CsrInput {
 }
 
 impl CsrInput {
+    /// The fields besides the request.
+    pub fn fields(&self) -> SpecFields {
+        SpecFields {
+            signer_name: self.signer_name.clone(),
+            usages: self.usages.clone(),
+            expiration_seconds: self.expiration_seconds,
+            requester: self.requester.clone(),
+        }
+    }
+}
+
+/// The parts of a CSR spec besides `spec.request` that validation reads.
+#[derive(Debug, Clone)]
+pub struct SpecFields {
+    /// `spec.signerName`.
+    pub signer_name: String,
+    /// `spec.usages`.
+    pub usages: Vec<String>,
+    /// `spec.expirationSeconds`.
+    pub expiration_seconds: Option<i64>,
+    /// `spec.username/uid/groups`.
+    pub requester: Requester,
+}
+
+impl SpecFields {
     /// Takes the fields from a `certificates.k8s.io/v1` spec.
-    pub fn from_spec(spec: &CertificateSigningRequestSpec) -> CsrInput {
-        CsrInput {
-            request_pem: spec.request.0.clone(),
+    pub fn from_spec(spec: &CertificateSigningRequestSpec) -> SpecFields {
+        SpecFields {
             signer_name: spec.signer_name.clone(),
             usages: spec.usages.clone().unwrap_or_default(),
             expiration_seconds: spec.expiration_seconds.map(i64::from),
@@ -78,23 +102,52 @@ pub struct ValidatedCsr {
     pub requester: Requester,
 }
 
-/// Validates a spec (see [`validate_input`]).
+/// Parses and validates a spec (see [`validate_request`]): for a CSR object read from the
+/// cluster (controller mode), whose request is parsed here, once.
 pub fn validate(
     spec: &CertificateSigningRequestSpec,
     cfg: &IssuanceConfig,
 ) -> Result<ValidatedCsr, CsrRejection> {
-    validate_input(&CsrInput::from_spec(spec), cfg)
+    let fields = SpecFields::from_spec(spec);
+    let checked = check_fields(&fields, cfg)?;
+    let request = CsrRequest::parse(&spec.request.0)?;
+    finish(request, checked, fields.requester)
 }
 
-/// Validates a CSR: signer served, usages, expirationSeconds, PKCS#10 + key rules + proof of
-/// possession, then the signer profile.
+/// Validates a CSR given as [`CsrInput`] (tests, fuzzing): the same steps as [`validate`].
 pub fn validate_input(
     input: &CsrInput,
     cfg: &IssuanceConfig,
 ) -> Result<ValidatedCsr, CsrRejection> {
-    let signer = served_signer(&input.signer_name, cfg)?;
-    let usages = UsageSet::parse(&input.usages).map_err(InvalidRequest::from)?;
-    let requested_ttl = match input.expiration_seconds {
+    let fields = input.fields();
+    let checked = check_fields(&fields, cfg)?;
+    let request = CsrRequest::parse(&input.request_pem)?;
+    finish(request, checked, fields.requester)
+}
+
+/// Validates an already parsed request with the rest of its spec: signer served, usages,
+/// expirationSeconds, then key rules + proof of possession and the signer profile on `request`
+/// itself (never on a second parse of the PEM).
+pub fn validate_request(
+    request: CsrRequest,
+    fields: &SpecFields,
+    cfg: &IssuanceConfig,
+) -> Result<ValidatedCsr, CsrRejection> {
+    let checked = check_fields(fields, cfg)?;
+    finish(request, checked, fields.requester.clone())
+}
+
+/// The spec fields besides the request, checked.
+struct Checked {
+    signer: SignerName,
+    usages: UsageSet,
+    requested_ttl: Option<Duration>,
+}
+
+fn check_fields(fields: &SpecFields, cfg: &IssuanceConfig) -> Result<Checked, CsrRejection> {
+    let signer = served_signer(&fields.signer_name, cfg)?;
+    let usages = UsageSet::parse(&fields.usages).map_err(InvalidRequest::from)?;
+    let requested_ttl = match fields.expiration_seconds {
         Some(s) if s < MIN_EXPIRATION_SECONDS => {
             return Err(InvalidRequest::ExpirationTooShort {
                 requested: s,
@@ -105,15 +158,27 @@ pub fn validate_input(
         Some(s) => Some(Duration::from_secs(s.unsigned_abs())),
         None => None,
     };
-    let csr = parse_csr(&input.request_pem)?;
-    let identity = profile_for(signer).check(&csr, &usages)?;
-    Ok(ValidatedCsr {
+    Ok(Checked {
         signer,
-        csr,
         usages,
         requested_ttl,
+    })
+}
+
+fn finish(
+    request: CsrRequest,
+    checked: Checked,
+    requester: Requester,
+) -> Result<ValidatedCsr, CsrRejection> {
+    let csr = request.verify()?;
+    let identity = profile_for(checked.signer).check(&csr, &checked.usages)?;
+    Ok(ValidatedCsr {
+        signer: checked.signer,
+        csr,
+        usages: checked.usages,
+        requested_ttl: checked.requested_ttl,
         identity,
-        requester: input.requester.clone(),
+        requester,
     })
 }
 
@@ -145,14 +210,19 @@ pub fn admit(csr: &ValidatedCsr, admin_groups: &[String]) -> Result<(), Admissio
     if csr.signer != SignerName::ApiserverClient {
         return Ok(());
     }
-    let admin = |o: &String| o == "system:masters" || admin_groups.iter().any(|g| g == o);
-    match values_of(&csr.csr.subject, oids::ORGANIZATION)
-        .into_iter()
+    // Every O value, decoded whatever its string type (the profile refused any value that
+    // is not a supported string, so none is skipped here).
+    let admin = |o: &&str| *o == "system:masters" || admin_groups.iter().any(|g| g == o);
+    match csr
+        .csr
+        .subject
+        .values(oids::ORGANIZATION)
+        .filter_map(AttrValue::text)
         .find(admin)
     {
         Some(group) => Err(AdmissionRefusal::AdminGroup {
             signer: csr.signer,
-            group,
+            group: group.to_owned(),
         }),
         None => Ok(()),
     }

@@ -26,7 +26,9 @@ fn csr(signer: SignerName, node: &str, sans: Vec<San>) -> ValidatedCsr {
     ValidatedCsr {
         signer,
         csr: ParsedCsr {
-            subject: parse_subject(&format!("CN=system:node:{node},O=system:nodes")).unwrap(),
+            subject: crate::issue::Subject::decode(
+                parse_subject(&format!("CN=system:node:{node},O=system:nodes")).unwrap(),
+            ),
             public_key: SubjectPublicKeyInfoOwned {
                 algorithm: AlgorithmIdentifierOwned {
                     oid: oids::EC_PUBLIC_KEY,

@@ -46,10 +46,53 @@ pub(super) fn delete(conn: &Connection, node: &str) -> Result<usize, rusqlite::E
     )
 }
 
+/// A node's first bootstrap address, to record with the approved CSR that brought it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstAddress {
+    /// The node.
+    pub node: String,
+    /// The peer address of the connection that created the CSR.
+    pub address: IpAddr,
+}
+
+/// Records `first.address` as the first bootstrap address of `first.node` inside `tx` if the
+/// store knows nothing of the node yet (no state, no issued certificate, no address): run
+/// before the create's issued-certificate record. Audited (`node-first-address`, the node in
+/// `csr_name`). Returns whether it was recorded.
+pub(super) fn record_in(
+    tx: &rusqlite::Transaction<'_>,
+    first: &FirstAddress,
+    rv: u64,
+) -> Result<bool, StoreError> {
+    let n = tx
+        .prepare_cached(
+            "INSERT INTO node_first_addresses (name, address, recorded_unix)
+             SELECT ?1, ?2, ?3
+             WHERE NOT EXISTS (SELECT 1 FROM nodes WHERE name = ?1)
+               AND NOT EXISTS (SELECT 1 FROM issued_certificates WHERE node_name = ?1)
+             ON CONFLICT(name) DO NOTHING",
+        )?
+        .execute(params![first.node, first.address.to_string(), unix_now()])?;
+    if n == 0 {
+        return Ok(false);
+    }
+    record(
+        tx,
+        &AuditEvent {
+            kind: "node-first-address",
+            csr_name: &first.node,
+            actor: "kubesigner",
+            resource_version: rv,
+            certificate: None,
+        },
+    )?;
+    tracing::info!(node = %first.node, address = %first.address, "first bootstrap address recorded (trust on first use)");
+    Ok(true)
+}
+
 impl Store {
-    /// Records `address` as the first bootstrap address of `node` if the store knows nothing
-    /// of the node yet (no state, no issued certificate, no address). Returns whether it was
-    /// recorded. The record is audited (`node-first-address`, the node in `csr_name`).
+    /// Records `address` as the first bootstrap address of `node` on its own (see
+    /// [`record_in`]; the create path records it in the approved CSR's transaction).
     pub fn record_first_bootstrap_address(
         &self,
         node: &str,
@@ -57,28 +100,14 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut st = self.lock()?;
         let tx = st.conn.transaction()?;
-        let n = tx.execute(
-            "INSERT INTO node_first_addresses (name, address, recorded_unix)
-             SELECT ?1, ?2, ?3
-             WHERE NOT EXISTS (SELECT 1 FROM nodes WHERE name = ?1)
-               AND NOT EXISTS (SELECT 1 FROM issued_certificates WHERE node_name = ?1)
-             ON CONFLICT(name) DO NOTHING",
-            params![node, address.to_string(), unix_now()],
-        )?;
-        if n == 0 {
+        let rv = current_rv(&tx)?;
+        let first = FirstAddress {
+            node: node.to_owned(),
+            address,
+        };
+        if !record_in(&tx, &first, rv)? {
             return Ok(false);
         }
-        let rv = current_rv(&tx)?;
-        record(
-            &tx,
-            &AuditEvent {
-                kind: "node-first-address",
-                csr_name: node,
-                actor: "kubesigner",
-                resource_version: rv,
-                certificate: None,
-            },
-        )?;
         tx.commit()?;
         let seq = self.sync.committed()?;
         drop(st);

@@ -31,6 +31,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 pub use batch::PendingCreate;
 pub use error::{StoreError, UpdateError};
 pub use feed::{Event, EventKind, Subscription};
+pub use first_address::FirstAddress;
 pub use nodes::{IssuedRecord, NodeState};
 pub use scan::{ListQuery, Row};
 pub use write::{Creation, Stored};
@@ -87,8 +88,8 @@ pub struct CertificateNote<'a> {
 /// atomically.
 #[derive(Debug)]
 pub struct Snapshot {
-    /// Every stored CSR, by name.
-    pub objects: Vec<CertificateSigningRequest>,
+    /// Every stored CSR, by name, with its indexed subject CN.
+    pub objects: Vec<(CertificateSigningRequest, Option<String>)>,
     /// The resourceVersion of the snapshot.
     pub resource_version: u64,
     /// Changes after the snapshot.
@@ -287,6 +288,7 @@ impl Store {
             decided: &[],
             issued: None,
             requested: None,
+            first_address: None,
         };
         self.create_with(csr, &creation)
             .map(|s| Arc::unwrap_or_clone(s.object))
@@ -301,6 +303,22 @@ impl Store {
             .query_row(params![name], |r| r.get(0))
             .optional()?;
         text.map(|t| decode(name, &t)).transpose()
+    }
+
+    /// One CSR and its request's subject CN as indexed at create (from the one parse of the
+    /// request: readers authorize with it and never parse the request again).
+    pub fn get_indexed(
+        &self,
+        name: &str,
+    ) -> Result<Option<(CertificateSigningRequest, Option<String>)>, StoreError> {
+        let st = self.lock()?;
+        let row: Option<(String, Option<String>)> = st
+            .conn
+            .prepare_cached("SELECT object, subject_cn FROM csrs WHERE name = ?1")?
+            .query_row(params![name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(t, cn)| decode(name, &t).map(|c| (c, cn)))
+            .transpose()
     }
 
     /// One CSR (if any) and the resourceVersion of that read, atomically (a list by name).
@@ -468,8 +486,24 @@ impl Store {
     /// Starts a watch "from now": the current objects (sent as ADDED) and later changes.
     pub fn watch_now(&self) -> Result<Snapshot, StoreError> {
         let st = self.lock()?;
+        let mut stmt = st
+            .conn
+            .prepare_cached("SELECT name, object, subject_cn FROM csrs ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        let mut objects = Vec::new();
+        for row in rows {
+            let (name, text, cn) = row?;
+            objects.push((decode(&name, &text)?, cn));
+        }
+        drop(stmt);
         Ok(Snapshot {
-            objects: list_all(&st.conn)?,
+            objects,
             resource_version: current_rv(&st.conn)?,
             live: st.feed.subscribe_live(),
         })

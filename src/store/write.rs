@@ -10,6 +10,7 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::batch::PendingCreate;
+use super::first_address::FirstAddress;
 use super::{
     AuditEvent, CsrIndex, IssuedRecord, Store, StoreError, bump_rv, created_unix, nodes, phase,
 };
@@ -30,9 +31,11 @@ pub struct Creation<'a> {
     pub decided: &'a [&'static str],
     /// The issued-certificate record when the object carries a node client certificate.
     pub issued: Option<&'a IssuedRecord>,
-    /// The requested subject and SANs for the "create" audit record, when the caller already
-    /// parsed the request (`None`: the store describes it).
+    /// The requested subject and SANs for the "create" audit record, from the one parse of
+    /// the request (the store never parses `spec.request`).
     pub requested: Option<&'a (String, Vec<String>)>,
+    /// The node's first bootstrap address (trust on first use), for an approved CSR only.
+    pub first_address: Option<&'a FirstAddress>,
 }
 
 /// A committed object and its JSON as stored (serialized once: the row, the watch events and
@@ -56,6 +59,7 @@ pub(super) struct NewCsr {
     /// The requested subject and SANs for the "create" audit record, parsed by the caller
     /// (not on the writer's thread).
     requested: Option<(String, Vec<String>)>,
+    first_address: Option<FirstAddress>,
 }
 
 /// A CSR row written in the current transaction, not yet published.
@@ -88,17 +92,14 @@ impl Store {
         csr: CertificateSigningRequest,
         how: &Creation<'_>,
     ) -> Result<PendingCreate, StoreError> {
-        let requested = how
-            .requested
-            .cloned()
-            .or_else(|| crate::issue::describe_request(&csr.spec.request.0));
         self.writer.submit(NewCsr {
             csr,
             index: how.index.clone(),
             actor: how.actor.to_owned(),
             decided: how.decided.to_vec(),
             issued: how.issued.cloned(),
-            requested,
+            requested: how.requested.cloned(),
+            first_address: how.first_address.cloned(),
         })
     }
 }
@@ -114,6 +115,7 @@ pub(super) fn insert_new(tx: &Transaction<'_>, new: &NewCsr) -> Result<Inserted,
         decided,
         issued,
         requested,
+        first_address,
     } = new;
     // Borrowed, so that a failed batch can retry it; the one copy is the stored object.
     let mut csr = csr.clone();
@@ -145,6 +147,10 @@ pub(super) fn insert_new(tx: &Transaction<'_>, new: &NewCsr) -> Result<Inserted,
         created_unix(&csr),
         text
     ])?;
+    // Before the certificate record: the address is kept only while the node is unknown.
+    if let Some(first) = first_address {
+        super::first_address::record_in(tx, first, rv)?;
+    }
     if let Some(rec) = &issued {
         nodes::insert_issued(tx, rec, &name)?;
     }

@@ -20,12 +20,12 @@ use der::asn1::{Any, BitString};
 use der::pem::LineEnding;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use kubesigner::api::engine::Engine;
 use kubesigner::api::hooks::{Authenticate, AuthnResult};
 use kubesigner::api::{Api, Limits};
 use kubesigner::authn::{AuthMethod, BootstrapTokenId, BootstrapTokenInfo, Identity};
 use kubesigner::authz::AuthzConfig;
 use kubesigner::config::IssuanceConfig;
+use kubesigner::core::Core;
 use kubesigner::issue::{CaBundle, Issuer, ca};
 use kubesigner::signer::{SignKey, SignerError};
 use kubesigner::store::Store;
@@ -210,8 +210,8 @@ pub fn harness_with(
     let r = ready.clone();
     let auth = kubesigner::config::AuthConfig::default();
     let approver = kubesigner::policy::Approver::new(&auth, &issuance, None).unwrap();
-    let engine = Engine::new(
-        issuer,
+    let core = Core::new(
+        Arc::new(issuer),
         issuance,
         auth.admin_groups,
         approver,
@@ -221,7 +221,7 @@ pub fn harness_with(
         store,
         Arc::new(NoTransportAuth),
         AuthzConfig::default(),
-        Arc::new(engine),
+        Arc::new(core),
         limits,
     );
     Harness { api, ready, ca_pem }

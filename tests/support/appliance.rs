@@ -16,6 +16,8 @@ pub struct Appliance {
     child: Option<Child>,
     extra_args: Vec<String>,
     env: Vec<(String, String)>,
+    /// Set up by `dev --setup-only`, then run by `serve --config` with this TOML appended.
+    served_with: Option<String>,
 }
 
 pub fn bin() -> &'static str {
@@ -54,20 +56,71 @@ impl Appliance {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            served_with: None,
         };
         a.spawn();
         a
     }
 
-    fn spawn(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("appliance.log")).unwrap();
-        let child = Command::new(bin())
+    /// The dev appliance's setup (`dev --setup-only`), then `serve --config` on its
+    /// configuration with `toml` appended (e.g. an `[issuance]` section): the production
+    /// command, with settings `dev` does not take.
+    pub fn serve_with_config(toml: &str) -> Appliance {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let out = Command::new(bin())
             .arg("dev")
             .arg("--dir")
-            .arg(self.dir.path().join("state"))
+            .arg(dir.path().join("state"))
             .arg("--listen")
-            .arg(&self.addr)
-            .args(&self.extra_args)
+            .arg(&addr)
+            .arg("--setup-only")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let config = dir.path().join("state").join("kubesigner.toml");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push('\n');
+        text.push_str(toml);
+        std::fs::write(&config, text).unwrap();
+        let mut a = Appliance {
+            dir,
+            addr,
+            child: None,
+            extra_args: Vec::new(),
+            env: Vec::new(),
+            served_with: Some(toml.to_owned()),
+        };
+        a.spawn();
+        a
+    }
+
+    /// The configuration file the appliance runs.
+    pub fn config(&self) -> PathBuf {
+        self.state().join("kubesigner.toml")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("appliance.log")).unwrap();
+        let mut cmd = Command::new(bin());
+        if self.served_with.is_some() {
+            cmd.arg("serve")
+                .arg("--config")
+                .arg(self.config())
+                .arg("--allow-root");
+        } else {
+            cmd.arg("dev")
+                .arg("--dir")
+                .arg(self.dir.path().join("state"))
+                .arg("--listen")
+                .arg(&self.addr)
+                .args(&self.extra_args);
+        }
+        let child = cmd
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))

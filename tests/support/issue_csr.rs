@@ -180,3 +180,58 @@ pub fn openssl_csr(key: &Path, subj: &str, extra: &[&str]) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// A subject attribute for [`typed_name`]: (OID, ASN.1 tag, value bytes as given).
+pub type TAttr = (ObjectIdentifier, der::Tag, Vec<u8>);
+
+/// `id-at-commonName`.
+pub const CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+/// `id-at-organizationName`.
+pub const O: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.10");
+/// `id-at-organizationalUnitName`.
+pub const OU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.11");
+
+/// A subject with one attribute per RDN, each value encoded with exactly the given tag (the
+/// string types `Name::from_str` would never choose: IA5String, VisibleString, BMPString, ...).
+pub fn typed_name(attrs: &[TAttr]) -> Name {
+    use x509_cert::attr::AttributeTypeAndValue;
+    use x509_cert::name::{RdnSequence, RelativeDistinguishedName};
+    let mut rdns = RdnSequence::default();
+    for (oid, tag, value) in attrs {
+        let mut rdn = RelativeDistinguishedName::default();
+        rdn.insert(AttributeTypeAndValue {
+            oid: *oid,
+            value: Any::new(*tag, value.as_slice()).unwrap(),
+        })
+        .unwrap();
+        rdns.push(rdn);
+    }
+    Name::from_der(&rdns.to_der().unwrap()).unwrap()
+}
+
+/// `value` in the bytes of `tag` (BMPString as UTF-16BE; the others as given).
+pub fn string_bytes(tag: der::Tag, value: &str) -> Vec<u8> {
+    match tag {
+        der::Tag::BmpString => value.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+        _ => value.as_bytes().to_vec(),
+    }
+}
+
+/// Builds a PEM CSR signed by `key` for an already built subject.
+pub fn csr_named(key: &dyn SignKey, name: Name, sans: &[TSan]) -> Vec<u8> {
+    let mut b = RequestBuilder::new(name).unwrap();
+    if !sans.is_empty() {
+        let names = sans
+            .iter()
+            .map(|s| match s {
+                TSan::Dns(d) => GeneralName::DnsName(Ia5String::new(d).unwrap()),
+                TSan::Ip(i) => GeneralName::from(i.parse::<IpAddr>().unwrap()),
+                TSan::Email(e) => GeneralName::Rfc822Name(Ia5String::new(e).unwrap()),
+                TSan::Uri(u) => GeneralName::UniformResourceIdentifier(Ia5String::new(u).unwrap()),
+            })
+            .collect();
+        b.add_extension(&SubjectAltName(names)).unwrap();
+    }
+    let req: CertReq = b.build::<_, KeySignature>(&KeyRef(key)).unwrap();
+    req.to_pem(LineEnding::LF).unwrap().into_bytes()
+}

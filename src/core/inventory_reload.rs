@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinHandle;
 
-use super::engine::Engine;
+use super::engine::Core;
 use crate::config::{AuthConfig, IssuanceConfig};
 use crate::policy::{Approver, NodeInventory};
 
@@ -25,17 +25,18 @@ fn rebuild(path: &Path, auth: &AuthConfig, issuance: &IssuanceConfig) -> Result<
     Approver::new(auth, issuance, Some(inventory)).map_err(|e| e.to_string())
 }
 
-/// Spawns the reload task when an inventory file is configured.
+/// Spawns the reload task when an inventory file is configured: each good new version of the
+/// file becomes `core`'s approval policy.
 pub fn spawn(
-    engine: Arc<Engine>,
+    core: Arc<Core>,
     auth: AuthConfig,
     issuance: IssuanceConfig,
 ) -> Option<JoinHandle<()>> {
-    spawn_with(auth, issuance, move |a| engine.replace_approver(a))
+    spawn_with(auth, issuance, move |a| core.replace_approver(a))
 }
 
-/// As [`spawn`], handing each rebuilt policy to `replace` (controller mode keeps its own).
-pub fn spawn_with(
+/// As [`spawn`], handing each rebuilt policy to `replace`.
+fn spawn_with(
     auth: AuthConfig,
     issuance: IssuanceConfig,
     replace: impl Fn(Approver) + Send + Sync + 'static,

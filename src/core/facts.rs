@@ -1,0 +1,94 @@
+//! From what a mode knows about a node and a requester to the policy's [`NodeFacts`], in one
+//! place for both modes; and the policy's rule names as condition reasons.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use globset::GlobSet;
+
+use crate::issue::CsrRequest;
+pub use crate::policy::NodeFacts;
+use crate::policy::{self};
+use crate::store::{CsrIndex, NodeState};
+
+/// Seconds since the epoch (0 before it, saturating far after it).
+pub fn unix(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The instant `secs` after the epoch (the epoch for negative values).
+pub fn from_unix(secs: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}
+
+/// The policy's facts about a node: its stored state and, when the requester used a bound
+/// bootstrap token, that token's node-name patterns. `first_address` is the node's recorded
+/// first bootstrap address when trust on first use is on (serve mode only: a CSR object in a
+/// real cluster does not carry the peer address).
+pub fn node_facts(
+    node: &NodeState,
+    token_node_patterns: Option<GlobSet>,
+    first_address: bool,
+) -> NodeFacts {
+    NodeFacts {
+        state: if node.disabled {
+            policy::NodeState::Disabled
+        } else {
+            policy::NodeState::Enabled
+        },
+        latest_client_cert_not_after: node.latest_not_after_unix.map(from_unix),
+        token_node_patterns,
+        first_bootstrap_address: node.first_bootstrap_address.filter(|_| first_address),
+    }
+}
+
+/// The store's index columns of a new CSR, from its one parse: the subject CN (exactly one,
+/// decoded whatever its string type) and the node it names.
+pub fn index_of(request: &CsrRequest) -> CsrIndex {
+    CsrIndex {
+        subject_cn: request.common_name().map(str::to_owned),
+        node_name: request.node_name().map(|n| n.as_str().to_owned()),
+    }
+}
+
+/// `node_disabled` → `NodeDisabled`: a policy rule name as a condition reason.
+pub fn reason_of(rule: &str) -> String {
+    rule.split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map_or_else(String::new, |f| {
+                f.to_ascii_uppercase().to_string() + c.as_str()
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_names_become_condition_reasons() {
+        assert_eq!(reason_of("node_disabled"), "NodeDisabled");
+        assert_eq!(reason_of("token_node_binding"), "TokenNodeBinding");
+        assert_eq!(reason_of(""), "");
+    }
+
+    #[test]
+    fn first_address_only_when_asked() {
+        let node = NodeState {
+            first_bootstrap_address: Some([10, 0, 0, 1].into()),
+            latest_not_after_unix: Some(5),
+            ..NodeState::default()
+        };
+        assert!(
+            node_facts(&node, None, false)
+                .first_bootstrap_address
+                .is_none()
+        );
+        let f = node_facts(&node, None, true);
+        assert_eq!(f.first_bootstrap_address, Some([10, 0, 0, 1].into()));
+        assert_eq!(f.latest_client_cert_not_after, Some(from_unix(5)));
+    }
+}
