@@ -189,6 +189,13 @@ async fn a_burst_far_above_the_tpm_rate_is_queued_not_failed() {
         .unwrap();
     let server = cfg["server"].as_table_mut().unwrap();
     server.insert("max_requests_in_flight".into(), (IN_FLIGHT as i64).into());
+    // One bootstrap token is one identity: let it take the whole queue (no fair share, no
+    // slots held back for administrators), so the queue is what is measured.
+    server.insert(
+        "max_requests_per_identity".into(),
+        (IN_FLIGHT as i64).into(),
+    );
+    server.insert("admin_reserved_requests".into(), 0i64.into());
     let signer = cfg["signer"].as_table_mut().unwrap();
     signer.insert("sign_timeout".into(), SIGN_TIMEOUT.into());
     let mut limits = toml::Table::new();
