@@ -1,4 +1,4 @@
-//! Unit tests for `audit.rs` (chain) and `audit_verify.rs` (checkpoints, with a software
+//! Unit tests for `audit/mod.rs` (chain) and `audit/verify.rs` (checkpoints, with a software
 //! P-256 key standing in for the token's audit key).
 
 use aws_lc_rs::encoding::AsDer;

@@ -1,4 +1,4 @@
-//! Unit tests for `audit_context.rs`.
+//! Unit tests for `audit/context.rs`.
 
 use super::*;
 

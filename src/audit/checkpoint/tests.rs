@@ -1,4 +1,4 @@
-//! Unit tests for `audit_checkpoint.rs`.
+//! Unit tests for `audit/checkpoint.rs`.
 
 use super::*;
 

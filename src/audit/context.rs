@@ -1,6 +1,6 @@
 //! Who is making the current change, for the audit records: the API sets it per request
 //! ([`scope`] around the request's future); `api::blocking` carries it onto the blocking
-//! thread that runs the store call ([`capture`] / [`enter`]); [`super::append`] reads it.
+//! thread that runs the store call ([`capture`] / [`enter`]); [`super::append()`] reads it.
 
 use std::cell::RefCell;
 
@@ -70,5 +70,4 @@ pub fn request_id(given: Option<&[u8]>) -> String {
 }
 
 #[cfg(test)]
-#[path = "audit_context_tests.rs"]
 mod tests;

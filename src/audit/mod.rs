@@ -4,25 +4,20 @@
 //! is also written to the system log ([`checkpoint`]): the outside copy that makes a truncated
 //! tail visible.
 //!
-//! The store writes the records (same transaction as the change, [`append`]); this module holds
+//! The store writes the records (same transaction as the change, [`append()`]); this module holds
 //! the record format, the hash and the verifier used by `kubesigner audit verify`.
 
-#[path = "audit_append.rs"]
-mod append_impl;
-#[path = "audit_checkpoint.rs"]
+mod append;
 pub mod checkpoint;
-#[path = "audit_context.rs"]
 pub mod context;
-#[path = "audit_signature.rs"]
 pub mod signature;
-#[path = "audit_verify.rs"]
-mod verify_impl;
+mod verify;
 
 use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
 
-pub use append_impl::{Entry, all, append, head, last_checkpoint, serial_of};
-pub use verify_impl::{AuditError, Cadence, Summary, VerifyOptions, verify, verify_with};
+pub use append::{Entry, all, append, head, last_checkpoint, serial_of};
+pub use verify::{AuditError, Cadence, Summary, VerifyOptions, verify, verify_with};
 
 /// The `prev_hash` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -169,5 +164,4 @@ pub fn record_hash(r: &AuditRecord) -> String {
 }
 
 #[cfg(test)]
-#[path = "audit_tests.rs"]
 mod tests;

@@ -334,5 +334,4 @@ pub fn public_key(
 }
 
 #[cfg(test)]
-#[path = "audit_checkpoint_tests.rs"]
 mod tests;
