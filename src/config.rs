@@ -365,5 +365,4 @@ mod humantime_serde_compat {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
-mod issuance_tests;
+mod tests;

@@ -271,5 +271,4 @@ fn log_outcome(done: Result<Result<ReloadReport, String>, tokio::task::JoinError
 }
 
 #[cfg(test)]
-#[path = "reload_tests.rs"]
 mod tests;

@@ -488,5 +488,4 @@ impl NodeKubeconfig {
 }
 
 #[cfg(test)]
-#[path = "read_tests.rs"]
 mod tests;
