@@ -437,5 +437,4 @@ fn migrate(conn: &Connection) -> Result<(), AuthnError> {
 }
 
 #[cfg(test)]
-#[path = "bootstrap_tests.rs"]
 mod tests;

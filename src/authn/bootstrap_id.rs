@@ -99,5 +99,4 @@ pub fn is_valid_extra_group(group: &str) -> bool {
 }
 
 #[cfg(test)]
-#[path = "bootstrap_id_tests.rs"]
 mod tests;

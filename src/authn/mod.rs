@@ -256,5 +256,4 @@ fn bootstrap_identity(rec: BootstrapTokenRecord) -> Identity {
 }
 
 #[cfg(test)]
-#[path = "mod_tests.rs"]
 mod tests;

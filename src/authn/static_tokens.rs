@@ -261,5 +261,4 @@ pub fn generate_static_token() -> Result<Zeroizing<String>, AuthnError> {
 }
 
 #[cfg(test)]
-#[path = "static_tokens_tests.rs"]
 mod tests;

@@ -415,5 +415,4 @@ impl Objects {
 }
 
 #[cfg(test)]
-#[path = "rbac_tests.rs"]
 mod tests;

@@ -46,5 +46,4 @@ impl GroupMatcher {
 }
 
 #[cfg(test)]
-#[path = "groups_tests.rs"]
 mod tests;

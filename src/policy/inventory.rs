@@ -197,5 +197,4 @@ impl NodeInventory {
 }
 
 #[cfg(test)]
-#[path = "inventory_tests.rs"]
 mod tests;

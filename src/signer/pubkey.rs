@@ -234,5 +234,4 @@ pub fn ecdsa_der(raw: &[u8], scalar_len: usize) -> Result<Vec<u8>, SignerError> 
 }
 
 #[cfg(test)]
-#[path = "pubkey_tests.rs"]
 mod tests;

@@ -164,7 +164,7 @@ fn invalid_manifests_are_refused() {
 
 #[test]
 fn deploy_rbac_yaml_grants_the_controller() {
-    let text = include_str!("../../deploy/rbac.yaml");
+    let text = include_str!("../../../deploy/rbac.yaml");
     let p = Rbac::parse(Path::new("deploy/rbac.yaml"), text).unwrap();
     let sa = id(
         "system:serviceaccount:kubesigner:kubesigner",
