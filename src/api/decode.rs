@@ -208,5 +208,4 @@ pub fn decode_csr(bytes: &[u8], validation: FieldValidation) -> Result<Decoded, 
 }
 
 #[cfg(test)]
-#[path = "decode_tests.rs"]
 mod tests;

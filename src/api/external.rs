@@ -175,5 +175,4 @@ impl Api {
 }
 
 #[cfg(test)]
-#[path = "external_tests.rs"]
 mod tests;

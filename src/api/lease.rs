@@ -408,5 +408,4 @@ impl Api {
 }
 
 #[cfg(test)]
-#[path = "lease_tests.rs"]
 mod tests;

@@ -184,5 +184,4 @@ pub(super) fn decode(bytes: &[u8], fv: FieldValidation) -> Result<(Lease, Vec<St
 }
 
 #[cfg(test)]
-#[path = "lease_rules_tests.rs"]
 mod tests;

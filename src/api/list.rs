@@ -289,5 +289,4 @@ impl Api {
 }
 
 #[cfg(test)]
-#[path = "list_tests.rs"]
 mod tests;

@@ -207,5 +207,4 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
-#[path = "gc_tests.rs"]
 mod tests;

@@ -269,5 +269,4 @@ fn key_of(name: &str) -> &[u8] {
 }
 
 #[cfg(test)]
-#[path = "limits_tests.rs"]
 mod tests;

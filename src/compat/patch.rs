@@ -420,5 +420,4 @@ impl Budget {
 }
 
 #[cfg(test)]
-#[path = "patch_tests.rs"]
 mod tests;

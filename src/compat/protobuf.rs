@@ -451,5 +451,4 @@ fn csr_to_msg(c: &certv1::CertificateSigningRequest) -> CsrMsg {
 }
 
 #[cfg(test)]
-#[path = "protobuf_tests.rs"]
 mod tests;

@@ -210,5 +210,4 @@ pub fn encode_watch_frame(event: EventType, object: Vec<u8>) -> Result<Vec<u8>, 
 }
 
 #[cfg(test)]
-#[path = "protobuf_stream_tests.rs"]
 mod tests;

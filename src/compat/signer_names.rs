@@ -85,5 +85,4 @@ pub fn mark_unknown_signer(csr: &mut CertificateSigningRequest, now: Timestamp) 
 }
 
 #[cfg(test)]
-#[path = "signer_names_tests.rs"]
 mod tests;

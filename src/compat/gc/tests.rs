@@ -4,7 +4,7 @@ use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequestCondition as Cond, CertificateSigningRequestStatus as Status,
 };
 
-const LEAF: &str = include_str!("testdata/gc_leaf.pem");
+const LEAF: &str = include_str!("../testdata/gc_leaf.pem");
 /// NotAfter of `testdata/gc_leaf.pem` (`openssl x509 -noout -enddate`).
 const LEAF_NOT_AFTER: &str = "2026-12-25T15:10:47Z";
 const T0: &str = "2026-06-01T00:00:00Z";
