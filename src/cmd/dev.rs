@@ -498,5 +498,4 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<(), DevError> {
 }
 
 #[cfg(test)]
-#[path = "dev_tests.rs"]
 mod tests;

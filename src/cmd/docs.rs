@@ -101,5 +101,4 @@ fn mkdir(dir: &Path) -> Result<(), DocsError> {
 }
 
 #[cfg(test)]
-#[path = "docs_tests.rs"]
 mod tests;

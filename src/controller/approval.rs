@@ -99,5 +99,4 @@ pub fn issued_record(v: &ValidatedCsr, csr: &CertificateSigningRequest) -> Optio
 }
 
 #[cfg(test)]
-#[path = "approval_tests.rs"]
 mod tests;

@@ -214,5 +214,4 @@ mod humantime_serde {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;

@@ -197,5 +197,4 @@ pub fn micro_now(wall_now: SystemTime) -> MicroTime {
 }
 
 #[cfg(test)]
-#[path = "election_tests.rs"]
 mod tests;

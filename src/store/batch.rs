@@ -224,5 +224,4 @@ fn again(e: &SyncError) -> SyncError {
 }
 
 #[cfg(test)]
-#[path = "batch_tests.rs"]
 mod tests;

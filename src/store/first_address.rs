@@ -123,5 +123,4 @@ impl Store {
 }
 
 #[cfg(test)]
-#[path = "first_address_tests.rs"]
 mod tests;

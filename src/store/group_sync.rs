@@ -105,5 +105,4 @@ impl GroupSync {
 }
 
 #[cfg(test)]
-#[path = "group_sync_tests.rs"]
 mod tests;

@@ -255,5 +255,4 @@ impl Store {
 }
 
 #[cfg(test)]
-#[path = "leases_tests.rs"]
 mod tests;

@@ -128,5 +128,4 @@ pub(super) fn migrate_component(
 }
 
 #[cfg(test)]
-#[path = "schema_tests.rs"]
 mod tests;
