@@ -1,7 +1,7 @@
 //! What an operator meets at an upgrade or a downgrade: `--version` names the release and the
 //! commit; a store written by a newer release stops `serve` with one clear line and exit 64
 //! (the unit's RestartPreventExitStatus: no restart loop). Older stores migrating forward are
-//! tested per schema version in `src/store/schema_tests.rs`.
+//! tested per schema version in `src/store/schema/tests.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/appliance.rs"]

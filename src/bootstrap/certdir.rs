@@ -306,5 +306,4 @@ fn read_bounded(path: &Path) -> Result<Zeroizing<String>, CertDirError> {
 }
 
 #[cfg(test)]
-#[path = "certdir_tests.rs"]
 mod tests;

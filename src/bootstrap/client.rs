@@ -471,5 +471,4 @@ fn status_error(path: &str, status: StatusCode, body: &[u8]) -> ClientError {
 const MAX_MESSAGE_CHARS: usize = 1024;
 
 #[cfg(test)]
-#[path = "client_tests.rs"]
 mod tests;

@@ -154,5 +154,4 @@ pub fn digested_name(spki_der: &[u8], common_name: &str, orgs: &[&str], usages: 
 }
 
 #[cfg(test)]
-#[path = "csr_tests.rs"]
 mod tests;

@@ -124,5 +124,4 @@ pub(crate) fn pem_blocks(text: &str) -> impl Iterator<Item = &str> {
 }
 
 #[cfg(test)]
-#[path = "key_tests.rs"]
 mod tests;

@@ -50,5 +50,4 @@ impl std::fmt::Display for CsrName {
 }
 
 #[cfg(test)]
-#[path = "name_tests.rs"]
 mod tests;

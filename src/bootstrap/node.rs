@@ -65,5 +65,4 @@ impl fmt::Display for NodeName {
 }
 
 #[cfg(test)]
-#[path = "node_tests.rs"]
 mod tests;

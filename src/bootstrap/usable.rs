@@ -109,5 +109,4 @@ fn chains(pair: &StoredPair, ca_pem: &[u8], now: SystemTime) -> Result<(), Unusa
 }
 
 #[cfg(test)]
-#[path = "usable_tests.rs"]
 mod tests;

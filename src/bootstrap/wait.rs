@@ -295,5 +295,4 @@ impl Waiter<'_> {
 }
 
 #[cfg(test)]
-#[path = "wait_tests.rs"]
 mod tests;

@@ -198,5 +198,4 @@ pub fn profile_for(name: SignerName) -> &'static dyn SignerProfile {
 }
 
 #[cfg(test)]
-#[path = "profile_tests.rs"]
 mod tests;

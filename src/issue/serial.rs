@@ -32,5 +32,4 @@ pub fn random_serial() -> Result<SerialNumber, SerialError> {
 }
 
 #[cfg(test)]
-#[path = "serial_tests.rs"]
 mod tests;

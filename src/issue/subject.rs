@@ -300,5 +300,4 @@ pub fn node_subject(subject: &Subject) -> Result<NodeName, SignerValidationFailu
 }
 
 #[cfg(test)]
-#[path = "subject_tests.rs"]
 mod tests;

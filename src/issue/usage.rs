@@ -182,5 +182,4 @@ impl UsageSet {
 }
 
 #[cfg(test)]
-#[path = "usage_tests.rs"]
 mod tests;

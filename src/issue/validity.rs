@@ -53,5 +53,4 @@ fn whole_seconds(t: SystemTime) -> SystemTime {
 }
 
 #[cfg(test)]
-#[path = "validity_tests.rs"]
 mod tests;
