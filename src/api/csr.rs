@@ -268,13 +268,14 @@ fn change_kind(
     body: &CertificateSigningRequest,
     stored: &CertificateSigningRequest,
 ) -> &'static str {
-    let added = |t: &str| {
+    use crate::core::conditions::ConditionType;
+    let added = |t: ConditionType| {
         crate::core::conditions::has_condition(body, t)
             && !crate::core::conditions::has_condition(stored, t)
     };
     match path {
-        UpdatePath::Approval if added("Denied") => "deny",
-        UpdatePath::Approval if added("Approved") => "approve",
+        UpdatePath::Approval if added(ConditionType::Denied) => "deny",
+        UpdatePath::Approval if added(ConditionType::Approved) => "approve",
         UpdatePath::Approval => "approval",
         UpdatePath::Status => "status",
         UpdatePath::Main => "update",

@@ -26,11 +26,10 @@ use k8s_openapi::api::certificates::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
+use crate::core::conditions::ConditionType;
+
 /// The condition reason for an unknown signer name.
 pub const REASON: &str = "UnknownSigner";
-
-/// The condition type written.
-pub const FAILED: &str = "Failed";
 
 /// Longest signer name quoted in the message: the validation limit on signer names
 /// (reference §1.3: total ≤ 571). Longer (invalid) names are cut.
@@ -53,7 +52,7 @@ pub fn unknown_signer_condition(
     now: Timestamp,
 ) -> CertificateSigningRequestCondition {
     CertificateSigningRequestCondition {
-        type_: FAILED.to_owned(),
+        type_: ConditionType::Failed.as_str().to_owned(),
         status: "True".to_owned(),
         reason: Some(REASON.to_owned()),
         message: Some(unknown_signer_message(signer_name)),
@@ -77,7 +76,7 @@ pub fn mark_unknown_signer(csr: &mut CertificateSigningRequest, now: Timestamp) 
     let condition = unknown_signer_condition(&csr.spec.signer_name, now);
     let status = csr.status.get_or_insert_with(Default::default);
     let conditions = status.conditions.get_or_insert_with(Vec::new);
-    if conditions.iter().any(|c| c.type_ == FAILED) {
+    if conditions.iter().any(|c| ConditionType::Failed.is(c)) {
         return Marked::AlreadyFailed;
     }
     conditions.push(condition);

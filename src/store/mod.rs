@@ -25,6 +25,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::core::conditions::{ConditionType, has_certificate, has_condition};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -121,22 +122,14 @@ impl std::fmt::Debug for Store {
 
 /// The lifecycle phase kept in an indexed column.
 pub fn phase(csr: &CertificateSigningRequest) -> &'static str {
-    let status = csr.status.as_ref();
-    let has = |t: &str| {
-        status
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == t))
-    };
-    let issued = status
-        .and_then(|s| s.certificate.as_ref())
-        .is_some_and(|c| !c.0.is_empty());
-    if has("Denied") {
+    let has = |t| has_condition(csr, t);
+    if has(ConditionType::Denied) {
         "denied"
-    } else if has("Failed") {
+    } else if has(ConditionType::Failed) {
         "failed"
-    } else if issued {
+    } else if has_certificate(csr) {
         "issued"
-    } else if has("Approved") {
+    } else if has(ConditionType::Approved) {
         "approved"
     } else {
         "pending"
