@@ -4,6 +4,7 @@
 use super::error::{ApiError, Cause, invalid};
 use crate::core::conditions::ConditionType;
 use crate::issue::CsrRequest;
+use crate::issue::names::MAX_SIGNER_NAME_LEN;
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition,
 };
@@ -13,8 +14,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 pub const MAX_NAME_LEN: usize = 253;
 /// generateName keeps at most this many characters of the base (upstream `names.go`).
 pub const GENERATE_NAME_BASE_MAX: usize = 58;
-/// Largest signerName (upstream: 253 domain + 1 + 317 path).
-pub const MAX_SIGNER_NAME: usize = crate::issue::names::MAX_SIGNER_NAME_LEN;
 /// The usages v1 accepts (reference §1.3).
 pub const KNOWN_USAGES: &[&str] = &[
     "signing",
@@ -87,11 +86,11 @@ fn signer_name_causes(name: &str, out: &mut Vec<Cause>) {
         out.push(cause("FieldValueRequired", F, "Required value"));
         return;
     }
-    if name.len() > MAX_SIGNER_NAME {
+    if name.len() > MAX_SIGNER_NAME_LEN {
         out.push(cause(
             "FieldValueTooLong",
             F,
-            format!("must be no more than {MAX_SIGNER_NAME} characters"),
+            format!("must be no more than {MAX_SIGNER_NAME_LEN} characters"),
         ));
         return;
     }

@@ -27,18 +27,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::core::conditions::ConditionType;
+use crate::issue::names::MAX_SIGNER_NAME_LEN;
 
 /// The condition reason for an unknown signer name.
 pub const REASON: &str = "UnknownSigner";
 
-/// Longest signer name quoted in the message: the validation limit on signer names
-/// (reference §1.3: total ≤ 571). Longer (invalid) names are cut.
-pub const MAX_SIGNER_NAME_BYTES: usize = 571;
-
 /// `this appliance does not sign for signer name "X"` (X quoted and escaped, cut to
-/// [`MAX_SIGNER_NAME_BYTES`]).
+/// [`MAX_SIGNER_NAME_LEN`], the validation limit on signer names: longer, invalid, names are cut).
 pub fn unknown_signer_message(signer_name: &str) -> String {
-    let mut end = signer_name.len().min(MAX_SIGNER_NAME_BYTES);
+    let mut end = signer_name.len().min(MAX_SIGNER_NAME_LEN);
     while !signer_name.is_char_boundary(end) {
         end = end.saturating_sub(1);
     }
