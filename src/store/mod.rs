@@ -25,9 +25,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::core::conditions::{ConditionType, has_certificate, has_condition};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::clock::unix_now;
+use crate::core::conditions::{ConditionType, has_certificate, has_condition};
 
 pub use batch::PendingCreate;
 pub use error::{StoreError, UpdateError};
@@ -153,13 +155,6 @@ fn bump_rv(tx: &Transaction<'_>) -> Result<u64, rusqlite::Error> {
 
 fn rv_of(csr: &CertificateSigningRequest) -> Option<u64> {
     csr.metadata.resource_version.as_deref()?.parse().ok()
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn created_unix(csr: &CertificateSigningRequest) -> i64 {
