@@ -9,6 +9,7 @@ pub mod authn;
 pub mod authz;
 pub mod bootstrap;
 pub mod cli;
+pub mod clock;
 pub mod cmd;
 pub mod compat;
 pub mod config;

@@ -30,7 +30,7 @@ use super::hooks::Caller;
 use super::peer::PeerAddr;
 use super::{Api, blocking};
 use crate::authn::AuthMethod;
-use crate::core::conditions::{APPROVED, DENIED, FAILED, SIGNER_VALIDATION_FAILURE};
+use crate::core::conditions::{ConditionType, SIGNER_VALIDATION_FAILURE};
 use crate::core::conditions::{add_condition, condition};
 use crate::core::{Decision, Inspection, Outcome, SignFailure, index_of, node_facts};
 use crate::issue::{CsrRequest, SpecFields};
@@ -72,7 +72,7 @@ struct Decided {
 
 fn with_condition(
     mut csr: CertificateSigningRequest,
-    type_: &str,
+    type_: ConditionType,
     reason: &str,
     message: &str,
 ) -> CertificateSigningRequest {
@@ -86,9 +86,12 @@ fn with_condition(
 /// The approved object (no certificate yet), handed to the request side before signing.
 fn approved(csr: &CertificateSigningRequest, d: &Decision) -> Option<CertificateSigningRequest> {
     match d {
-        Decision::Approve { reason, message } => {
-            Some(with_condition(csr.clone(), APPROVED, reason, message))
-        }
+        Decision::Approve { reason, message } => Some(with_condition(
+            csr.clone(),
+            ConditionType::Approved,
+            reason,
+            message,
+        )),
         _ => None,
     }
 }
@@ -103,7 +106,10 @@ fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiErr
         approved: false,
     };
     let fail = |csr, reason: &str, message: &str| {
-        plain(with_condition(csr, FAILED, reason, message), vec!["fail"])
+        plain(
+            with_condition(csr, ConditionType::Failed, reason, message),
+            vec!["fail"],
+        )
     };
     match (o.inspection, o.decision) {
         (Inspection::AdmissionDenied { message }, _) => Err(ApiError::Forbidden { message }),
@@ -123,11 +129,11 @@ fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiErr
         }
         (Inspection::Valid, None | Some(Decision::Pending { .. })) => Ok(plain(csr, vec![])),
         (Inspection::Valid, Some(Decision::Deny { reason, message })) => Ok(plain(
-            with_condition(csr, DENIED, &reason, &message),
+            with_condition(csr, ConditionType::Denied, &reason, &message),
             vec!["deny"],
         )),
         (Inspection::Valid, Some(Decision::Approve { reason, message })) => {
-            let csr = with_condition(csr, APPROVED, &reason, &message);
+            let csr = with_condition(csr, ConditionType::Approved, &reason, &message);
             Ok(match o.signed {
                 Some(Ok(issued)) => {
                     let mut csr = csr;
@@ -142,7 +148,12 @@ fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiErr
                     }
                 }
                 Some(Err(SignFailure::Refused { message })) => {
-                    let csr = with_condition(csr, FAILED, SIGNER_VALIDATION_FAILURE, &message);
+                    let csr = with_condition(
+                        csr,
+                        ConditionType::Failed,
+                        SIGNER_VALIDATION_FAILURE,
+                        &message,
+                    );
                     Decided {
                         approved: true,
                         ..plain(csr, vec!["approve", "fail"])

@@ -35,14 +35,7 @@ const GENERATE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 const GENERATE_SUFFIX_LEN: usize = 5;
 
 pub(super) fn now() -> Time {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    Time(
-        k8s_openapi::jiff::Timestamp::from_second(i64::try_from(secs).unwrap_or(0))
-            .unwrap_or_default(),
-    )
+    Time(k8s_openapi::jiff::Timestamp::from_second(crate::clock::unix_now()).unwrap_or_default())
 }
 
 pub(super) fn now_unix() -> i64 {
@@ -268,13 +261,14 @@ fn change_kind(
     body: &CertificateSigningRequest,
     stored: &CertificateSigningRequest,
 ) -> &'static str {
-    let added = |t: &str| {
+    use crate::core::conditions::ConditionType;
+    let added = |t: ConditionType| {
         crate::core::conditions::has_condition(body, t)
             && !crate::core::conditions::has_condition(stored, t)
     };
     match path {
-        UpdatePath::Approval if added("Denied") => "deny",
-        UpdatePath::Approval if added("Approved") => "approve",
+        UpdatePath::Approval if added(ConditionType::Denied) => "deny",
+        UpdatePath::Approval if added(ConditionType::Approved) => "approve",
         UpdatePath::Approval => "approval",
         UpdatePath::Status => "status",
         UpdatePath::Main => "update",

@@ -92,9 +92,10 @@ pub fn apply_status(
     let Some(new) = new.filter(|_| old.is_none()) else {
         return Ok(None);
     };
-    if !crate::core::conditions::has_condition(stored, "Approved")
-        || crate::core::conditions::has_condition(stored, "Denied")
-        || crate::core::conditions::has_condition(stored, "Failed")
+    use crate::core::conditions::{ConditionType, has_condition};
+    if !has_condition(stored, ConditionType::Approved)
+        || has_condition(stored, ConditionType::Denied)
+        || has_condition(stored, ConditionType::Failed)
     {
         return Err(invalid(
             &name,

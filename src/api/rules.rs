@@ -2,7 +2,9 @@
 //! update path may change. Pure functions over the k8s-openapi types.
 
 use super::error::{ApiError, Cause, invalid};
+use crate::core::conditions::ConditionType;
 use crate::issue::CsrRequest;
+use crate::issue::names::MAX_SIGNER_NAME_LEN;
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition,
 };
@@ -12,8 +14,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 pub const MAX_NAME_LEN: usize = 253;
 /// generateName keeps at most this many characters of the base (upstream `names.go`).
 pub const GENERATE_NAME_BASE_MAX: usize = 58;
-/// Largest signerName (upstream: 253 domain + 1 + 317 path).
-pub const MAX_SIGNER_NAME: usize = crate::issue::names::MAX_SIGNER_NAME_LEN;
 /// The usages v1 accepts (reference §1.3).
 pub const KNOWN_USAGES: &[&str] = &[
     "signing",
@@ -86,11 +86,11 @@ fn signer_name_causes(name: &str, out: &mut Vec<Cause>) {
         out.push(cause("FieldValueRequired", F, "Required value"));
         return;
     }
-    if name.len() > MAX_SIGNER_NAME {
+    if name.len() > MAX_SIGNER_NAME_LEN {
         out.push(cause(
             "FieldValueTooLong",
             F,
-            format!("must be no more than {MAX_SIGNER_NAME} characters"),
+            format!("must be no more than {MAX_SIGNER_NAME_LEN} characters"),
         ));
         return;
     }
@@ -192,7 +192,7 @@ fn check_conditions(
                 "Required value",
             ));
         }
-        let terminal = matches!(c.type_.as_str(), "Approved" | "Denied" | "Failed");
+        let terminal = ConditionType::of(c).is_some();
         match c.status.as_str() {
             "True" => {}
             "False" | "Unknown" if !terminal => {}
@@ -215,23 +215,20 @@ fn check_conditions(
             ));
         }
     }
-    let has = |t: &str| new.iter().any(|c| c.type_ == t);
-    if has("Approved") && has("Denied") {
+    let has = |t: ConditionType| new.iter().any(|c| t.is(c));
+    if has(ConditionType::Approved) && has(ConditionType::Denied) {
         causes.push(cause(
             "FieldValueInvalid",
             "status.conditions",
             "Approved and Denied conditions are mutually exclusive",
         ));
     }
-    for o in old
-        .iter()
-        .filter(|o| matches!(o.type_.as_str(), "Approved" | "Denied" | "Failed"))
-    {
-        if !has(&o.type_) {
+    for t in old.iter().filter_map(ConditionType::of) {
+        if !has(t) {
             causes.push(cause(
                 "FieldValueForbidden",
                 "status.conditions",
-                format!("updates may not remove a condition of type \"{}\"", o.type_),
+                format!("updates may not remove a condition of type \"{t}\""),
             ));
         }
     }
@@ -320,12 +317,12 @@ pub fn apply_status(
     let old = conditions(stored).to_vec();
     let mut new: Vec<_> = conditions(body)
         .iter()
-        .filter(|c| !matches!(c.type_.as_str(), "Approved" | "Denied"))
+        .filter(|c| !ConditionType::of(c).is_some_and(ConditionType::is_approval))
         .cloned()
         .collect();
     new.extend(
         old.iter()
-            .filter(|c| matches!(c.type_.as_str(), "Approved" | "Denied"))
+            .filter(|c| ConditionType::of(c).is_some_and(ConditionType::is_approval))
             .cloned(),
     );
     check_conditions(&name, &new, &old)?;

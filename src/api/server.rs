@@ -374,11 +374,8 @@ pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()
     Ok(())
 }
 
-pub(crate) fn unix_secs(t: std::time::SystemTime) -> i64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+/// Kept for `audit_checkpoint.rs` (being moved elsewhere); new code calls [`crate::clock`].
+pub(crate) use crate::clock::unix_secs;
 
 #[derive(Debug, Clone, Copy)]
 struct ConnSettings {

@@ -106,7 +106,7 @@ pub async fn renew_loop(cert: Arc<ServingCert>, mut not_after: SystemTime, r: Re
                         not_after = next;
                         crate::metrics::global()
                             .serving_not_after
-                            .set(super::server::unix_secs(next));
+                            .set(crate::clock::unix_secs(next));
                         tracing::info!("serving certificate renewed");
                     }
                     Err(e) => tracing::warn!(error = %e, "renewed serving key unusable"),

@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::{Api, BACKLOG_INTERVAL, blocking};
 use crate::core::SignFailure;
 use crate::core::conditions::{
-    APPROVED, DENIED, FAILED, SIGNER_VALIDATION_FAILURE, add_condition, condition, has_condition,
+    ConditionType, SIGNER_VALIDATION_FAILURE, add_condition, condition, has_condition, is_decided,
     needs_signing,
 };
 use crate::store::UpdateError;
@@ -35,7 +35,7 @@ impl Api {
         &self,
         name: &str,
         kind: &'static str,
-        type_: &'static str,
+        type_: ConditionType,
         reason: String,
         message: String,
     ) -> Result<Option<CertificateSigningRequest>, ApiError> {
@@ -44,10 +44,7 @@ impl Api {
         let at = super::csr::now();
         let r = blocking(move || {
             store.update(&n, None, APPLIANCE, kind, |c| {
-                let decided = [APPROVED, DENIED, FAILED]
-                    .iter()
-                    .any(|t| has_condition(c, t));
-                if decided && type_ != FAILED || has_condition(c, type_) {
+                if is_decided(c) && type_ != ConditionType::Failed || has_condition(c, type_) {
                     return Err(Skip);
                 }
                 add_condition(c, condition(type_, &reason, &message, &at));
@@ -149,7 +146,7 @@ impl Api {
                 self.add_terminal(
                     name,
                     "fail",
-                    FAILED,
+                    ConditionType::Failed,
                     SIGNER_VALIDATION_FAILURE.to_owned(),
                     message,
                 )

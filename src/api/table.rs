@@ -3,7 +3,7 @@
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use serde_json::{Value, json};
 
-use crate::core::conditions::has_condition;
+use crate::core::conditions::{ConditionType, has_condition};
 
 /// Whether the Accept header asks for a Table.
 pub fn wants_table(accept: Option<&str>) -> bool {
@@ -65,15 +65,16 @@ pub fn human_duration(secs: i64) -> String {
 
 /// kubectl's Condition column.
 pub fn condition_column(csr: &CertificateSigningRequest) -> String {
-    let mut s = if has_condition(csr, "Denied") {
-        "Denied".to_owned()
-    } else if has_condition(csr, "Approved") {
-        "Approved".to_owned()
+    let mut s = if has_condition(csr, ConditionType::Denied) {
+        ConditionType::Denied.as_str().to_owned()
+    } else if has_condition(csr, ConditionType::Approved) {
+        ConditionType::Approved.as_str().to_owned()
     } else {
         "Pending".to_owned()
     };
-    if has_condition(csr, "Failed") {
-        s.push_str(",Failed");
+    if has_condition(csr, ConditionType::Failed) {
+        s.push(',');
+        s.push_str(ConditionType::Failed.as_str());
     }
     if csr
         .status

@@ -5,12 +5,14 @@
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::digest;
 use rusqlite::{Connection, OptionalExtension, params};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
+
+use crate::clock::{from_unix_checked, unix_secs};
 
 pub use super::bootstrap_id::{
     BOOTSTRAPPERS_GROUP, BootstrapToken, BootstrapTokenId, is_valid_extra_group,
@@ -90,17 +92,6 @@ pub struct BootstrapTokens {
 
 fn db_err(op: &'static str) -> impl FnOnce(rusqlite::Error) -> AuthnError {
     move |source| AuthnError::Database { op, source }
-}
-
-fn unix_secs(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(_) => 0,
-    }
-}
-
-fn from_unix(secs: i64) -> Option<SystemTime> {
-    UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
 fn secret_hash(salt: &[u8], secret: &str) -> digest::Digest {
@@ -356,8 +347,8 @@ impl RawRecord {
             serde_json::from_str(&self.patterns_json).map_err(|_| corrupt("patterns_json"))?;
         Ok(BootstrapTokenRecord {
             id,
-            created: from_unix(self.created).ok_or_else(|| corrupt("created_unix"))?,
-            expires: from_unix(self.expires).ok_or_else(|| corrupt("expires_unix"))?,
+            created: from_unix_checked(self.created).ok_or_else(|| corrupt("created_unix"))?,
+            expires: from_unix_checked(self.expires).ok_or_else(|| corrupt("expires_unix"))?,
             groups,
             description: self.description,
             node_name_patterns,

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::core::conditions::{ConditionType, find_condition};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::WatchEvent;
 use tokio::time::Instant;
@@ -82,18 +83,6 @@ enum Seen {
     Issued(String),
 }
 
-fn condition<'a>(
-    csr: &'a CertificateSigningRequest,
-    kind: &str,
-) -> Option<&'a k8s_openapi::api::certificates::v1::CertificateSigningRequestCondition> {
-    csr.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == kind)
-}
-
 fn inspect(
     csr: &CertificateSigningRequest,
     name: &CsrName,
@@ -116,7 +105,7 @@ fn inspect(
             c.message.clone().unwrap_or_default(),
         )
     };
-    if let Some(c) = condition(csr, "Denied") {
+    if let Some(c) = find_condition(csr, ConditionType::Denied) {
         let (name, reason, message) = terminal(c);
         return Err(WaitError::Denied {
             name,
@@ -124,7 +113,7 @@ fn inspect(
             message,
         });
     }
-    if let Some(c) = condition(csr, "Failed") {
+    if let Some(c) = find_condition(csr, ConditionType::Failed) {
         let (name, reason, message) = terminal(c);
         return Err(WaitError::Failed {
             name,
@@ -137,7 +126,7 @@ fn inspect(
         .as_ref()
         .and_then(|s| s.certificate.as_ref())
         .filter(|c| !c.0.is_empty());
-    match (condition(csr, "Approved"), cert) {
+    match (find_condition(csr, ConditionType::Approved), cert) {
         (Some(_), Some(cert)) => Ok(Seen::Issued(String::from_utf8_lossy(&cert.0).into_owned())),
         _ => Ok(Seen::Pending),
     }

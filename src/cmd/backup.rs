@@ -228,7 +228,7 @@ fn run_restore(a: &RestoreArgs) -> Result<(), BackupError> {
     };
     sync_file(&staged)?;
     if target.exists() {
-        let stamp = crate::api::server::unix_secs(std::time::SystemTime::now());
+        let stamp = crate::clock::unix_now();
         for suffix in ["", "-wal", "-shm"] {
             let old = cfg.data_dir.join(format!("{DB_FILE}{suffix}"));
             if old.exists() {

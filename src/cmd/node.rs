@@ -81,9 +81,7 @@ impl NodeCommand {
 
 /// Prints the node's stored facts, one `key: value` line each.
 fn show(store: &Store, node: &str) -> i32 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = crate::clock::unix_now();
     match store.node_state(node, now) {
         Ok(st) => {
             let not_after = st

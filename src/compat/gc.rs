@@ -27,6 +27,7 @@
 
 use std::time::Duration;
 
+use crate::core::conditions::ConditionType;
 use der::DecodePem;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -154,10 +155,10 @@ impl<'a> CsrView<'a> {
     fn of(csr: &'a CertificateSigningRequest) -> Self {
         let status = csr.status.as_ref();
         let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or(&[]);
-        let find = |ty: &str| {
+        let find = |ty: ConditionType| {
             conditions
                 .iter()
-                .find(|c| c.type_ == ty && c.status == "True")
+                .find(|c| ty.is(c) && c.status == "True")
                 .map(|c| {
                     c.last_update_time
                         .as_ref()
@@ -166,9 +167,9 @@ impl<'a> CsrView<'a> {
         };
         CsrView {
             created: csr.metadata.creation_timestamp.as_ref(),
-            approved: find("Approved"),
-            denied: find("Denied"),
-            failed: find("Failed"),
+            approved: find(ConditionType::Approved),
+            denied: find(ConditionType::Denied),
+            failed: find(ConditionType::Failed),
             leaf: status
                 .and_then(|s| s.certificate.as_ref())
                 .map(|c| c.0.as_slice())

@@ -26,20 +26,16 @@ use k8s_openapi::api::certificates::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
+use crate::core::conditions::ConditionType;
+use crate::issue::names::MAX_SIGNER_NAME_LEN;
+
 /// The condition reason for an unknown signer name.
 pub const REASON: &str = "UnknownSigner";
 
-/// The condition type written.
-pub const FAILED: &str = "Failed";
-
-/// Longest signer name quoted in the message: the validation limit on signer names
-/// (reference §1.3: total ≤ 571). Longer (invalid) names are cut.
-pub const MAX_SIGNER_NAME_BYTES: usize = 571;
-
 /// `this appliance does not sign for signer name "X"` (X quoted and escaped, cut to
-/// [`MAX_SIGNER_NAME_BYTES`]).
+/// [`MAX_SIGNER_NAME_LEN`], the validation limit on signer names: longer, invalid, names are cut).
 pub fn unknown_signer_message(signer_name: &str) -> String {
-    let mut end = signer_name.len().min(MAX_SIGNER_NAME_BYTES);
+    let mut end = signer_name.len().min(MAX_SIGNER_NAME_LEN);
     while !signer_name.is_char_boundary(end) {
         end = end.saturating_sub(1);
     }
@@ -53,7 +49,7 @@ pub fn unknown_signer_condition(
     now: Timestamp,
 ) -> CertificateSigningRequestCondition {
     CertificateSigningRequestCondition {
-        type_: FAILED.to_owned(),
+        type_: ConditionType::Failed.as_str().to_owned(),
         status: "True".to_owned(),
         reason: Some(REASON.to_owned()),
         message: Some(unknown_signer_message(signer_name)),
@@ -77,7 +73,7 @@ pub fn mark_unknown_signer(csr: &mut CertificateSigningRequest, now: Timestamp) 
     let condition = unknown_signer_condition(&csr.spec.signer_name, now);
     let status = csr.status.get_or_insert_with(Default::default);
     let conditions = status.conditions.get_or_insert_with(Vec::new);
-    if conditions.iter().any(|c| c.type_ == FAILED) {
+    if conditions.iter().any(|c| ConditionType::Failed.is(c)) {
         return Marked::AlreadyFailed;
     }
     conditions.push(condition);

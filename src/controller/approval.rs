@@ -4,13 +4,12 @@
 //! Secrets, never from Node objects.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 use super::config::{ControllerConfigError, NodePatterns};
-use crate::core::facts::unix;
+use crate::clock::unix_now;
 use crate::core::{Core, Decision, node_facts};
 use crate::issue::{SignerName, SubjectIdentity, ValidatedCsr};
 use crate::store::{IssuedRecord, Store, StoreError};
@@ -67,7 +66,7 @@ pub fn decide(
     csr_name: &str,
 ) -> Result<Decision, StoreError> {
     let node = match node_of(v) {
-        Some(n) => store.node_state(n, unix(SystemTime::now()))?,
+        Some(n) => store.node_state(n, unix_now())?,
         None => crate::store::NodeState::default(),
     };
     // Trust on first use needs the bootstrap request's peer address, which a CSR object in a
@@ -94,7 +93,7 @@ pub fn issued_record(v: &ValidatedCsr, csr: &CertificateSigningRequest) -> Optio
         node_name: node.to_owned(),
         serial_hex: hex::encode(tbs.serial_number().as_bytes()),
         not_after_unix: i64::try_from(not_after).unwrap_or(i64::MAX),
-        issued_unix: unix(SystemTime::now()),
+        issued_unix: unix_now(),
     })
 }
 

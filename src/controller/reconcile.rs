@@ -15,8 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::approval::{self, TokenBindings};
 use super::write;
 use crate::core::conditions::{
-    APPROVED, DENIED, FAILED, SIGNER_VALIDATION_FAILURE, has_certificate, has_condition,
-    needs_signing,
+    ConditionType, SIGNER_VALIDATION_FAILURE, has_certificate, has_condition, needs_signing,
 };
 use crate::core::{Core, Decision};
 use crate::issue::{CsrRejection, SignerName, ValidatedCsr};
@@ -280,12 +279,12 @@ impl Reconciler {
     ) -> Result<(), ReconcileError> {
         if !self.ours(&csr)
             || has_certificate(&csr)
-            || has_condition(&csr, DENIED)
-            || has_condition(&csr, FAILED)
+            || has_condition(&csr, ConditionType::Denied)
+            || has_condition(&csr, ConditionType::Failed)
         {
             return Ok(());
         }
-        let approved = has_condition(&csr, APPROVED);
+        let approved = has_condition(&csr, ConditionType::Approved);
         if !approved && !self.approve {
             return Ok(());
         }
@@ -326,10 +325,16 @@ impl Reconciler {
         }
         let name = name_of(&csr);
         tracing::info!(csr = %name, %message, "csr fails signer validation");
-        write::add_status_condition(&self.csrs, csr, FAILED, SIGNER_VALIDATION_FAILURE, &message)
-            .await
-            .map(|_| ())
-            .map_err(|source| ReconcileError::Api { csr: name, source })
+        write::add_status_condition(
+            &self.csrs,
+            csr,
+            ConditionType::Failed,
+            SIGNER_VALIDATION_FAILURE,
+            &message,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|source| ReconcileError::Api { csr: name, source })
     }
 
     /// Writes Approved / Denied through `/approval`; returns the CSR as written.
@@ -341,8 +346,8 @@ impl Reconciler {
         let name = name_of(&csr);
         let (type_, reason, message) = match d {
             Decision::Pending { .. } => return Ok(None),
-            Decision::Approve { reason, message } => (APPROVED, reason, message),
-            Decision::Deny { reason, message } => (DENIED, reason, message),
+            Decision::Approve { reason, message } => (ConditionType::Approved, reason, message),
+            Decision::Deny { reason, message } => (ConditionType::Denied, reason, message),
         };
         if !self.may_sign() {
             return Err(ReconcileError::NotLeader);
@@ -353,7 +358,7 @@ impl Reconciler {
                 csr: name.clone(),
                 source,
             })?;
-        tracing::info!(csr = %name, condition = type_, %reason, "approval written");
+        tracing::info!(csr = %name, condition = type_.as_str(), %reason, "approval written");
         Ok(written)
     }
 }

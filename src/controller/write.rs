@@ -7,7 +7,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
 use kube::api::PostParams;
 
-use crate::core::conditions::{add_condition, condition, has_condition, needs_signing};
+use crate::core::conditions::{
+    ConditionType, add_condition, condition, has_condition, is_decided, needs_signing,
+};
 
 /// Conflicts tolerated for one write before giving up (the CSR is retried later).
 const MAX_CONFLICTS: usize = 5;
@@ -35,12 +37,6 @@ fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
 
-fn decided(csr: &CertificateSigningRequest) -> bool {
-    ["Approved", "Denied", "Failed"]
-        .iter()
-        .any(|t| has_condition(csr, t))
-}
-
 /// Re-reads after a conflict; `None` when the CSR is gone.
 async fn reread(
     api: &Api<CertificateSigningRequest>,
@@ -54,7 +50,7 @@ async fn reread(
 pub async fn add_approval_condition(
     api: &Api<CertificateSigningRequest>,
     csr: CertificateSigningRequest,
-    type_: &str,
+    type_: ConditionType,
     reason: &str,
     message: &str,
 ) -> KubeResult<Option<CertificateSigningRequest>> {
@@ -63,14 +59,14 @@ pub async fn add_approval_condition(
         reason,
         message,
     };
-    add_condition_through(api, csr, Subresource::Approval, &cond, decided).await
+    add_condition_through(api, csr, Subresource::Approval, &cond, is_decided).await
 }
 
 /// Adds a condition (Failed) through `/status` unless the CSR is decided-against or signed.
 pub async fn add_status_condition(
     api: &Api<CertificateSigningRequest>,
     csr: CertificateSigningRequest,
-    type_: &str,
+    type_: ConditionType,
     reason: &str,
     message: &str,
 ) -> KubeResult<Option<CertificateSigningRequest>> {
@@ -80,7 +76,7 @@ pub async fn add_status_condition(
             .as_ref()
             .and_then(|s| s.certificate.as_ref())
             .is_some_and(|cert| !cert.0.is_empty());
-        signed || has_condition(c, "Denied") || has_condition(c, type_)
+        signed || has_condition(c, ConditionType::Denied) || has_condition(c, type_)
     };
     let cond = NewCondition {
         type_,
@@ -99,7 +95,7 @@ enum Subresource {
 
 /// A condition to add.
 struct NewCondition<'a> {
-    type_: &'a str,
+    type_: ConditionType,
     reason: &'a str,
     message: &'a str,
 }

@@ -57,8 +57,9 @@ pub fn build_issuer(
             .map(CertificateDer::from)
             .map_err(|e| IssueError::Build(e.to_string()))
     };
-    let now_unix = super::facts::unix(std::time::SystemTime::now());
-    crate::metrics::global().set_ca_not_after(super::facts::unix(bundle.not_after()), now_unix);
+    let now_unix = crate::clock::unix_now();
+    crate::metrics::global()
+        .set_ca_not_after(crate::clock::unix_secs(bundle.not_after()), now_unix);
     let mut roots = vec![der_of(&bundle.cert)?];
     let mut issuer = Issuer::new(bundle, key, cfg.issuance.clone())?;
     for (name, sc) in &cfg.ca.signers {

@@ -11,9 +11,10 @@ use crate::issue::{
 use crate::policy::{self, Approver, NodeFacts};
 use crate::store::IssuedRecord;
 
-use super::facts::{reason_of, unix};
+use super::facts::reason_of;
 use super::node_locks::NodeLocks;
 use super::outcome::{Decision, Inspection, Issued, Outcome, SignFailure};
+use crate::clock::unix_secs;
 
 /// Readiness of the signer (the token signer's `ready()`).
 pub type ReadyFn = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -176,8 +177,8 @@ impl Core {
                 Some(IssuedRecord {
                     node_name: n.as_str().to_owned(),
                     serial_hex: certificate.serial.clone(),
-                    not_after_unix: unix(certificate.not_after),
-                    issued_unix: unix(now),
+                    not_after_unix: unix_secs(certificate.not_after),
+                    issued_unix: unix_secs(now),
                 })
             }
             _ => None,

@@ -1,26 +1,13 @@
 //! From what a mode knows about a node and a requester to the policy's [`NodeFacts`], in one
 //! place for both modes; and the policy's rule names as condition reasons.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use globset::GlobSet;
 
+use crate::clock::from_unix;
 use crate::issue::CsrRequest;
 pub use crate::policy::NodeFacts;
 use crate::policy::{self};
 use crate::store::{CsrIndex, NodeState};
-
-/// Seconds since the epoch (0 before it, saturating far after it).
-pub fn unix(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// The instant `secs` after the epoch (the epoch for negative values).
-pub fn from_unix(secs: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
-}
 
 /// The policy's facts about a node: its stored state and, when the requester used a bound
 /// bootstrap token, that token's node-name patterns. `first_address` is the node's recorded

@@ -4,7 +4,8 @@ use std::fmt;
 
 /// Named bound: a DNS-1123 subdomain is at most 253 characters (Kubernetes node names).
 pub const MAX_NODE_NAME_LEN: usize = 253;
-/// Named bound: the API's maximum signerName length (reference §1.3).
+/// Named bound: the API's maximum signerName length, the one definition (reference §1.3;
+/// upstream: 253 domain + 1 + 317 path).
 pub const MAX_SIGNER_NAME_LEN: usize = 571;
 
 /// `kubernetes.io/kube-apiserver-client-kubelet`.

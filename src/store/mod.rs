@@ -28,6 +28,9 @@ use std::time::Duration;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::clock::unix_now;
+use crate::core::conditions::{ConditionType, has_certificate, has_condition};
+
 pub use batch::PendingCreate;
 pub use error::{StoreError, UpdateError};
 pub use feed::{Event, EventKind, Subscription};
@@ -121,22 +124,14 @@ impl std::fmt::Debug for Store {
 
 /// The lifecycle phase kept in an indexed column.
 pub fn phase(csr: &CertificateSigningRequest) -> &'static str {
-    let status = csr.status.as_ref();
-    let has = |t: &str| {
-        status
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == t))
-    };
-    let issued = status
-        .and_then(|s| s.certificate.as_ref())
-        .is_some_and(|c| !c.0.is_empty());
-    if has("Denied") {
+    let has = |t| has_condition(csr, t);
+    if has(ConditionType::Denied) {
         "denied"
-    } else if has("Failed") {
+    } else if has(ConditionType::Failed) {
         "failed"
-    } else if issued {
+    } else if has_certificate(csr) {
         "issued"
-    } else if has("Approved") {
+    } else if has(ConditionType::Approved) {
         "approved"
     } else {
         "pending"
@@ -160,13 +155,6 @@ fn bump_rv(tx: &Transaction<'_>) -> Result<u64, rusqlite::Error> {
 
 fn rv_of(csr: &CertificateSigningRequest) -> Option<u64> {
     csr.metadata.resource_version.as_deref()?.parse().ok()
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn created_unix(csr: &CertificateSigningRequest) -> i64 {

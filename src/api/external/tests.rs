@@ -17,7 +17,14 @@ MA8xDTALBgNVBAMMBHRlc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQ7Y0YH
 fn csr(conditions: &[&str], cert: Option<&[u8]>) -> CertificateSigningRequest {
     let conditions = conditions
         .iter()
-        .map(|t| crate::core::conditions::condition(t, "R", "m", &Time(Default::default())))
+        .map(|t| {
+            crate::core::conditions::condition(
+                t.parse().unwrap(),
+                "R",
+                "m",
+                &Time(Default::default()),
+            )
+        })
         .collect();
     CertificateSigningRequest {
         metadata: Default::default(),

@@ -20,7 +20,7 @@ fn message_escapes_and_bounds_hostile_names() {
     assert!(!m.contains('\n') && !m.contains('\u{1b}'), "{m}");
     let long = "é".repeat(1000);
     let m = unknown_signer_message(&long);
-    assert!(m.len() < MAX_SIGNER_NAME_BYTES + 60, "{}", m.len());
+    assert!(m.len() < MAX_SIGNER_NAME_LEN + 60, "{}", m.len());
 }
 
 #[test]

@@ -1,0 +1,45 @@
+//! Wall-clock time as whole seconds since the Unix epoch, the form the store, the audit log and
+//! the metrics keep it in: one place for the conversions (no panics, saturating at the edges).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Seconds since the epoch (0 before it, saturating far after it).
+pub fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// [`unix_secs`] of now.
+pub fn unix_now() -> i64 {
+    unix_secs(SystemTime::now())
+}
+
+/// The instant `secs` after the epoch (the epoch for negative values).
+pub fn from_unix(secs: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}
+
+/// The instant `secs` after the epoch; `None` for negative or unrepresentable values (a stored
+/// value that cannot be a time).
+pub fn from_unix_checked(secs: i64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_round_trip_and_clamp_at_the_edges() {
+        assert_eq!(unix_secs(from_unix(1_800_000_000)), 1_800_000_000);
+        assert_eq!(from_unix(-5), UNIX_EPOCH);
+        assert_eq!(from_unix_checked(-5), None);
+        assert_eq!(
+            from_unix_checked(7),
+            Some(UNIX_EPOCH + Duration::from_secs(7))
+        );
+        assert_eq!(unix_secs(UNIX_EPOCH - Duration::from_secs(1)), 0);
+        assert!(unix_now() > 1_700_000_000);
+    }
+}
