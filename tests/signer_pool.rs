@@ -65,3 +65,41 @@ fn eight_threads_share_a_bounded_pool() {
     tok.keygen("ca", "ecdsa-p256");
     tok.run_child("eight_threads_share_a_bounded_pool", &[]);
 }
+
+/// A signer dropped by its owner may be finalised a moment later on its supervisor thread
+/// (which holds the last reference during a keep-alive). Opening the module again right
+/// after (as `dev` does: probe, generate, open) must wait for that instead of failing with
+/// "already initialised". 200 drop-and-reopen rounds (the supervisor keeps alive back to back, so
+/// it often holds the last reference when the owner drops), every tenth signing once.
+#[test]
+fn a_signer_reopened_right_after_a_drop_waits_for_the_finalize() {
+    const ROUNDS: usize = 200;
+    if let Some(tok) =
+        TokenEnv::child("a_signer_reopened_right_after_a_drop_waits_for_the_finalize")
+    {
+        let uri =
+            Pkcs11Uri::parse(&tok.uri_with(&tok.module, "ca", ""), UriOrigin::CommandLine).unwrap();
+        let settings = Settings {
+            // The supervisor keeps alive back to back, so it holds the signer most of the time.
+            keepalive_interval: std::time::Duration::ZERO,
+            ..Settings::default()
+        };
+        for round in 0..ROUNDS {
+            let signer = TokenSigner::open(&uri, settings.clone())
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            if round % 10 == 0 {
+                signer.sign(b"m").unwrap();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            drop(signer);
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tok = TokenEnv::create(dir.path(), "reopen");
+    tok.keygen("ca", "ecdsa-p256");
+    tok.run_child(
+        "a_signer_reopened_right_after_a_drop_waits_for_the_finalize",
+        &[],
+    );
+}

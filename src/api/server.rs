@@ -248,7 +248,7 @@ impl Server {
                 let not_after = id.not_after;
                 crate::metrics::global()
                     .serving_not_after
-                    .set(unix_secs(not_after));
+                    .set(crate::clock::unix_secs(not_after));
                 let cert = ServingCert::new(id)?;
                 let again = Renewal {
                     issuer: build_issuer(cfg, key, signer_keys)?.0,
@@ -373,9 +373,6 @@ pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()
     server.shutdown().await;
     Ok(())
 }
-
-/// Kept for `audit_checkpoint.rs` (being moved elsewhere); new code calls [`crate::clock`].
-pub(crate) use crate::clock::unix_secs;
 
 #[derive(Debug, Clone, Copy)]
 struct ConnSettings {

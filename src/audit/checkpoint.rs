@@ -152,7 +152,7 @@ pub enum CheckpointError {
 }
 
 fn unix_now() -> i64 {
-    crate::api::server::unix_secs(std::time::SystemTime::now())
+    crate::clock::unix_secs(std::time::SystemTime::now())
 }
 
 /// Signs the current head and appends the checkpoint (blocking). `None` when nothing was

@@ -46,7 +46,7 @@ pub fn keygen(
 ) -> Result<GeneratedKey, SignerError> {
     let pin = Pin::load(uri, crate::signer::pin::DEFAULT_CREDENTIAL)?;
     let ctx = module::load(&uri.module_path)?;
-    module::initialize(&ctx)?;
+    module::initialize_waiting(&ctx)?;
     let result = (|| {
         let slot = module::select_slot(&ctx, uri)?;
         let mechanism = template::check_mechanisms(&ctx, slot, algorithm)?;
@@ -129,7 +129,7 @@ pub fn init_token(
     user_pin: &SecretString,
 ) -> Result<(), SignerError> {
     let ctx = module::load(module_path)?;
-    module::initialize(&ctx)?;
+    module::initialize_waiting(&ctx)?;
     let result = (|| {
         let slots = module::map(ctx.get_all_slots())?;
         let mut free = None;

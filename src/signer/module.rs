@@ -3,6 +3,8 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error, RvError};
@@ -24,6 +26,54 @@ static LOGIN_CALLS: AtomicU64 = AtomicU64::new(0);
 /// How many times this process called `C_Login` (all signers, key generation, token set-up).
 pub fn login_calls() -> u64 {
     LOGIN_CALLS.load(Ordering::Relaxed)
+}
+
+/// Signers of this process that are open or still closing. A signer's supervisor thread may
+/// hold the last reference for a moment after its owner dropped it, so the module is finalised
+/// there, shortly after: a new `C_Initialize` in that window sees `CKR_CRYPTOKI_ALREADY_INITIALIZED`.
+static OPEN_SIGNERS: Mutex<usize> = Mutex::new(0);
+static SIGNER_CLOSED: Condvar = Condvar::new();
+
+/// How long an open waits for a closing signer of this process to finalise the module.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Held by each open signer; dropped after its module is finalised.
+#[derive(Debug)]
+pub struct OpenSigner(());
+
+impl OpenSigner {
+    pub fn register() -> OpenSigner {
+        *OPEN_SIGNERS.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        OpenSigner(())
+    }
+}
+
+impl Drop for OpenSigner {
+    fn drop(&mut self) {
+        let mut open = OPEN_SIGNERS.lock().unwrap_or_else(PoisonError::into_inner);
+        *open = open.saturating_sub(1);
+        SIGNER_CLOSED.notify_all();
+    }
+}
+
+/// After `ModuleBusy`: if a signer of this process is open or closing, waits (at most `limit`)
+/// until one closes, and says whether one did (then `C_Initialize` is worth one more try).
+/// With none open, the module is held by something else and this returns false at once.
+pub fn await_closing_signer(limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut open = OPEN_SIGNERS.lock().unwrap_or_else(PoisonError::into_inner);
+    let before = *open;
+    while *open >= before && before > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        open = SIGNER_CLOSED
+            .wait_timeout(open, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+    before > 0
 }
 
 /// Loads the module (no `C_Initialize` yet).
@@ -51,6 +101,15 @@ pub fn initialize(ctx: &Pkcs11) -> Result<(), SignerError> {
             Err(SignerError::ModuleBusy)
         }
         Err(e) => Err(to_signer_error(e)),
+    }
+}
+
+/// [`initialize`] for a fresh open (key generation, token set-up): when a signer of this
+/// process is still finalising the module, waits for it (bounded) and tries once more.
+pub fn initialize_waiting(ctx: &Pkcs11) -> Result<(), SignerError> {
+    match initialize(ctx) {
+        Err(SignerError::ModuleBusy) if await_closing_signer(CLOSE_WAIT) => initialize(ctx),
+        other => other,
     }
 }
 

@@ -120,6 +120,8 @@ pub struct TokenSigner {
     /// timeout means a hung device (a PKCS#11 call cannot be cancelled), see [`Self::ready`].
     in_flight: Mutex<BTreeMap<u64, Instant>>,
     next_call: AtomicU64,
+    /// Counts this signer as open until after its module is finalised (in `drop`).
+    _open: module::OpenSigner,
 }
 
 /// One call inside the token, registered in `in_flight` until it returns.
@@ -151,7 +153,12 @@ impl TokenSigner {
         let pin = Pin::load(uri, &settings.credential)?;
         let ctx = module::load(&uri.module_path)?;
         let max_sessions = uri.max_sessions.unwrap_or(settings.max_sessions).max(1);
-        let (live, public) = Live::start(&ctx, uri, &pin, max_sessions)?;
+        let (live, public) = match Live::start(&ctx, uri, &pin, max_sessions) {
+            Err(SignerError::ModuleBusy) if module::await_closing_signer(module::CLOSE_WAIT) => {
+                Live::start(&ctx, uri, &pin, max_sessions)?
+            }
+            started => started?,
+        };
         let signer = Arc::new(TokenSigner {
             ctx,
             uri: uri.clone(),
@@ -170,6 +177,7 @@ impl TokenSigner {
             recoveries: AtomicU64::new(0),
             in_flight: Mutex::new(BTreeMap::new()),
             next_call: AtomicU64::new(0),
+            _open: module::OpenSigner::register(),
         });
         let weak = Arc::downgrade(&signer);
         let wake = Arc::clone(&signer.wake);
