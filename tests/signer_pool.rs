@@ -66,11 +66,12 @@ fn eight_threads_share_a_bounded_pool() {
     tok.run_child("eight_threads_share_a_bounded_pool", &[]);
 }
 
-/// A signer dropped by its owner may be finalised a moment later on its supervisor thread
-/// (which holds the last reference during a keep-alive). Opening the module again right
-/// after (as `dev` does: probe, generate, open) must wait for that instead of failing with
-/// "already initialised". 200 drop-and-reopen rounds (the supervisor keeps alive back to back, so
-/// it often holds the last reference when the owner drops), every tenth signing once.
+/// A signer's supervisor thread may hold a reference when the owner drops it (it keeps alive
+/// back to back here). The owner's drop must still close the module before it returns: opening
+/// it again right after (as `dev` does: probe, generate, open) must not fail with "already
+/// initialised", and a process that exits right after must not race a `C_Finalize` on the
+/// supervisor thread (seen as SIGSEGV in SoftHSM). 200 drop-and-reopen rounds, every tenth
+/// signing once, then the process exits.
 #[test]
 fn a_signer_reopened_right_after_a_drop_waits_for_the_finalize() {
     const ROUNDS: usize = 200;

@@ -28,14 +28,32 @@ pub fn login_calls() -> u64 {
     LOGIN_CALLS.load(Ordering::Relaxed)
 }
 
-/// Signers of this process that are open or still closing. A signer's supervisor thread may
-/// hold the last reference for a moment after its owner dropped it, so the module is finalised
-/// there, shortly after: a new `C_Initialize` in that window sees `CKR_CRYPTOKI_ALREADY_INITIALIZED`.
-static OPEN_SIGNERS: Mutex<usize> = Mutex::new(0);
+/// Signers of this process that are open or still closing, and how many have closed. A
+/// signer whose supervisor thread is stuck inside the token finalises the module only when
+/// that call returns: a new `C_Initialize` in that window sees
+/// `CKR_CRYPTOKI_ALREADY_INITIALIZED`.
+static SIGNERS: Mutex<Signers> = Mutex::new(Signers { open: 0, closed: 0 });
 static SIGNER_CLOSED: Condvar = Condvar::new();
 
-/// How long an open waits for a closing signer of this process to finalise the module.
+/// How long an open waits for a closing signer of this process to finalise the module (and
+/// how long a dropped signer waits for its supervisor thread).
 pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Open signers and closes so far, as seen before a `C_Initialize` (see [`await_close_since`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Signers {
+    open: usize,
+    closed: u64,
+}
+
+fn signers() -> std::sync::MutexGuard<'static, Signers> {
+    SIGNERS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The signer count now: take it before `C_Initialize`.
+pub fn signers_now() -> Signers {
+    *signers()
+}
 
 /// Held by each open signer; dropped after its module is finalised.
 #[derive(Debug)]
@@ -43,37 +61,38 @@ pub struct OpenSigner(());
 
 impl OpenSigner {
     pub fn register() -> OpenSigner {
-        *OPEN_SIGNERS.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        signers().open += 1;
         OpenSigner(())
     }
 }
 
 impl Drop for OpenSigner {
     fn drop(&mut self) {
-        let mut open = OPEN_SIGNERS.lock().unwrap_or_else(PoisonError::into_inner);
-        *open = open.saturating_sub(1);
+        let mut s = signers();
+        s.open = s.open.saturating_sub(1);
+        s.closed += 1;
         SIGNER_CLOSED.notify_all();
     }
 }
 
-/// After `ModuleBusy`: if a signer of this process is open or closing, waits (at most `limit`)
-/// until one closes, and says whether one did (then `C_Initialize` is worth one more try).
-/// With none open, the module is held by something else and this returns false at once.
-pub fn await_closing_signer(limit: Duration) -> bool {
+/// After `ModuleBusy`: says whether a signer of this process has closed since `seen` (taken
+/// before the failed `C_Initialize`), waiting at most `limit` for one when some were open then.
+/// True means `C_Initialize` is worth one more try; with none open at `seen`, the module is
+/// held by something else and this returns false at once.
+pub fn await_close_since(seen: Signers, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
-    let mut open = OPEN_SIGNERS.lock().unwrap_or_else(PoisonError::into_inner);
-    let before = *open;
-    while *open >= before && before > 0 {
+    let mut now = signers();
+    while now.closed == seen.closed && seen.open > 0 {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return false;
         }
-        open = SIGNER_CLOSED
-            .wait_timeout(open, left)
+        now = SIGNER_CLOSED
+            .wait_timeout(now, left)
             .unwrap_or_else(PoisonError::into_inner)
             .0;
     }
-    before > 0
+    now.closed != seen.closed
 }
 
 /// Loads the module (no `C_Initialize` yet).
@@ -107,8 +126,9 @@ pub fn initialize(ctx: &Pkcs11) -> Result<(), SignerError> {
 /// [`initialize`] for a fresh open (key generation, token set-up): when a signer of this
 /// process is still finalising the module, waits for it (bounded) and tries once more.
 pub fn initialize_waiting(ctx: &Pkcs11) -> Result<(), SignerError> {
+    let seen = signers_now();
     match initialize(ctx) {
-        Err(SignerError::ModuleBusy) if await_closing_signer(CLOSE_WAIT) => initialize(ctx),
+        Err(SignerError::ModuleBusy) if await_close_since(seen, CLOSE_WAIT) => initialize(ctx),
         other => other,
     }
 }

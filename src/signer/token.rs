@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, Weak, mpsc};
 use std::time::{Duration, Instant};
 
 use cryptoki::context::Pkcs11;
@@ -80,10 +80,21 @@ pub enum SignerStatus {
 
 struct Wake {
     pending: Mutex<bool>,
+    /// Set when the owner dropped the signer: the supervisor ends.
+    stop: AtomicBool,
     cv: Condvar,
 }
 
 impl Wake {
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.notify();
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
     fn notify(&self) {
         *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = true;
         self.cv.notify_all();
@@ -99,11 +110,24 @@ impl Wake {
     }
 }
 
-/// The CA key in a PKCS#11 token, behind a bounded session pool. Implements [`SignKey`].
+/// The CA key in a PKCS#11 token, behind a bounded session pool. Implements [`SignKey`];
+/// the methods of [`SignerCore`] are reachable through it.
 ///
 /// `sign` blocks: from async code use [`TokenSigner::sign_async`] (a blocking thread), never
 /// call it on the runtime's worker threads.
+///
+/// Dropping the last handle stops the supervisor thread (waiting at most
+/// [`module::CLOSE_WAIT`] for a call it has inside the token), then closes the sessions and
+/// finalises the module on the dropping thread: when `drop` returns, the module can be opened
+/// again, and a process that exits next does not race a `C_Finalize` on another thread.
 pub struct TokenSigner {
+    core: Arc<SignerCore>,
+    /// Disconnected when the supervisor thread has ended (and released its reference).
+    supervisor_done: Mutex<Option<mpsc::Receiver<()>>>,
+}
+
+/// The state behind a [`TokenSigner`], shared with its supervisor thread.
+pub struct SignerCore {
     ctx: Pkcs11,
     uri: Pkcs11Uri,
     pin: Pin,
@@ -126,7 +150,7 @@ pub struct TokenSigner {
 
 /// One call inside the token, registered in `in_flight` until it returns.
 struct InFlight<'a> {
-    signer: &'a TokenSigner,
+    signer: &'a SignerCore,
     id: u64,
 }
 
@@ -153,13 +177,14 @@ impl TokenSigner {
         let pin = Pin::load(uri, &settings.credential)?;
         let ctx = module::load(&uri.module_path)?;
         let max_sessions = uri.max_sessions.unwrap_or(settings.max_sessions).max(1);
+        let seen = module::signers_now();
         let (live, public) = match Live::start(&ctx, uri, &pin, max_sessions) {
-            Err(SignerError::ModuleBusy) if module::await_closing_signer(module::CLOSE_WAIT) => {
+            Err(SignerError::ModuleBusy) if module::await_close_since(seen, module::CLOSE_WAIT) => {
                 Live::start(&ctx, uri, &pin, max_sessions)?
             }
             started => started?,
         };
-        let signer = Arc::new(TokenSigner {
+        let core = Arc::new(SignerCore {
             ctx,
             uri: uri.clone(),
             pin,
@@ -171,6 +196,7 @@ impl TokenSigner {
             status: Mutex::new(SignerStatus::Up),
             wake: Arc::new(Wake {
                 pending: Mutex::new(false),
+                stop: AtomicBool::new(false),
                 cv: Condvar::new(),
             }),
             bad_signatures: AtomicU64::new(0),
@@ -179,15 +205,37 @@ impl TokenSigner {
             next_call: AtomicU64::new(0),
             _open: module::OpenSigner::register(),
         });
-        let weak = Arc::downgrade(&signer);
-        let wake = Arc::clone(&signer.wake);
+        let weak = Arc::downgrade(&core);
+        let wake = Arc::clone(&core.wake);
+        let (done, supervisor_done) = mpsc::channel();
         std::thread::Builder::new()
             .name("pkcs11-supervisor".into())
-            .spawn(move || supervise(&weak, &wake))
+            .spawn(move || supervise(&weak, &wake, done))
             .map_err(|_| SignerError::TaskFailed)?;
-        Ok(signer)
+        Ok(Arc::new(TokenSigner {
+            core,
+            supervisor_done: Mutex::new(Some(supervisor_done)),
+        }))
     }
 
+    /// Signs on a blocking thread (`tokio::task::spawn_blocking`), never on the runtime.
+    pub async fn sign_async(self: &Arc<Self>, msg: Vec<u8>) -> Result<Vec<u8>, SignerError> {
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || me.sign_blocking(&msg))
+            .await
+            .map_err(|_| SignerError::TaskFailed)?
+    }
+}
+
+impl std::ops::Deref for TokenSigner {
+    type Target = SignerCore;
+
+    fn deref(&self) -> &SignerCore {
+        &self.core
+    }
+}
+
+impl SignerCore {
     /// True when signing works now (for the readiness probe). A call that has been inside
     /// the token for longer than the sign timeout (a hung device) marks the signer down here:
     /// the call itself cannot be cancelled, but callers stop waiting for it and fail fast.
@@ -263,14 +311,6 @@ impl TokenSigner {
     /// Successful re-initialisations after a device error.
     pub fn recoveries(&self) -> u64 {
         self.recoveries.load(Ordering::Relaxed)
-    }
-
-    /// Signs on a blocking thread (`tokio::task::spawn_blocking`), never on the runtime.
-    pub async fn sign_async(self: &Arc<Self>, msg: Vec<u8>) -> Result<Vec<u8>, SignerError> {
-        let me = Arc::clone(self);
-        tokio::task::spawn_blocking(move || me.sign_blocking(&msg))
-            .await
-            .map_err(|_| SignerError::TaskFailed)?
     }
 
     fn read_live(&self) -> std::sync::RwLockReadGuard<'_, Option<Live>> {
@@ -474,9 +514,14 @@ impl TokenSigner {
 
 /// The background thread: keepalive while up; re-initialise with backoff while down; give up
 /// (stay down, say why) when the PIN is refused. Exits when the signer is dropped.
-fn supervise(weak: &Weak<TokenSigner>, wake: &Wake) {
+/// `_done` is dropped (disconnecting the owner's receiver) after the last reference this
+/// thread held.
+fn supervise(weak: &Weak<SignerCore>, wake: &Wake, _done: mpsc::Sender<()>) {
     let mut backoff = None;
     loop {
+        if wake.stopped() {
+            return;
+        }
         let Some(signer) = weak.upgrade() else {
             return;
         };
@@ -510,6 +555,27 @@ fn supervise(weak: &Weak<TokenSigner>, wake: &Wake) {
 }
 
 impl Drop for TokenSigner {
+    /// Stops the supervisor and waits (bounded) until it has let go of the core, so that the
+    /// core is closed here, when `self.core` drops after this.
+    fn drop(&mut self) {
+        self.core.wake.stop();
+        let done = self
+            .supervisor_done
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(done) = done
+            && let Err(mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(module::CLOSE_WAIT)
+        {
+            tracing::warn!(
+                "the PKCS#11 supervisor is still inside the token; the module is finalised when \
+                 that call returns"
+            );
+        }
+    }
+}
+
+impl Drop for SignerCore {
     /// Closes the sessions and finalises the module, so it can be opened again.
     fn drop(&mut self) {
         let live = self
@@ -527,14 +593,14 @@ impl Drop for TokenSigner {
 
 impl SignKey for TokenSigner {
     fn public_key(&self) -> &SubjectPublicKeyInfoOwned {
-        &self.public.spki
+        &self.core.public.spki
     }
 
     fn signature_algorithm(&self) -> AlgorithmIdentifierOwned {
-        self.public.algorithm.signature_algorithm()
+        self.core.public.algorithm.signature_algorithm()
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
-        self.sign_blocking(message)
+        self.core.sign_blocking(message)
     }
 }

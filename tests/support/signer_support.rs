@@ -141,7 +141,8 @@ impl TokenEnv {
         eprint!("{stderr}");
         assert!(
             out.status.success(),
-            "child failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+            "child failed ({})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            out.status
         );
         assert!(stdout.contains("1 passed"), "child ran no test\n{stdout}");
     }

@@ -234,7 +234,8 @@ impl Token {
         print!("{stdout}");
         assert!(
             out.status.success(),
-            "child failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+            "child failed ({})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            out.status
         );
         assert!(stdout.contains("1 passed"), "child ran no test\n{stdout}");
         stdout
