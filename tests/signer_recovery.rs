@@ -91,8 +91,14 @@ fn signing_comes_back_after_the_token_server_restarts() {
         stop_server(server);
         let err = signer.sign_blocking(b"while down").unwrap_err();
         assert!(matches!(err, SignerError::Unavailable { .. }), "{err}");
-        // The error names the PKCS#11 function and code that failed.
-        assert!(err.to_string().contains("failed: CKR_"), "{err}");
+        // The error names the cause: the PKCS#11 function and code that failed, or (when the
+        // supervisor's first keepalive, late on a loaded machine, saw the outage first and
+        // already tried to re-initialise) why the re-initialisation failed.
+        let text = err.to_string();
+        assert!(
+            text.contains("failed: CKR_") || text.contains("no token matches"),
+            "{err}"
+        );
         assert!(!signer.ready(), "ready() true with the token server dead");
         match signer.status() {
             // The reason is the latest failure (the sign's code, or a failed re-init).

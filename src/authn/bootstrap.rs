@@ -19,6 +19,7 @@ pub use super::bootstrap_id::{
 };
 use super::bootstrap_id::{TOKEN_ALPHABET, TOKEN_ID_LEN, TOKEN_SECRET_LEN};
 use super::error::AuthnError;
+use crate::store::StoreError;
 
 /// Longest bootstrap-token lifetime accepted at create (a year; the secret holds ≈ 83 bits, so
 /// tokens should be short-lived — the default is 24 h).
@@ -37,22 +38,6 @@ const SALT_LEN: usize = 16;
 const HASH_DOMAIN: &[u8] = b"kubesigner bootstrap-token secret v1\0";
 /// How many random ids to try before giving up on a collision streak.
 const ID_TRIES: u32 = 16;
-/// This component's row in `schema_version`.
-const COMPONENT: &str = "bootstrap_tokens";
-/// The migrations; migration `i` brings the table from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["CREATE TABLE bootstrap_tokens (
-        id TEXT PRIMARY KEY NOT NULL,
-        salt BLOB NOT NULL,
-        secret_hash BLOB NOT NULL,
-        created_unix INTEGER NOT NULL,
-        expires_unix INTEGER NOT NULL,
-        groups_json TEXT NOT NULL,
-        description TEXT NOT NULL,
-        patterns_json TEXT NOT NULL
-    ) STRICT;"];
-/// How long a writer waits for the SQLite lock (the store writes to the same file).
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// One bootstrap token as listed: never the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootstrapTokenRecord {
@@ -159,14 +144,15 @@ impl BootstrapTokens {
     /// Opens (creating if needed) the SQLite file at `db_path` and brings the
     /// `bootstrap_tokens` table to the current schema.
     pub fn open(db_path: &Path) -> Result<Self, AuthnError> {
-        let conn = Connection::open(db_path).map_err(db_err("open"))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(db_err("set busy timeout"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_err("enable WAL"))?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(db_err("set synchronous"))?;
-        migrate(&conn)?;
+        let conn =
+            crate::store::bootstrap_tokens::open_connection(db_path).map_err(|e| match e {
+                StoreError::SchemaTooNew { found, known, .. } => AuthnError::SchemaTooNew {
+                    found: found.into(),
+                    known: known.into(),
+                },
+                StoreError::Sqlite(source) => AuthnError::Database { op: "open", source },
+                other => AuthnError::Store(other),
+            })?;
         Ok(BootstrapTokens {
             conn: Mutex::new(conn),
         })
@@ -388,43 +374,6 @@ fn audit(
         .map_err(db_err("audit"))?;
     }
     Ok(())
-}
-
-/// Brings the table to the newest schema version, in one transaction.
-fn migrate(conn: &Connection) -> Result<(), AuthnError> {
-    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL);",
-    )
-    .map_err(db_err("create schema_version"))?;
-    let tx = conn
-        .unchecked_transaction()
-        .map_err(db_err("begin migration"))?;
-    let found: i64 = tx
-        .query_row(
-            "SELECT version FROM schema_version WHERE component = ?1",
-            [COMPONENT],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(db_err("read schema version"))?
-        .unwrap_or(0);
-    if found > known {
-        return Err(AuthnError::SchemaTooNew { found, known });
-    }
-    for sql in MIGRATIONS
-        .iter()
-        .skip(usize::try_from(found).unwrap_or(usize::MAX))
-    {
-        tx.execute_batch(sql).map_err(db_err("migrate"))?;
-    }
-    tx.execute(
-        "INSERT INTO schema_version (component, version) VALUES (?1, ?2)
-         ON CONFLICT(component) DO UPDATE SET version = excluded.version",
-        params![COMPONENT, known],
-    )
-    .map_err(db_err("write schema version"))?;
-    tx.commit().map_err(db_err("commit migration"))
 }
 
 #[cfg(test)]

@@ -79,6 +79,9 @@ pub enum AuthnError {
         /// The SQLite error.
         source: rusqlite::Error,
     },
+    /// The store file could not be opened for the bootstrap-token table.
+    #[error("cannot open the store for bootstrap tokens: {0}")]
+    Store(crate::store::StoreError),
     /// The bootstrap-token table was written by a newer kubesigner.
     #[error("bootstrap token table has schema version {found}, this build knows up to {known}")]
     SchemaTooNew {

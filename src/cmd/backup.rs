@@ -11,9 +11,6 @@
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use rusqlite::{Connection, OpenFlags};
 
 use crate::audit;
 use crate::exit;
@@ -21,10 +18,6 @@ use crate::store::{DB_FILE, Store, StoreError};
 
 /// The lock file in the data dir that a running `serve` holds (exclusive `flock`).
 pub const LOCK_FILE: &str = "kubesigner.lock";
-/// How long a backup step waits for a busy source before giving up (SQLite's busy timeout).
-const BUSY_WAIT: Duration = Duration::from_secs(5);
-/// Backup steps retried while the source is busy or locked.
-const MAX_BUSY_STEPS: u32 = 200;
 
 /// `kubesigner backup` arguments.
 #[derive(Debug, clap::Args)]
@@ -67,9 +60,6 @@ pub enum BackupError {
         /// Why.
         source: std::io::Error,
     },
-    /// SQLite failed.
-    #[error("database: {0}")]
-    Db(#[from] rusqlite::Error),
     /// The store could not be opened.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -148,30 +138,12 @@ fn sync_parent(path: &Path) -> Result<(), BackupError> {
     sync_file(dir.unwrap_or(Path::new(".")))
 }
 
-/// Copies the database at `src` into a new file `dst` in one backup step.
+/// Copies the database at `src` into a new file `dst` (one consistent snapshot) and syncs it.
 fn online_copy(src: &Path, dst: &Path) -> Result<(), BackupError> {
-    let from = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    from.busy_timeout(BUSY_WAIT)?;
-    let mut to = Connection::open(dst)?;
-    {
-        let b = rusqlite::backup::Backup::new(&from, &mut to)?;
-        let mut busy = 0;
-        loop {
-            // -1: every page in one step, so the copy is one consistent snapshot.
-            match b.step(-1)? {
-                rusqlite::backup::StepResult::Done => break,
-                rusqlite::backup::StepResult::More => {}
-                _ if busy >= MAX_BUSY_STEPS => return Err(BackupError::Busy),
-                _ => {
-                    busy += 1;
-                    std::thread::sleep(Duration::from_millis(25));
-                }
-            }
-        }
-    }
-    // A self-contained file: no WAL beside it.
-    to.pragma_update(None, "journal_mode", "DELETE")?;
-    drop(to);
+    crate::store::backup::online_copy(src, dst).map_err(|e| match e {
+        StoreError::BackupBusy => BackupError::Busy,
+        other => BackupError::Store(other),
+    })?;
     sync_file(dst)
 }
 
@@ -189,10 +161,7 @@ fn run_backup(a: &BackupArgs) -> Result<(), BackupError> {
     // The copy holds token hashes, CSRs and the audit chain: 0600 before a byte is written.
     crate::store::private::prepare_db_file(&tmp).map_err(io("create", &tmp))?;
     online_copy(&src, &tmp)?;
-    let records = {
-        let conn = Connection::open_with_flags(&tmp, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        audit::all(&conn)?
-    };
+    let records = crate::store::backup::audit_records_of(&tmp)?;
     let summary = verify_chain(&records)?;
     std::fs::rename(&tmp, &a.out).map_err(io("rename", &a.out))?;
     sync_parent(&a.out)?;

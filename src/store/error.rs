@@ -8,6 +8,9 @@ pub enum StoreError {
     /// SQLite failed (I/O, corruption, lock timeout).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// An online backup's source stayed busy or locked past the retries.
+    #[error("the store stayed busy; try again")]
+    BackupBusy,
     /// A stored object is not valid JSON for its type (corruption or a foreign writer).
     #[error("stored object {name} cannot be decoded: {source}")]
     Decode {

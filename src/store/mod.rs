@@ -7,7 +7,9 @@
 //! (`tokio::task::spawn_blocking`), never on the async runtime.
 
 mod audit_hook;
+pub mod backup;
 mod batch;
+pub mod bootstrap_tokens;
 mod checkpoint;
 mod error;
 mod external;
@@ -194,6 +196,7 @@ impl Store {
         schema::migrate(&mut conn)?;
         first_address::migrate(&mut conn)?;
         leases::migrate(&mut conn)?;
+        bootstrap_tokens::migrate(&mut conn)?;
         let rv = current_rv(&conn)?;
         let state = Arc::new(Mutex::new(State {
             conn,

@@ -84,10 +84,16 @@ const MIGRATIONS: &[&str] = &[
 /// Creates the version table if needed and applies every pending migration, each in its own
 /// transaction together with its version bump.
 pub(super) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    create_version_table(conn)?;
+    migrate_component(conn, COMPONENT, MIGRATIONS)
+}
+
+/// The table holding each component's schema version (one row per component).
+pub(super) fn create_version_table(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL);",
     )?;
-    migrate_component(conn, COMPONENT, MIGRATIONS)
+    Ok(())
 }
 
 /// Applies `component`'s pending `migrations` (its version is its count applied so far), each in

@@ -144,20 +144,20 @@ fn unknown_tables_are_kept_and_schema_rows_coexist() {
         let c = Connection::open(&path).unwrap();
         c.execute_batch(
             "CREATE TABLE schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL);
-             INSERT INTO schema_version VALUES ('bootstrap_tokens', 3);
-             CREATE TABLE bootstrap_tokens (id TEXT); INSERT INTO bootstrap_tokens VALUES ('x');",
+             INSERT INTO schema_version VALUES ('other_tool', 3);
+             CREATE TABLE other_tool (id TEXT); INSERT INTO other_tool VALUES ('x');",
         )
         .unwrap();
     }
     drop(Store::open(dir.path()).unwrap());
     let c = Connection::open(&path).unwrap();
     let n: i64 = c
-        .query_row("SELECT count(*) FROM bootstrap_tokens", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM other_tool", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 1);
     let v: i64 = c
         .query_row(
-            "SELECT version FROM schema_version WHERE component = 'bootstrap_tokens'",
+            "SELECT version FROM schema_version WHERE component = 'other_tool'",
             [],
             |r| r.get(0),
         )
@@ -202,4 +202,30 @@ fn per_create_and_backlog_queries_search_an_index() {
     assert!(pending.contains("csrs_node_phase"), "{pending}");
     let backlog = plan(APPROVED);
     assert!(backlog.starts_with("SEARCH"), "{backlog}");
+}
+
+#[test]
+fn the_store_migrates_the_bootstrap_token_table_and_refuses_a_newer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let path = dir.path().join(DB_FILE);
+    let c = Connection::open(&path).unwrap();
+    let v: i64 = c
+        .query_row(
+            "SELECT version FROM schema_version WHERE component = 'bootstrap_tokens'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(v, 1);
+    c.execute(
+        "UPDATE schema_version SET version = 7 WHERE component = 'bootstrap_tokens'",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(StoreError::SchemaTooNew { ref component, found: 7, known: 1 }) if component == "bootstrap_tokens"
+    ));
 }
