@@ -19,7 +19,6 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use crate::authn::{Authenticator, StaticTokens};
 use crate::config::Config;
 use crate::core::Core;
-use crate::policy::{Approver, NodeInventory};
 
 /// A client certificate verifier whose trust anchors a reload swaps. Connections in their
 /// handshake finish with the verifier they started with.
@@ -168,9 +167,8 @@ fn reload_inventory(
     started: &Config,
     path: &std::path::Path,
 ) -> Result<(), String> {
-    let inventory = NodeInventory::load(path).map_err(|e| e.to_string())?;
-    let approver = Approver::new(&started.auth, &started.issuance, Some(inventory))
-        .map_err(|e| e.to_string())?;
+    let approver =
+        crate::core::inventory_reload::rebuild(path, &started.auth, &started.issuance)?;
     h.core.replace_approver(approver);
     Ok(())
 }

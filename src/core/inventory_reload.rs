@@ -19,8 +19,13 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// Loads the inventory and builds the approval policy over it (blocking: reads a file).
-fn rebuild(path: &Path, auth: &AuthConfig, issuance: &IssuanceConfig) -> Result<Approver, String> {
+/// Loads the inventory and builds the approval policy over it (blocking: reads a file). The one
+/// rebuild both reload paths use: this file's polling and SIGHUP (`crate::reload`).
+pub fn rebuild(
+    path: &Path,
+    auth: &AuthConfig,
+    issuance: &IssuanceConfig,
+) -> Result<Approver, String> {
     let inventory = NodeInventory::load(path).map_err(|e| e.to_string())?;
     Approver::new(auth, issuance, Some(inventory)).map_err(|e| e.to_string())
 }
