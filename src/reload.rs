@@ -167,8 +167,7 @@ fn reload_inventory(
     started: &Config,
     path: &std::path::Path,
 ) -> Result<(), String> {
-    let approver =
-        crate::core::inventory_reload::rebuild(path, &started.auth, &started.issuance)?;
+    let approver = crate::core::inventory_reload::rebuild(path, &started.auth, &started.issuance)?;
     h.core.replace_approver(approver);
     Ok(())
 }
