@@ -125,7 +125,7 @@ fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiErr
             Ok(fail(csr, SIGNER_VALIDATION_FAILURE, &message))
         }
         (Inspection::UnknownSigner { message }, _) => {
-            Ok(fail(csr, crate::compat::signer_names::REASON, &message))
+            Ok(fail(csr, crate::core::unknown_signer::REASON, &message))
         }
         (Inspection::Valid, None | Some(Decision::Pending { .. })) => Ok(plain(csr, vec![])),
         (Inspection::Valid, Some(Decision::Deny { reason, message })) => Ok(plain(

@@ -15,7 +15,7 @@ use super::error::{ApiError, bad_request, invalid};
 use super::hooks::{Caller, CsrFacts, Verb};
 use super::rules::{self, GENERATE_NAME_BASE_MAX, check_name};
 use super::{Api, blocking, json_response, table};
-use crate::compat::media::BodyFormat;
+use crate::api::codec::media::BodyFormat;
 use crate::store::UpdateError;
 
 /// Which PUT path.
@@ -104,7 +104,7 @@ pub(super) fn facts_of<'a>(
     }
 }
 
-/// The request body's format (`compat::media`); none given is read as JSON, an unknown one
+/// The request body's format (`codec::media`); none given is read as JSON, an unknown one
 /// is `None` (415).
 fn body_format(req_ct: Option<&str>) -> Option<BodyFormat> {
     match req_ct {
@@ -115,9 +115,9 @@ fn body_format(req_ct: Option<&str>) -> Option<BodyFormat> {
     }
 }
 
-/// A protobuf CSR body (`compat::protobuf`); its errors are 400s with their client-safe text.
+/// A protobuf CSR body (`codec::protobuf`); its errors are 400s with their client-safe text.
 fn decode_protobuf(bytes: &[u8]) -> Result<CertificateSigningRequest, ApiError> {
-    crate::compat::protobuf::decode_csr(bytes).map_err(|e| bad_request(e.to_string()))
+    crate::api::codec::protobuf::decode_csr(bytes).map_err(|e| bad_request(e.to_string()))
 }
 
 pub(super) fn object_response(
@@ -139,7 +139,7 @@ pub(super) fn object_response(
             warnings,
         ));
     }
-    use crate::compat::media::ResponseFormat;
+    use crate::api::codec::media::ResponseFormat;
     match ResponseFormat::negotiate(accept).ok_or(ApiError::NotAcceptable)? {
         ResponseFormat::Json => {
             let v = serde_json::to_value(csr)
@@ -149,12 +149,12 @@ pub(super) fn object_response(
         // A client that accepts only protobuf (reference §6.6).
         ResponseFormat::Protobuf => {
             let mut resp = Response::new(super::body::full(bytes::Bytes::from(
-                crate::compat::protobuf::encode_csr(csr),
+                crate::api::codec::protobuf::encode_csr(csr),
             )));
             *resp.status_mut() = code;
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
-                header::HeaderValue::from_static(crate::compat::media::PROTOBUF),
+                header::HeaderValue::from_static(crate::api::codec::media::PROTOBUF),
             );
             Ok(resp)
         }
@@ -168,7 +168,7 @@ pub(super) fn stored_response(
     accept: Option<&str>,
     warnings: &[String],
 ) -> Result<Response<ResponseBody>, ApiError> {
-    use crate::compat::media::ResponseFormat;
+    use crate::api::codec::media::ResponseFormat;
     if !table::wants_table(accept)
         && ResponseFormat::negotiate(accept) == Some(ResponseFormat::Json)
     {
@@ -370,14 +370,14 @@ impl Api {
         stored_response(StatusCode::CREATED, &stored, accept.as_deref(), &warnings)
     }
 
-    /// Per-node pending cap and create rates (`compat::limits`); administrators are exempt.
+    /// Per-node pending cap and create rates (`super::limits`); administrators are exempt.
     /// Blocking (reads the store).
     pub(super) fn check_create_limits(
         &self,
         caller: &Caller,
         node: Option<&str>,
     ) -> Result<(), ApiError> {
-        use crate::compat::limits::{CreateAttempt, Decision, Requester};
+        use crate::api::limits::{CreateAttempt, Decision, Requester};
         let Some(limiter) = &self.inner.limiter else {
             return Ok(());
         };
@@ -409,9 +409,9 @@ impl Api {
                 tracing::info!(requester = %caller.user, ?node, ?limit, "csr create throttled");
                 Err(ApiError::Throttled {
                     limit: match limit {
-                        crate::compat::limits::Limit::PendingPerNode => "pending CSRs per node",
-                        crate::compat::limits::Limit::NodeRate => "creates per node",
-                        crate::compat::limits::Limit::RequesterRate => "creates per requester",
+                        crate::api::limits::Limit::PendingPerNode => "pending CSRs per node",
+                        crate::api::limits::Limit::NodeRate => "creates per node",
+                        crate::api::limits::Limit::RequesterRate => "creates per requester",
                     },
                     retry_after: decision.retry_after_secs().unwrap_or(1),
                 })
@@ -526,7 +526,7 @@ impl Api {
         B: Body<Data = Bytes> + Send,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        use crate::compat::patch::{PatchError, PatchKind, apply};
+        use crate::api::codec::patch::{PatchError, PatchKind, apply};
         let accept = accept(&req);
         if q.get("dryRun").is_some() {
             return Err(bad_request("dryRun is not supported"));

@@ -375,7 +375,7 @@ impl Api {
         B: Body<Data = Bytes> + Send,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        use crate::compat::patch::{PatchError, PatchKind, apply};
+        use crate::api::codec::patch::{PatchError, PatchKind, apply};
         self.authorize_lease(caller, "patch", Some(ns), Some(name))?;
         let kind = req
             .headers()

@@ -224,8 +224,8 @@ impl Api {
         let as_table = table::wants_table(accept);
         // Lists are served as JSON only; a client that accepts nothing else gets 406.
         if !as_table
-            && crate::compat::media::ResponseFormat::negotiate(accept)
-                != Some(crate::compat::media::ResponseFormat::Json)
+            && crate::api::codec::media::ResponseFormat::negotiate(accept)
+                != Some(crate::api::codec::media::ResponseFormat::Json)
         {
             return Err(ApiError::NotAcceptable);
         }

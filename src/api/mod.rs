@@ -9,7 +9,7 @@
 //!
 //! Designed-for, not built (issue 6): PATCH (merge/strategic/JSON patch) decodes to a full object
 //! and then takes the PUT path's rules (`rules::apply_*`), so no new rule code; protobuf request
-//! bodies are already decoded (`compat::protobuf::decode_csr`), protobuf responses would be one more encoder next
+//! bodies are already decoded (`codec::protobuf::decode_csr`), protobuf responses would be one more encoder next
 //! to the JSON one; garbage collection is a periodic task over the store's `phase` and
 //! `created_unix` indexes deleting through `Store::delete` (so watches see DELETED and the audit
 //! hook records it); per-requester limits count pending CSRs by the indexed `requester` column
@@ -17,18 +17,21 @@
 
 pub mod admission;
 pub mod body;
+pub mod codec;
 pub mod conn;
 mod create_flow;
 mod csr;
 pub mod decode;
 pub mod discovery;
+mod duration_serde;
 pub mod error;
 pub mod external;
-mod gc;
+pub mod gc;
 pub mod hooks;
 pub mod lease;
 mod lease_openapi;
 mod lease_rules;
+pub mod limits;
 mod list;
 pub mod openapi;
 pub mod peer;
@@ -87,7 +90,7 @@ pub struct Limits {
     /// Longest watch.
     pub max_watch_timeout: Duration,
     /// Per-node and per-requester create limits (`[limits]`).
-    pub create: crate::compat::limits::LimitsConfig,
+    pub create: crate::api::limits::LimitsConfig,
     /// Time allowed for a request body to arrive.
     pub body_read_timeout: Duration,
     /// Requests handled at once (health probes excepted); 429 beyond.
@@ -128,7 +131,7 @@ impl Default for Limits {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_watches: DEFAULT_MAX_WATCHES,
             max_watch_timeout: DEFAULT_MAX_WATCH_TIMEOUT,
-            create: crate::compat::limits::LimitsConfig::default(),
+            create: crate::api::limits::LimitsConfig::default(),
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_requests_in_flight: DEFAULT_MAX_REQUESTS_IN_FLIGHT,
             max_requests_per_identity: None,
@@ -149,7 +152,7 @@ struct Inner {
     requests: admission::Pool,
     wake_signer: Notify,
     signing: Mutex<HashSet<String>>,
-    limiter: Option<Mutex<crate::compat::limits::Limiter>>,
+    limiter: Option<Mutex<crate::api::limits::Limiter>>,
     /// `[server] external_signing`: never approve or sign; clients write `/status`.
     external: bool,
 }
@@ -259,9 +262,10 @@ impl Api {
                 core,
                 watches: admission::Pool::new("watches", limits.watch_shares()),
                 requests: admission::Pool::new("requests", limits.request_shares()),
-                limiter: limits.create.enabled.then(|| {
-                    Mutex::new(crate::compat::limits::Limiter::new(limits.create.clone()))
-                }),
+                limiter: limits
+                    .create
+                    .enabled
+                    .then(|| Mutex::new(crate::api::limits::Limiter::new(limits.create.clone()))),
                 limits,
                 wake_signer: Notify::new(),
                 signing: Mutex::new(HashSet::new()),

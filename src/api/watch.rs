@@ -230,8 +230,8 @@ impl Api {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok());
         if !table::wants_table(accept_header)
-            && crate::compat::media::ResponseFormat::negotiate(accept_header)
-                != Some(crate::compat::media::ResponseFormat::Json)
+            && crate::api::codec::media::ResponseFormat::negotiate(accept_header)
+                != Some(crate::api::codec::media::ResponseFormat::Json)
         {
             return Err(ApiError::NotAcceptable);
         }
