@@ -240,7 +240,7 @@ struct Change {
     body: CertificateSigningRequest,
     expected_rv: Option<u64>,
     kind: &'static str,
-    written: Option<super::external::WrittenCert>,
+    written: Option<super::external_signing::status::WrittenCert>,
 }
 
 /// The authorization verb of an update path (PUT) or of a PATCH on it.
@@ -600,7 +600,12 @@ impl Api {
                     UpdatePath::Main => rules::apply_update(c, &body),
                     UpdatePath::Approval => rules::apply_approval(c, &body, &at)?,
                     UpdatePath::Status if external => {
-                        super::external::apply_status_once(c, &body, &at, written.is_some())?;
+                        super::external_signing::status::apply_status_once(
+                            c,
+                            &body,
+                            &at,
+                            written.is_some(),
+                        )?;
                     }
                     UpdatePath::Status => rules::apply_status(c, &body, &at)?,
                 }
@@ -638,7 +643,7 @@ impl Api {
         self.admit_update(caller, path, &stored, &body)?;
         let written = self.certificate_to_write(path, name, &stored, &body)?;
         let kind = match &written {
-            Some(_) => super::external::CERTIFICATE_WRITTEN,
+            Some(_) => super::external_signing::status::CERTIFICATE_WRITTEN,
             None => change_kind(path, &body, &stored),
         };
         let change = Change {

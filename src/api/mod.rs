@@ -25,12 +25,9 @@ pub mod decode;
 pub mod discovery;
 mod duration_serde;
 pub mod error;
-pub mod external;
+pub mod external_signing;
 pub mod gc;
 pub mod hooks;
-pub mod lease;
-mod lease_openapi;
-mod lease_rules;
 pub mod limits;
 mod list;
 pub mod openapi;
@@ -385,7 +382,7 @@ impl Api {
         }
         // Leases exist only for the controller's leader election in external-signing mode.
         if self.inner.external
-            && let Some(rest) = path.strip_prefix(lease::PREFIX)
+            && let Some(rest) = path.strip_prefix(external_signing::lease::PREFIX)
         {
             return self.route_lease(&caller, rest, req).await;
         }
@@ -600,11 +597,12 @@ fn discovery_doc(path: &str, external: bool) -> Option<serde_json::Value> {
         "/openapi/v2" => cached(&OPENAPI_V2, openapi::v2),
         "/openapi/v3" => openapi::v3_root(external),
         "/openapi/v3/apis/certificates.k8s.io/v1" => cached(&OPENAPI_V3, openapi::v3_group_version),
-        "/apis/coordination.k8s.io" if external => lease::api_group(),
-        "/apis/coordination.k8s.io/v1" if external => lease::resource_list(),
-        "/openapi/v3/apis/coordination.k8s.io/v1" if external => {
-            cached(&LEASE_OPENAPI_V3, lease_openapi::v3_group_version)
-        }
+        "/apis/coordination.k8s.io" if external => external_signing::lease::api_group(),
+        "/apis/coordination.k8s.io/v1" if external => external_signing::lease::resource_list(),
+        "/openapi/v3/apis/coordination.k8s.io/v1" if external => cached(
+            &LEASE_OPENAPI_V3,
+            external_signing::lease_openapi::v3_group_version,
+        ),
         _ => return None,
     })
 }
