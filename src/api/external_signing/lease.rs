@@ -240,7 +240,7 @@ impl Api {
         let store = self.inner.store.clone();
         let n = ns.map(str::to_owned);
         let (items, rv) = blocking(move || store.lease_list(n.as_deref())).await??;
-        if crate::api::table::wants_table(accept_of(req).as_deref()) {
+        if crate::api::csr::table::wants_table(accept_of(req).as_deref()) {
             return Ok(json_response(StatusCode::OK, &table(&items, rv), &[]));
         }
         let items =

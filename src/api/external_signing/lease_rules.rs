@@ -112,7 +112,7 @@ pub(super) fn table(items: &[Lease], rv: u64) -> Value {
                 .metadata
                 .creation_timestamp
                 .as_ref()
-                .map(|t| crate::api::table::human_duration(now - t.0.as_second()))
+                .map(|t| crate::api::csr::table::human_duration(now - t.0.as_second()))
                 .unwrap_or_else(|| "<unknown>".to_owned());
             let holder = l
                 .spec

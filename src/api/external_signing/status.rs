@@ -11,9 +11,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::Api;
 use crate::api::csr::UpdatePath;
+use crate::api::csr::rules;
 use crate::api::error::{ApiError, invalid};
 use crate::api::hooks::Caller;
-use crate::api::rules;
 
 /// Largest `status.certificate` accepted: a leaf and a few intermediates are < 16 KiB; 256 KiB
 /// bounds parsing far above any real chain (the request body limit still applies).

@@ -1,4 +1,17 @@
-//! CSR create, get, update (main, `/approval`, `/status`) and delete.
+//! The `certificatesigningrequests` resource, from a decoded request to the response: create,
+//! get, update (main, `/approval`, `/status`), patch and delete here; then
+//! - `create_flow`: the create path after decoding (node lock, decide, sign, store);
+//! - [`rules`]: what a new CSR must look like and what each update path may change;
+//! - `signing`: signing stored, approved CSRs (the backlog);
+//! - `list` (selectors, limit/continue, visibility) and `watch` (JSON and protobuf events);
+//! - [`table`]: kubectl's Table output.
+
+pub(super) mod create_flow;
+pub(super) mod list;
+pub mod rules;
+pub(super) mod signing;
+pub mod table;
+pub(super) mod watch;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
@@ -9,12 +22,12 @@ use k8s_openapi::api::certificates::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde_json::json;
 
+use self::rules::{GENERATE_NAME_BASE_MAX, check_name};
 use super::body::{ResponseBody, read_limited};
 use super::decode::{Decoded, FieldValidation, Query, decode_csr};
 use super::error::{ApiError, bad_request, invalid};
 use super::hooks::{Caller, CsrFacts, Verb};
-use super::rules::{self, GENERATE_NAME_BASE_MAX, check_name};
-use super::{Api, blocking, json_response, table};
+use super::{Api, blocking, json_response};
 use crate::api::codec::media::BodyFormat;
 use crate::store::UpdateError;
 
