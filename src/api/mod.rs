@@ -1,38 +1,41 @@
 //! The appliance's HTTP API: the `certificates.k8s.io/v1` slice of kube-apiserver that kubectl,
 //! kubelets and client libraries use (reference §1, §6). [`Api::handle`] is the router; it is
-//! transport-free so tests drive it in process; [`server`] puts it behind TLS + HTTP/1.1 + h2.
+//! transport-free so tests drive it in process; [`edge::server`] puts it behind TLS + HTTP/1.1 + h2.
 //!
 //! Request path: authenticate → route → decode (bounded) → parse the request once
 //! ([`crate::issue::CsrRequest`]) → authorize → rules → approval and signing (the shared
 //! [`crate::core::Core`], blocking thread) → store → response. Every error becomes a
 //! Kubernetes `Status` in [`error`].
 //!
-//! Designed-for, not built (issue 6): PATCH (merge/strategic/JSON patch) decodes to a full object
-//! and then takes the PUT path's rules (`rules::apply_*`), so no new rule code; protobuf request
-//! bodies are already decoded (`codec::protobuf::decode_csr`), protobuf responses would be one more encoder next
-//! to the JSON one; garbage collection is a periodic task over the store's `phase` and
-//! `created_unix` indexes deleting through `Store::delete` (so watches see DELETED and the audit
-//! hook records it); per-requester limits count pending CSRs by the indexed `requester` column
-//! at create time.
+//! Layout, in the order a request meets it:
+//! - [`edge`]: server, connections, peer address, slot admission, the serving certificate;
+//! - this file: the router ([`Api::handle`]) and the API's named bounds ([`Limits`]);
+//! - [`hooks`] (the authn interface), [`decode`], [`body`], [`error`]: bounded request
+//!   decoding, response bodies, errors → `Status`;
+//! - [`csr`]: the CSR resource (create, get, update, patch, delete, list, watch, table, rules,
+//!   signing of stored CSRs);
+//! - [`codec`]: media types, protobuf bodies, PATCH bodies;
+//! - [`discovery`], [`openapi`]: discovery and OpenAPI documents;
+//! - [`limits`], [`gc`]: create limits and CSR garbage collection;
+//! - [`external_signing`]: the apiserver emulation for external-signing mode (Leases, `/status`
+//!   writes by a controller); a reader of the standalone appliance can skip it.
+//!
+//! PATCH (merge/strategic/JSON patch) decodes to a full object and then takes the PUT path's
+//! rules (`csr::rules::apply_*`), so no new rule code.
 
-pub mod admission;
 pub mod body;
 pub mod codec;
-pub mod conn;
 pub mod csr;
 pub mod decode;
 pub mod discovery;
 mod duration_serde;
+pub mod edge;
 pub mod error;
 pub mod external_signing;
 pub mod gc;
 pub mod hooks;
 pub mod limits;
 pub mod openapi;
-pub mod peer;
-pub mod server;
-pub mod serving;
-pub mod serving_renew;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -49,6 +52,7 @@ use crate::core::Core;
 use crate::store::Store;
 use body::{ResponseBody, full};
 use decode::Query;
+use edge::admission;
 use error::ApiError;
 use hooks::{Authenticate, AuthnResult, Caller, Verb};
 

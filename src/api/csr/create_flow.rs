@@ -25,9 +25,9 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use tokio::sync::oneshot;
 
+use crate::api::edge::peer::PeerAddr;
 use crate::api::error::{ApiError, Cause};
 use crate::api::hooks::Caller;
-use crate::api::peer::PeerAddr;
 use crate::api::{Api, blocking};
 use crate::authn::AuthMethod;
 use crate::core::conditions::{ConditionType, SIGNER_VALIDATION_FAILURE};

@@ -357,7 +357,10 @@ impl Api {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let accept = accept(&req);
-        let peer = req.extensions().get::<super::peer::PeerAddr>().copied();
+        let peer = req
+            .extensions()
+            .get::<super::edge::peer::PeerAddr>()
+            .copied();
         let Decoded {
             csr: body,
             warnings,

@@ -53,7 +53,7 @@ struct Watcher {
     bookmarks: bool,
     /// Watch-list: the bookmark after the initial events carries the initial-events-end mark.
     initial_events_end: bool,
-    _permit: crate::api::admission::Slot,
+    _permit: crate::api::edge::admission::Slot,
 }
 
 /// The annotation that ends the initial events of a watch-list (`sendInitialEvents=true`).
