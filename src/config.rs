@@ -32,10 +32,10 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[gc]`: CSR garbage collection ages (defaults: upstream's csrcleaner).
     #[serde(default)]
-    pub gc: crate::compat::gc::GcConfig,
+    pub gc: crate::api::gc::GcConfig,
     /// `[limits]`: per-node and per-requester CSR-create limits.
     #[serde(default)]
-    pub limits: crate::compat::limits::LimitsConfig,
+    pub limits: crate::api::limits::LimitsConfig,
     /// `[audit]`: signed checkpoints of the audit chain.
     #[serde(default)]
     pub audit: crate::audit::checkpoint::AuditConfig,

@@ -11,7 +11,6 @@ pub mod bootstrap;
 pub mod cli;
 pub mod clock;
 pub mod cmd;
-pub mod compat;
 pub mod config;
 pub mod controller;
 pub mod core;

@@ -620,7 +620,7 @@ async fn garbage_collection_keeps_approved_unsigned_and_issued_records() {
     ));
     h.ready.store(false, std::sync::atomic::Ordering::SeqCst);
     create(&h.api, &bootstrap(&[]), &node_csr("waiting", "g3")).await;
-    let cfg = kubesigner::compat::gc::GcConfig::default();
+    let cfg = kubesigner::api::gc::GcConfig::default();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -666,7 +666,7 @@ async fn a_bad_node_inventory_stops_the_server_with_a_usage_error() {
             d.join(inventory),
         );
         let cfg = kubesigner::config::Config::parse(&text).unwrap();
-        let started = kubesigner::api::server::Server::start_with_key(
+        let started = kubesigner::api::edge::server::Server::start_with_key(
             &cfg,
             key.clone(),
             std::sync::Arc::new(|| true),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use api_support::*;
-use kubesigner::api::server::Server;
+use kubesigner::api::edge::server::Server;
 use kubesigner::config::{Config, IssuanceConfig};
 use kubesigner::issue::{CaBundle, Issuer, admin_client_certificate};
 

@@ -59,7 +59,7 @@ async fn protobuf_only_clients_get_protobuf_objects_and_406_for_lists() {
     assert_eq!(code, StatusCode::OK);
     assert_eq!(ct, "application/vnd.kubernetes.protobuf");
     assert_eq!(&body[..4], b"k8s\0");
-    let mut decoded = kubesigner::compat::protobuf::decode_csr(&body).unwrap();
+    let mut decoded = kubesigner::api::codec::protobuf::decode_csr(&body).unwrap();
     // Go's protobuf has no "absent" for a plain string: an empty uid reads back as "".
     if decoded.spec.uid.as_deref() == Some("") {
         decoded.spec.uid = None;
@@ -100,10 +100,10 @@ async fn protobuf_create_body_reads_back_as_the_same_csr_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let h = harness(dir.path());
     // The body a kubelet sends on its rotation path: `k8s\0` + runtime.Unknown + the message
-    // (the encoder is cross-checked against upstream's generated messages in compat's tests).
+    // (the encoder is cross-checked against upstream's generated messages in tests/api_protobuf_k8s_pb.rs).
     let json_body = node_csr("pb-create", "n9");
     let csr: CertificateSigningRequest = serde_json::from_value(json_body.clone()).unwrap();
-    let body = kubesigner::compat::protobuf::encode_csr(&csr);
+    let body = kubesigner::api::codec::protobuf::encode_csr(&csr);
     assert_eq!(&body[..4], b"k8s\0");
     let req = http::Request::post(CSRS)
         .header(

@@ -13,11 +13,8 @@ fn example_config_parses() {
     assert_eq!(cfg.server, kubesigner::config::ServerConfig::default());
     assert_eq!(cfg.issuance, kubesigner::config::IssuanceConfig::default());
     assert_eq!(cfg.auth, kubesigner::config::AuthConfig::default());
-    assert_eq!(cfg.gc, kubesigner::compat::gc::GcConfig::default());
-    assert_eq!(
-        cfg.limits,
-        kubesigner::compat::limits::LimitsConfig::default()
-    );
+    assert_eq!(cfg.gc, kubesigner::api::gc::GcConfig::default());
+    assert_eq!(cfg.limits, kubesigner::api::limits::LimitsConfig::default());
     assert_eq!(
         cfg.audit,
         kubesigner::audit::checkpoint::AuditConfig::default()

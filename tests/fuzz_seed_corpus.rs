@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
+use kubesigner::api::codec::protobuf;
 use kubesigner::api::decode::{FieldValidation, decode_csr};
 use kubesigner::authn::StaticTokens;
-use kubesigner::compat::protobuf;
 use kubesigner::config::IssuanceConfig;
 use kubesigner::issue::{self, CsrInput, Requester};
 use kubesigner::signer::{Pkcs11Uri, UriOrigin};

@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use kubesigner::compat::protobuf::{decode_csr, encode_csr, MAGIC};
+use kubesigner::api::codec::protobuf::{decode_csr, encode_csr, MAGIC};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

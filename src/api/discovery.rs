@@ -34,7 +34,7 @@ fn group() -> Value {
 pub fn group_list(external: bool) -> Value {
     let mut groups = vec![group()];
     if external {
-        groups.push(super::lease::group_entry());
+        groups.push(super::external_signing::lease::group_entry());
     }
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }

@@ -1,44 +1,41 @@
 //! The appliance's HTTP API: the `certificates.k8s.io/v1` slice of kube-apiserver that kubectl,
 //! kubelets and client libraries use (reference §1, §6). [`Api::handle`] is the router; it is
-//! transport-free so tests drive it in process; [`server`] puts it behind TLS + HTTP/1.1 + h2.
+//! transport-free so tests drive it in process; [`edge::server`] puts it behind TLS + HTTP/1.1 + h2.
 //!
 //! Request path: authenticate → route → decode (bounded) → parse the request once
 //! ([`crate::issue::CsrRequest`]) → authorize → rules → approval and signing (the shared
 //! [`crate::core::Core`], blocking thread) → store → response. Every error becomes a
 //! Kubernetes `Status` in [`error`].
 //!
-//! Designed-for, not built (issue 6): PATCH (merge/strategic/JSON patch) decodes to a full object
-//! and then takes the PUT path's rules (`rules::apply_*`), so no new rule code; protobuf request
-//! bodies are already decoded (`compat::protobuf::decode_csr`), protobuf responses would be one more encoder next
-//! to the JSON one; garbage collection is a periodic task over the store's `phase` and
-//! `created_unix` indexes deleting through `Store::delete` (so watches see DELETED and the audit
-//! hook records it); per-requester limits count pending CSRs by the indexed `requester` column
-//! at create time.
+//! Layout, in the order a request meets it:
+//! - [`edge`]: server, connections, peer address, slot admission, the serving certificate;
+//! - this file: the router ([`Api::handle`]) and the API's named bounds ([`Limits`]);
+//! - [`hooks`] (the authn interface), [`decode`], [`body`], [`error`]: bounded request
+//!   decoding, response bodies, errors → `Status`;
+//! - [`csr`]: the CSR resource (create, get, update, patch, delete, list, watch, table, rules,
+//!   signing of stored CSRs);
+//! - [`codec`]: media types, protobuf bodies, PATCH bodies;
+//! - [`discovery`], [`openapi`]: discovery and OpenAPI documents;
+//! - [`limits`], [`gc`]: create limits and CSR garbage collection;
+//! - [`external_signing`]: the apiserver emulation for external-signing mode (Leases, `/status`
+//!   writes by a controller); a reader of the standalone appliance can skip it.
+//!
+//! PATCH (merge/strategic/JSON patch) decodes to a full object and then takes the PUT path's
+//! rules (`csr::rules::apply_*`), so no new rule code.
 
-pub mod admission;
 pub mod body;
-pub mod conn;
-mod create_flow;
-mod csr;
+pub mod codec;
+pub mod csr;
 pub mod decode;
 pub mod discovery;
+mod duration_serde;
+pub mod edge;
 pub mod error;
-pub mod external;
-mod gc;
+pub mod external_signing;
+pub mod gc;
 pub mod hooks;
-pub mod lease;
-mod lease_openapi;
-mod lease_rules;
-mod list;
+pub mod limits;
 pub mod openapi;
-pub mod peer;
-pub mod rules;
-pub mod server;
-pub mod serving;
-pub mod serving_renew;
-mod signing;
-pub mod table;
-mod watch;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -55,6 +52,7 @@ use crate::core::Core;
 use crate::store::Store;
 use body::{ResponseBody, full};
 use decode::Query;
+use edge::admission;
 use error::ApiError;
 use hooks::{Authenticate, AuthnResult, Caller, Verb};
 
@@ -87,7 +85,7 @@ pub struct Limits {
     /// Longest watch.
     pub max_watch_timeout: Duration,
     /// Per-node and per-requester create limits (`[limits]`).
-    pub create: crate::compat::limits::LimitsConfig,
+    pub create: crate::api::limits::LimitsConfig,
     /// Time allowed for a request body to arrive.
     pub body_read_timeout: Duration,
     /// Requests handled at once (health probes excepted); 429 beyond.
@@ -128,7 +126,7 @@ impl Default for Limits {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_watches: DEFAULT_MAX_WATCHES,
             max_watch_timeout: DEFAULT_MAX_WATCH_TIMEOUT,
-            create: crate::compat::limits::LimitsConfig::default(),
+            create: crate::api::limits::LimitsConfig::default(),
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_requests_in_flight: DEFAULT_MAX_REQUESTS_IN_FLIGHT,
             max_requests_per_identity: None,
@@ -149,7 +147,7 @@ struct Inner {
     requests: admission::Pool,
     wake_signer: Notify,
     signing: Mutex<HashSet<String>>,
-    limiter: Option<Mutex<crate::compat::limits::Limiter>>,
+    limiter: Option<Mutex<crate::api::limits::Limiter>>,
     /// `[server] external_signing`: never approve or sign; clients write `/status`.
     external: bool,
 }
@@ -259,9 +257,10 @@ impl Api {
                 core,
                 watches: admission::Pool::new("watches", limits.watch_shares()),
                 requests: admission::Pool::new("requests", limits.request_shares()),
-                limiter: limits.create.enabled.then(|| {
-                    Mutex::new(crate::compat::limits::Limiter::new(limits.create.clone()))
-                }),
+                limiter: limits
+                    .create
+                    .enabled
+                    .then(|| Mutex::new(crate::api::limits::Limiter::new(limits.create.clone()))),
                 limits,
                 wake_signer: Notify::new(),
                 signing: Mutex::new(HashSet::new()),
@@ -381,7 +380,7 @@ impl Api {
         }
         // Leases exist only for the controller's leader election in external-signing mode.
         if self.inner.external
-            && let Some(rest) = path.strip_prefix(lease::PREFIX)
+            && let Some(rest) = path.strip_prefix(external_signing::lease::PREFIX)
         {
             return self.route_lease(&caller, rest, req).await;
         }
@@ -596,11 +595,12 @@ fn discovery_doc(path: &str, external: bool) -> Option<serde_json::Value> {
         "/openapi/v2" => cached(&OPENAPI_V2, openapi::v2),
         "/openapi/v3" => openapi::v3_root(external),
         "/openapi/v3/apis/certificates.k8s.io/v1" => cached(&OPENAPI_V3, openapi::v3_group_version),
-        "/apis/coordination.k8s.io" if external => lease::api_group(),
-        "/apis/coordination.k8s.io/v1" if external => lease::resource_list(),
-        "/openapi/v3/apis/coordination.k8s.io/v1" if external => {
-            cached(&LEASE_OPENAPI_V3, lease_openapi::v3_group_version)
-        }
+        "/apis/coordination.k8s.io" if external => external_signing::lease::api_group(),
+        "/apis/coordination.k8s.io/v1" if external => external_signing::lease::resource_list(),
+        "/openapi/v3/apis/coordination.k8s.io/v1" if external => cached(
+            &LEASE_OPENAPI_V3,
+            external_signing::lease_openapi::v3_group_version,
+        ),
         _ => return None,
     })
 }

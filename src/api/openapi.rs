@@ -134,7 +134,7 @@ pub fn v3_root(external: bool) -> Value {
     let mut paths = serde_json::Map::new();
     paths.insert(V3_GV_PATH.to_owned(), entry(V3_GV_PATH));
     if external {
-        let lease = super::lease_openapi::V3_GV_PATH;
+        let lease = super::external_signing::lease_openapi::V3_GV_PATH;
         paths.insert(lease.to_owned(), entry(lease));
     }
     json!({ "paths": paths })

@@ -28,8 +28,8 @@ use zeroize::Zeroizing;
 
 use super::name::CsrName;
 pub use super::watch_stream::WatchStream;
-use crate::compat::media::{JSON, PROTOBUF};
-use crate::compat::protobuf::{ProtobufError, decode_csr, encode_csr};
+use crate::api::codec::media::{JSON, PROTOBUF};
+use crate::api::codec::protobuf::{ProtobufError, decode_csr, encode_csr};
 
 /// Largest response body read: the apiserver's own request limit is 3 MiB (reference §6.5);
 /// a CSR with its certificate is a few KiB.

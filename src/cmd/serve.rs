@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::api::server::{ServeError, Server};
+use crate::api::edge::server::{ServeError, Server};
 use crate::cmd::lifecycle;
 use crate::config::{Config, ConfigError};
 use crate::exit;

@@ -126,7 +126,7 @@ impl Core {
                 message: f.to_string(),
             },
             Err(CsrRejection::NotOurSigner { signer_name }) => Inspection::UnknownSigner {
-                message: crate::compat::signer_names::unknown_signer_message(signer_name),
+                message: crate::core::unknown_signer::unknown_signer_message(signer_name),
             },
         }
     }

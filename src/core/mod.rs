@@ -10,6 +10,8 @@
 //!   with the CA public key before it leaves the signer, the finished certificate compared with
 //!   the profile).
 //! - [`conditions`] holds the condition rules both modes write (`Approved`, `Denied`, `Failed`).
+//! - [`unknown_signer`] holds the `Failed` condition for signer names the appliance does not
+//!   serve (serve mode only).
 //! - [`NodeLocks`] serializes the decisions about one node, so "one live certificate per node"
 //!   is checked and recorded in one step.
 //!
@@ -22,6 +24,7 @@ pub mod facts;
 pub mod inventory_reload;
 mod node_locks;
 mod outcome;
+pub mod unknown_signer;
 
 pub use build::{CoreBuildError, build_approver, build_core, build_issuer};
 pub use engine::{Core, ReadyFn};

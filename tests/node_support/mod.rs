@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use kubesigner::api::server::Server;
+use kubesigner::api::edge::server::Server;
 use kubesigner::config::{Config, IssuanceConfig};
 use kubesigner::issue::{CaBundle, Issuer, admin_client_certificate};
 
@@ -250,7 +250,7 @@ fn write_tls_files(dir: &Path, ca_pem: &str, key: &Arc<api_support::SoftKey>) ->
         IssuanceConfig::default(),
     )
     .unwrap();
-    let id = kubesigner::api::serving::serving_identity(
+    let id = kubesigner::api::edge::serving::serving_identity(
         &issuer,
         "127.0.0.1:0".parse().unwrap(),
         &[],

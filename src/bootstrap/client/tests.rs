@@ -36,7 +36,7 @@ fn answers_decode_by_content_type() {
 
 #[test]
 fn protobuf_clients_say_so_and_accept_json_too() {
-    let ca = include_bytes!("../../compat/testdata/gc_leaf.pem");
+    let ca = include_bytes!("../../api/gc/testdata/gc_leaf.pem");
     let token = Credential::Token(SecretString::from("abcdef.0123456789abcdef"));
     let json_client = ApiClient::new("https://127.0.0.1:1", ca, None, token).unwrap();
     assert_eq!(json_client.body_encoding(), "json");

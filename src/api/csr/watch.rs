@@ -15,12 +15,13 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
-use super::body::ResponseBody;
-use super::decode::Query;
-use super::error::ApiError;
-use super::hooks::{Caller, Verb};
 use super::list::Selectors;
-use super::{Api, blocking, table};
+use super::table;
+use crate::api::body::ResponseBody;
+use crate::api::decode::Query;
+use crate::api::error::ApiError;
+use crate::api::hooks::{Caller, Verb};
+use crate::api::{Api, blocking};
 use crate::store::{Event, EventKind};
 
 /// Events buffered per watch before the writer waits for the client.
@@ -52,7 +53,7 @@ struct Watcher {
     bookmarks: bool,
     /// Watch-list: the bookmark after the initial events carries the initial-events-end mark.
     initial_events_end: bool,
-    _permit: super::admission::Slot,
+    _permit: crate::api::edge::admission::Slot,
 }
 
 /// The annotation that ends the initial events of a watch-list (`sendInitialEvents=true`).
@@ -75,7 +76,7 @@ fn line(v: &Value) -> Bytes {
 impl Watcher {
     fn object(&self, csr: &CertificateSigningRequest, rv: u64) -> Value {
         if self.as_table {
-            table::table(&[csr], rv, None, super::csr::now_unix())
+            table::table(&[csr], rv, None, super::now_unix())
         } else {
             serde_json::to_value(csr).unwrap_or(Value::Null)
         }
@@ -188,7 +189,7 @@ async fn run(
 }
 
 impl Api {
-    pub(super) async fn watch<B>(
+    pub(in crate::api) async fn watch<B>(
         &self,
         caller: &Caller,
         q: &Query,
@@ -205,12 +206,12 @@ impl Api {
         if initial_events_end {
             // As kube-apiserver validates watch-list requests.
             if q.get("resourceVersionMatch") != Some("NotOlderThan") {
-                return Err(super::error::bad_request(
+                return Err(crate::api::error::bad_request(
                     "sendInitialEvents requires resourceVersionMatch=NotOlderThan",
                 ));
             }
             if !bookmarks {
-                return Err(super::error::bad_request(
+                return Err(crate::api::error::bad_request(
                     "sendInitialEvents requires allowWatchBookmarks=true",
                 ));
             }
@@ -221,7 +222,7 @@ impl Api {
             None | Some("") | Some("0") => None,
             Some(rv) => Some(
                 rv.parse::<u64>()
-                    .map_err(|_| super::error::bad_request("invalid resourceVersion"))?,
+                    .map_err(|_| crate::api::error::bad_request("invalid resourceVersion"))?,
             ),
         };
         // Watch streams are JSON only; a client that accepts nothing else gets 406.
@@ -230,8 +231,8 @@ impl Api {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok());
         if !table::wants_table(accept_header)
-            && crate::compat::media::ResponseFormat::negotiate(accept_header)
-                != Some(crate::compat::media::ResponseFormat::Json)
+            && crate::api::codec::media::ResponseFormat::negotiate(accept_header)
+                != Some(crate::api::codec::media::ResponseFormat::Json)
         {
             return Err(ApiError::NotAcceptable);
         }

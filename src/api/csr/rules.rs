@@ -1,7 +1,7 @@
 //! The server-side rules of reference §1.2–§1.5: what a new CSR must look like, and what each
 //! update path may change. Pure functions over the k8s-openapi types.
 
-use super::error::{ApiError, Cause, invalid};
+use crate::api::error::{ApiError, Cause, invalid};
 use crate::core::conditions::ConditionType;
 use crate::issue::CsrRequest;
 use crate::issue::names::MAX_SIGNER_NAME_LEN;

@@ -9,11 +9,11 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::Api;
-use super::csr::UpdatePath;
-use super::error::{ApiError, invalid};
-use super::hooks::Caller;
-use super::rules;
+use crate::api::Api;
+use crate::api::csr::UpdatePath;
+use crate::api::csr::rules;
+use crate::api::error::{ApiError, invalid};
+use crate::api::hooks::Caller;
 
 /// Largest `status.certificate` accepted: a leaf and a few intermediates are < 16 KiB; 256 KiB
 /// bounds parsing far above any real chain (the request body limit still applies).
@@ -134,7 +134,7 @@ impl Api {
     /// kube-apiserver's CSR admission on `/approval` (`approve` on the signer) and on `/status`
     /// writes that set a certificate in external-signing mode (`sign` on the signer); the
     /// signer name is the stored object's. Refusals are 403 `Status`es, logged.
-    pub(super) fn admit_update(
+    pub(in crate::api) fn admit_update(
         &self,
         caller: &Caller,
         path: UpdatePath,
@@ -159,7 +159,7 @@ impl Api {
 
     /// The certificate a `/status` write sets in external-signing mode, checked (form) before
     /// the transaction so its audit record can name it.
-    pub(super) fn certificate_to_write(
+    pub(in crate::api) fn certificate_to_write(
         &self,
         path: UpdatePath,
         name: &str,

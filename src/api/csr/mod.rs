@@ -1,4 +1,17 @@
-//! CSR create, get, update (main, `/approval`, `/status`) and delete.
+//! The `certificatesigningrequests` resource, from a decoded request to the response: create,
+//! get, update (main, `/approval`, `/status`), patch and delete here; then
+//! - `create_flow`: the create path after decoding (node lock, decide, sign, store);
+//! - [`rules`]: what a new CSR must look like and what each update path may change;
+//! - `signing`: signing stored, approved CSRs (the backlog);
+//! - `list` (selectors, limit/continue, visibility) and `watch` (JSON and protobuf events);
+//! - [`table`]: kubectl's Table output.
+
+pub(super) mod create_flow;
+pub(super) mod list;
+pub mod rules;
+pub(super) mod signing;
+pub mod table;
+pub(super) mod watch;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
@@ -9,13 +22,13 @@ use k8s_openapi::api::certificates::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde_json::json;
 
+use self::rules::{GENERATE_NAME_BASE_MAX, check_name};
 use super::body::{ResponseBody, read_limited};
 use super::decode::{Decoded, FieldValidation, Query, decode_csr};
 use super::error::{ApiError, bad_request, invalid};
 use super::hooks::{Caller, CsrFacts, Verb};
-use super::rules::{self, GENERATE_NAME_BASE_MAX, check_name};
-use super::{Api, blocking, json_response, table};
-use crate::compat::media::BodyFormat;
+use super::{Api, blocking, json_response};
+use crate::api::codec::media::BodyFormat;
 use crate::store::UpdateError;
 
 /// Which PUT path.
@@ -104,7 +117,7 @@ pub(super) fn facts_of<'a>(
     }
 }
 
-/// The request body's format (`compat::media`); none given is read as JSON, an unknown one
+/// The request body's format (`codec::media`); none given is read as JSON, an unknown one
 /// is `None` (415).
 fn body_format(req_ct: Option<&str>) -> Option<BodyFormat> {
     match req_ct {
@@ -115,9 +128,9 @@ fn body_format(req_ct: Option<&str>) -> Option<BodyFormat> {
     }
 }
 
-/// A protobuf CSR body (`compat::protobuf`); its errors are 400s with their client-safe text.
+/// A protobuf CSR body (`codec::protobuf`); its errors are 400s with their client-safe text.
 fn decode_protobuf(bytes: &[u8]) -> Result<CertificateSigningRequest, ApiError> {
-    crate::compat::protobuf::decode_csr(bytes).map_err(|e| bad_request(e.to_string()))
+    crate::api::codec::protobuf::decode_csr(bytes).map_err(|e| bad_request(e.to_string()))
 }
 
 pub(super) fn object_response(
@@ -139,7 +152,7 @@ pub(super) fn object_response(
             warnings,
         ));
     }
-    use crate::compat::media::ResponseFormat;
+    use crate::api::codec::media::ResponseFormat;
     match ResponseFormat::negotiate(accept).ok_or(ApiError::NotAcceptable)? {
         ResponseFormat::Json => {
             let v = serde_json::to_value(csr)
@@ -149,12 +162,12 @@ pub(super) fn object_response(
         // A client that accepts only protobuf (reference §6.6).
         ResponseFormat::Protobuf => {
             let mut resp = Response::new(super::body::full(bytes::Bytes::from(
-                crate::compat::protobuf::encode_csr(csr),
+                crate::api::codec::protobuf::encode_csr(csr),
             )));
             *resp.status_mut() = code;
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
-                header::HeaderValue::from_static(crate::compat::media::PROTOBUF),
+                header::HeaderValue::from_static(crate::api::codec::media::PROTOBUF),
             );
             Ok(resp)
         }
@@ -168,7 +181,7 @@ pub(super) fn stored_response(
     accept: Option<&str>,
     warnings: &[String],
 ) -> Result<Response<ResponseBody>, ApiError> {
-    use crate::compat::media::ResponseFormat;
+    use crate::api::codec::media::ResponseFormat;
     if !table::wants_table(accept)
         && ResponseFormat::negotiate(accept) == Some(ResponseFormat::Json)
     {
@@ -240,7 +253,7 @@ struct Change {
     body: CertificateSigningRequest,
     expected_rv: Option<u64>,
     kind: &'static str,
-    written: Option<super::external::WrittenCert>,
+    written: Option<super::external_signing::status::WrittenCert>,
 }
 
 /// The authorization verb of an update path (PUT) or of a PATCH on it.
@@ -344,7 +357,10 @@ impl Api {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let accept = accept(&req);
-        let peer = req.extensions().get::<super::peer::PeerAddr>().copied();
+        let peer = req
+            .extensions()
+            .get::<super::edge::peer::PeerAddr>()
+            .copied();
         let Decoded {
             csr: body,
             warnings,
@@ -370,14 +386,14 @@ impl Api {
         stored_response(StatusCode::CREATED, &stored, accept.as_deref(), &warnings)
     }
 
-    /// Per-node pending cap and create rates (`compat::limits`); administrators are exempt.
+    /// Per-node pending cap and create rates (`super::limits`); administrators are exempt.
     /// Blocking (reads the store).
     pub(super) fn check_create_limits(
         &self,
         caller: &Caller,
         node: Option<&str>,
     ) -> Result<(), ApiError> {
-        use crate::compat::limits::{CreateAttempt, Decision, Requester};
+        use crate::api::limits::{CreateAttempt, Decision, Requester};
         let Some(limiter) = &self.inner.limiter else {
             return Ok(());
         };
@@ -409,9 +425,9 @@ impl Api {
                 tracing::info!(requester = %caller.user, ?node, ?limit, "csr create throttled");
                 Err(ApiError::Throttled {
                     limit: match limit {
-                        crate::compat::limits::Limit::PendingPerNode => "pending CSRs per node",
-                        crate::compat::limits::Limit::NodeRate => "creates per node",
-                        crate::compat::limits::Limit::RequesterRate => "creates per requester",
+                        crate::api::limits::Limit::PendingPerNode => "pending CSRs per node",
+                        crate::api::limits::Limit::NodeRate => "creates per node",
+                        crate::api::limits::Limit::RequesterRate => "creates per requester",
                     },
                     retry_after: decision.retry_after_secs().unwrap_or(1),
                 })
@@ -526,7 +542,7 @@ impl Api {
         B: Body<Data = Bytes> + Send,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        use crate::compat::patch::{PatchError, PatchKind, apply};
+        use crate::api::codec::patch::{PatchError, PatchKind, apply};
         let accept = accept(&req);
         if q.get("dryRun").is_some() {
             return Err(bad_request("dryRun is not supported"));
@@ -600,7 +616,12 @@ impl Api {
                     UpdatePath::Main => rules::apply_update(c, &body),
                     UpdatePath::Approval => rules::apply_approval(c, &body, &at)?,
                     UpdatePath::Status if external => {
-                        super::external::apply_status_once(c, &body, &at, written.is_some())?;
+                        super::external_signing::status::apply_status_once(
+                            c,
+                            &body,
+                            &at,
+                            written.is_some(),
+                        )?;
                     }
                     UpdatePath::Status => rules::apply_status(c, &body, &at)?,
                 }
@@ -638,7 +659,7 @@ impl Api {
         self.admit_update(caller, path, &stored, &body)?;
         let written = self.certificate_to_write(path, name, &stored, &body)?;
         let kind = match &written {
-            Some(_) => super::external::CERTIFICATE_WRITTEN,
+            Some(_) => super::external_signing::status::CERTIFICATE_WRITTEN,
             None => change_kind(path, &body, &stored),
         };
         let change = Change {

@@ -4,9 +4,9 @@
 use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::{Value, json};
 
-use super::decode::{FieldValidation, MAX_JSON_DEPTH, depth_ok, unknown_fields};
-use super::error::{ApiError, bad_request};
 use super::lease::{GROUP, RESOURCE, lease_invalid};
+use crate::api::decode::{FieldValidation, MAX_JSON_DEPTH, depth_ok, unknown_fields};
+use crate::api::error::{ApiError, bad_request};
 
 const GROUP_VERSION: &str = "coordination.k8s.io/v1";
 /// Longest name (DNS-1123 subdomain) and namespace (DNS-1123 label), as kube-apiserver.
@@ -103,7 +103,7 @@ pub(super) fn validate(lease: &Lease, name: &str) -> Result<(), ApiError> {
 
 /// A `meta.k8s.io/v1` Table of leases (kubectl's columns: Name, Holder, Age).
 pub(super) fn table(items: &[Lease], rv: u64) -> Value {
-    let now = super::csr::now_unix();
+    let now = crate::api::csr::now_unix();
     let col = |name: &str, format: &str, d: &str| json!({"name": name, "type": "string", "format": format, "description": d, "priority": 0});
     let rows: Vec<Value> = items
         .iter()
@@ -112,7 +112,7 @@ pub(super) fn table(items: &[Lease], rv: u64) -> Value {
                 .metadata
                 .creation_timestamp
                 .as_ref()
-                .map(|t| super::table::human_duration(now - t.0.as_second()))
+                .map(|t| crate::api::csr::table::human_duration(now - t.0.as_second()))
                 .unwrap_or_else(|| "<unknown>".to_owned());
             let holder = l
                 .spec

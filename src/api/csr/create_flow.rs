@@ -25,10 +25,10 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use tokio::sync::oneshot;
 
-use super::error::{ApiError, Cause};
-use super::hooks::Caller;
-use super::peer::PeerAddr;
-use super::{Api, blocking};
+use crate::api::edge::peer::PeerAddr;
+use crate::api::error::{ApiError, Cause};
+use crate::api::hooks::Caller;
+use crate::api::{Api, blocking};
 use crate::authn::AuthMethod;
 use crate::core::conditions::{ConditionType, SIGNER_VALIDATION_FAILURE};
 use crate::core::conditions::{add_condition, condition};
@@ -76,10 +76,7 @@ fn with_condition(
     reason: &str,
     message: &str,
 ) -> CertificateSigningRequest {
-    add_condition(
-        &mut csr,
-        condition(type_, reason, message, &super::csr::now()),
-    );
+    add_condition(&mut csr, condition(type_, reason, message, &super::now()));
     csr
 }
 
@@ -125,7 +122,7 @@ fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiErr
             Ok(fail(csr, SIGNER_VALIDATION_FAILURE, &message))
         }
         (Inspection::UnknownSigner { message }, _) => {
-            Ok(fail(csr, crate::compat::signer_names::REASON, &message))
+            Ok(fail(csr, crate::core::unknown_signer::REASON, &message))
         }
         (Inspection::Valid, None | Some(Decision::Pending { .. })) => Ok(plain(csr, vec![])),
         (Inspection::Valid, Some(Decision::Deny { reason, message })) => Ok(plain(
@@ -194,7 +191,7 @@ fn token_node_patterns(caller: &Caller) -> Option<GlobSet> {
 impl Api {
     /// Stores a new, prepared CSR with everything the appliance decides about it at once.
     /// `request` is the one parse of `csr.spec.request` (made by the caller, at the edge).
-    pub(super) async fn create_decided(
+    pub(in crate::api) async fn create_decided(
         &self,
         csr: CertificateSigningRequest,
         request: CsrRequest,
@@ -299,7 +296,7 @@ impl Api {
         }
         let store = &self.inner.store;
         let node = match &index.node_name {
-            Some(n) => store.node_state(n, super::csr::now_unix())?,
+            Some(n) => store.node_state(n, super::now_unix())?,
             None => NodeState::default(),
         };
         let facts = node_facts(

@@ -10,8 +10,8 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use tokio::task::JoinHandle;
 
-use super::error::ApiError;
-use super::{Api, BACKLOG_INTERVAL, blocking};
+use crate::api::error::ApiError;
+use crate::api::{Api, BACKLOG_INTERVAL, blocking};
 use crate::core::SignFailure;
 use crate::core::conditions::{
     ConditionType, SIGNER_VALIDATION_FAILURE, add_condition, condition, has_condition, is_decided,
@@ -41,7 +41,7 @@ impl Api {
     ) -> Result<Option<CertificateSigningRequest>, ApiError> {
         let store = self.inner.store.clone();
         let n = name.to_owned();
-        let at = super::csr::now();
+        let at = super::now();
         let r = blocking(move || {
             store.update(&n, None, APPLIANCE, kind, |c| {
                 if is_decided(c) && type_ != ConditionType::Failed || has_condition(c, type_) {
@@ -61,7 +61,7 @@ impl Api {
 
     /// Signs one approved CSR now if the signer is ready. `Ok(None)` when nothing was written
     /// (signer down, already signed, or another task is signing it).
-    pub(super) async fn sign_now(
+    pub(in crate::api) async fn sign_now(
         &self,
         name: &str,
     ) -> Result<Option<CertificateSigningRequest>, ApiError> {
@@ -90,7 +90,7 @@ impl Api {
     }
 
     /// Completes when the signer stops being ready (polled every [`READY_POLL`]).
-    pub(super) async fn until_not_ready(&self) {
+    pub(in crate::api) async fn until_not_ready(&self) {
         while self.inner.core.ready() {
             tokio::time::sleep(READY_POLL).await;
         }

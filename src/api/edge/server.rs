@@ -23,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use super::conn::{Activity, PerAddress, TrackedBody};
 use super::serving::serving_identity;
 use super::serving_renew::{Renewal, ServingCert, renew_loop};
-use super::{Api, Limits};
+use crate::api::{Api, Limits};
 use crate::authn::{Authenticator, AuthnError};
 use crate::authz::AuthzConfig;
 use crate::config::Config;

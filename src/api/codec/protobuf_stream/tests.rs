@@ -1,5 +1,5 @@
 use super::*;
-use crate::compat::protobuf::{MAGIC, decode_csr, encode_csr};
+use crate::api::codec::protobuf::{MAGIC, decode_csr, encode_csr};
 use std::collections::BTreeMap;
 
 /// A protobuf field as an independent reader sees it.
@@ -90,7 +90,7 @@ fn list_has_list_meta_and_items() {
     let items = bytes(&fs, 2);
     assert_eq!(items.len(), 2);
     for (item, want) in items.iter().zip(&list.items) {
-        let body = crate::compat::protobuf::envelope(
+        let body = crate::api::codec::protobuf::envelope(
             API_VERSION,
             "CertificateSigningRequest",
             item.to_vec(),

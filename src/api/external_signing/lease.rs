@@ -13,12 +13,12 @@ use http_body::Body;
 use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::json;
 
-use super::body::{ResponseBody, read_limited};
-use super::decode::{FieldValidation, Query};
-use super::error::{ApiError, bad_request};
-use super::hooks::Caller;
 use super::lease_rules::{MAX_NAMESPACE, dns_name, table, validate};
-use super::{Api, blocking, json_response};
+use crate::api::body::{ResponseBody, read_limited};
+use crate::api::decode::{FieldValidation, Query};
+use crate::api::error::{ApiError, bad_request};
+use crate::api::hooks::Caller;
+use crate::api::{Api, blocking, json_response};
 use crate::authz::rbac;
 
 pub use super::lease_rules::{api_group, group_entry, resource_list};
@@ -156,7 +156,7 @@ impl Api {
     }
 
     /// Routes a request under [`PREFIX`] (`rest` is the path after it).
-    pub(super) async fn route_lease<B>(
+    pub(in crate::api) async fn route_lease<B>(
         &self,
         caller: &Caller,
         rest: &str,
@@ -240,7 +240,7 @@ impl Api {
         let store = self.inner.store.clone();
         let n = ns.map(str::to_owned);
         let (items, rv) = blocking(move || store.lease_list(n.as_deref())).await??;
-        if super::table::wants_table(accept_of(req).as_deref()) {
+        if crate::api::csr::table::wants_table(accept_of(req).as_deref()) {
             return Ok(json_response(StatusCode::OK, &table(&items, rv), &[]));
         }
         let items =
@@ -306,8 +306,8 @@ impl Api {
             ));
         }
         lease.metadata.namespace = Some(ns.to_owned());
-        lease.metadata.uid = Some(super::csr::new_uid()?);
-        lease.metadata.creation_timestamp = Some(super::csr::now());
+        lease.metadata.uid = Some(crate::api::csr::new_uid()?);
+        lease.metadata.creation_timestamp = Some(crate::api::csr::now());
         lease.metadata.resource_version = None;
         lease.metadata.managed_fields = None;
         let store = self.inner.store.clone();
@@ -375,7 +375,7 @@ impl Api {
         B: Body<Data = Bytes> + Send,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        use crate::compat::patch::{PatchError, PatchKind, apply};
+        use crate::api::codec::patch::{PatchError, PatchKind, apply};
         self.authorize_lease(caller, "patch", Some(ns), Some(name))?;
         let kind = req
             .headers()

@@ -1,13 +1,13 @@
-//! The garbage-collection task: every `[gc] interval`, CSRs that `compat::gc::collect` says may
+//! The garbage-collection task: every `[gc] interval`, CSRs that `rules::collect` says may
 //! go are deleted through the store (watchers see DELETED, the audit hook records who and why).
 //! Issued-certificate records stay: they outlive CSR objects.
 
 use k8s_openapi::jiff::Timestamp;
 use tokio::task::JoinHandle;
 
-use super::error::ApiError;
-use super::{Api, blocking};
-use crate::compat::gc::{GcConfig, collect};
+use super::{GcConfig, collect};
+use crate::api::error::ApiError;
+use crate::api::{Api, blocking};
 use crate::store::StoreError;
 
 impl Api {
@@ -46,7 +46,7 @@ impl Api {
         Some(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(cfg.interval).await;
-                if let Err(e) = api.collect_garbage(&cfg, super::csr::now().0).await {
+                if let Err(e) = api.collect_garbage(&cfg, crate::api::csr::now().0).await {
                     tracing::warn!(error = %e, "garbage collection failed");
                 }
             }

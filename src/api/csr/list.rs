@@ -7,11 +7,12 @@ use http::{Request, Response, StatusCode, header};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use serde_json::json;
 
-use super::body::ResponseBody;
-use super::decode::Query;
-use super::error::{ApiError, bad_request};
-use super::hooks::{Caller, Verb};
-use super::{Api, MAX_LIST_LIMIT, blocking, json_response, table};
+use super::table;
+use crate::api::body::ResponseBody;
+use crate::api::decode::Query;
+use crate::api::error::{ApiError, bad_request};
+use crate::api::hooks::{Caller, Verb};
+use crate::api::{Api, MAX_LIST_LIMIT, blocking, json_response};
 use crate::store::{ListQuery, Row};
 
 /// Longest selector accepted (bounded parsing work); kubectl's are tens of bytes.
@@ -28,7 +29,7 @@ enum Req {
 
 /// Parsed `labelSelector` + `fieldSelector`.
 #[derive(Debug, Default, Clone)]
-pub(super) struct Selectors {
+pub(in crate::api) struct Selectors {
     labels: Vec<Req>,
     fields: Vec<Req>,
 }
@@ -81,7 +82,7 @@ fn matches(reqs: &[Req], get: impl Fn(&str) -> Option<String>) -> bool {
 
 impl Selectors {
     /// From the query.
-    pub(super) fn from_query(q: &Query) -> Result<Selectors, ApiError> {
+    pub(in crate::api) fn from_query(q: &Query) -> Result<Selectors, ApiError> {
         Ok(Selectors {
             labels: parse_selector(q.get("labelSelector").unwrap_or(""), false)?,
             fields: parse_selector(q.get("fieldSelector").unwrap_or(""), true)?,
@@ -90,7 +91,7 @@ impl Selectors {
 
     /// The name an equality field selector pins (`metadata.name=X`), if any: the kubelet's
     /// list-then-watch of its own CSR reads one row instead of the table.
-    pub(super) fn pinned_name(&self) -> Option<&str> {
+    pub(in crate::api) fn pinned_name(&self) -> Option<&str> {
         self.fields.iter().find_map(|r| match r {
             Req::Eq(k, v) if k == "metadata.name" => Some(v.as_str()),
             _ => None,
@@ -123,7 +124,7 @@ impl Selectors {
     }
 
     /// Whether an object matches.
-    pub(super) fn matches(&self, csr: &CertificateSigningRequest) -> bool {
+    pub(in crate::api) fn matches(&self, csr: &CertificateSigningRequest) -> bool {
         let empty = BTreeMap::new();
         let labels = csr.metadata.labels.as_ref().unwrap_or(&empty);
         matches(&self.labels, |k| labels.get(k).cloned())
@@ -189,17 +190,17 @@ impl Api {
     /// Whether the caller may see this CSR (lists and watches are filtered to these), from
     /// the request's subject CN as indexed at create (the store's column): reads never parse
     /// the request.
-    pub(super) fn visible_with_cn(
+    pub(in crate::api) fn visible_with_cn(
         &self,
         caller: &Caller,
         csr: &CertificateSigningRequest,
         cn: Option<&str>,
     ) -> bool {
         crate::authz::reads_all(caller, &self.inner.authz)
-            || crate::authz::owns(caller, &super::csr::facts_of(csr, cn))
+            || crate::authz::owns(caller, &super::facts_of(csr, cn))
     }
 
-    pub(super) async fn list<B>(
+    pub(in crate::api) async fn list<B>(
         &self,
         caller: &Caller,
         q: &Query,
@@ -224,8 +225,8 @@ impl Api {
         let as_table = table::wants_table(accept);
         // Lists are served as JSON only; a client that accepts nothing else gets 406.
         if !as_table
-            && crate::compat::media::ResponseFormat::negotiate(accept)
-                != Some(crate::compat::media::ResponseFormat::Json)
+            && crate::api::codec::media::ResponseFormat::negotiate(accept)
+                != Some(crate::api::codec::media::ResponseFormat::Json)
         {
             return Err(ApiError::NotAcceptable);
         }
@@ -263,12 +264,12 @@ impl Api {
             let refs: Vec<&CertificateSigningRequest> = items.iter().collect();
             return Ok(json_response(
                 StatusCode::OK,
-                &table::table(&refs, rv, cont.as_deref(), super::csr::now_unix()),
+                &table::table(&refs, rv, cont.as_deref(), super::now_unix()),
                 &[],
             ));
         }
         let body = list_json(&rows, rv, cont.as_deref());
-        Ok(super::json_bytes_response(
+        Ok(crate::api::json_bytes_response(
             StatusCode::OK,
             bytes::Bytes::from(body),
             &[],
@@ -279,7 +280,7 @@ impl Api {
     fn owns_row(&self, caller: &Caller, row: &Row) -> bool {
         crate::authz::owns(
             caller,
-            &super::hooks::CsrFacts {
+            &crate::api::hooks::CsrFacts {
                 requester_username: &row.requester,
                 subject_cn: row.subject_cn.as_deref(),
                 signer_name: &row.signer_name,

@@ -34,7 +34,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
-use super::duration_serde;
+use crate::api::duration_serde;
 
 /// `[gc]`: CSR garbage collection. Every key is optional; defaults are upstream's.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! Unit tests for `signer_names.rs`.
+//! Unit tests for `unknown_signer.rs`.
 
 use super::*;
 

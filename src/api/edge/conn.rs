@@ -18,7 +18,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::body::ResponseBody;
+use crate::api::body::ResponseBody;
 use crate::metrics::{ReasonLabels, global};
 
 /// How long a connection may take to finish its requests once the server shuts down.
