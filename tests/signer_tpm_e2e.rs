@@ -10,6 +10,8 @@
 //!   signer never marked down), and only requests past `max_requests_in_flight` get 429 with
 //!   `Retry-After`. Prints the TPM-backed issuance rate.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// appliance, faults and tokens each mount support/tools.rs (one source, compiled in each).
+#![allow(clippy::duplicate_mod)]
 
 #[path = "support/api_support.rs"]
 mod api_support;
@@ -20,7 +22,7 @@ mod faults;
 #[path = "support/tokens.rs"]
 mod tokens;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -145,14 +147,6 @@ fn bootstrap_over_https_with_the_ca_key_in_the_tpm() {
     assert!(findings.is_empty(), "pkilint: {findings:?}");
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Requests admitted at once (the configured queue).
 const IN_FLIGHT: usize = 200;
 /// Concurrent creators in the burst: well past the queue.
@@ -168,7 +162,9 @@ async fn a_burst_far_above_the_tpm_rate_is_queued_not_failed() {
     let d = tempfile::tempdir().unwrap();
     let tok = Token::create(Impl::Tpm, d.path(), "burst");
     let s = d.path().join("s");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", appliance::free_port())
+        .parse()
+        .unwrap();
     let mut setup = Command::new(tokens::bin());
     setup
         .args(["dev", "--setup-only", "--dir"])

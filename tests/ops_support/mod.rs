@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub use crate::support::{bin, csr_manifest, kubectl, kubectl_ok, openssl_csr};
+pub use crate::support::{bin, csr_manifest, free_port, kubectl, kubectl_ok, openssl_csr, tools};
 
 /// A configured (and maybe running) `kubesigner serve`.
 pub struct Served {
@@ -16,14 +16,6 @@ pub struct Served {
     pub addr: String,
     pub child: Option<Child>,
     log_no: usize,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Served {
@@ -138,21 +130,7 @@ impl Served {
 
     /// SIGTERM and wait (SIGKILL after 10 s).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if child.try_wait().unwrap().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        tools::stop(&mut self.child, Duration::from_secs(10));
     }
 
     /// Waits until the log contains `needle` `count` times.
@@ -215,9 +193,6 @@ impl Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        tools::kill(&mut self.child);
     }
 }
