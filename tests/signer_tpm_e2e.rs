@@ -30,17 +30,6 @@ use std::time::{Duration, Instant};
 use http::Method;
 use tokens::{Impl, Token};
 
-fn until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// `dev` arguments that put the appliance on `tok`'s key `key`.
 fn dev_args(tok: &Token, key: &str) -> Vec<String> {
     let mut args = vec!["--signer-uri".to_owned(), tok.uri(key)];
@@ -122,10 +111,11 @@ fn bootstrap_over_https_with_the_ca_key_in_the_tpm() {
         .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "bootstrap: {log}\n{}", a.log());
-    let pair = until(10, "the client certificate", || {
-        let p = pki.join("kubelet-client-current.pem");
-        p.exists().then_some(p)
-    });
+    let pair =
+        appliance::tools::wait_for_some("the client certificate", Duration::from_secs(10), || {
+            let p = pki.join("kubelet-client-current.pem");
+            p.exists().then_some(p)
+        });
     let v = Command::new("openssl")
         .args(["verify", "-CAfile"])
         .arg(&ca)

@@ -371,16 +371,9 @@ pub fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> String {
     tools::kubectl_ok(VIA, kubeconfig, args)
 }
 
-/// Waits until `f` returns Some, up to `secs` seconds.
-pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// Waits until `f` returns Some, up to `secs` seconds ([`tools::wait_for_some`]).
+pub fn wait_for<T>(secs: u64, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    tools::wait_for_some(what, Duration::from_secs(secs), f)
 }
 
 /// Waits for a child to exit, up to `secs`; kills it and fails otherwise.

@@ -135,14 +135,9 @@ impl Served {
 
     /// Waits until the log contains `needle` `count` times.
     pub fn wait_log(&self, needle: &str, count: usize, within: Duration) {
-        let deadline = Instant::now() + within;
-        while self.log().matches(needle).count() < count {
-            assert!(
-                Instant::now() < deadline,
-                "{count} × {needle:?} not in the log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
+        let what = format!("{count} × {needle:?} in the log");
+        if !tools::poll(within, || self.log().matches(needle).count() >= count) {
+            panic!("timed out waiting for {what}:\n{}", self.log());
         }
     }
 

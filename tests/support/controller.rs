@@ -346,16 +346,9 @@ pub fn lease_holder(a: &Appliance) -> Option<String> {
     (out.status.success() && !s.is_empty()).then_some(s)
 }
 
-/// Waits until `f` returns Some, or panics after `limit` with `what`.
-pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Waits until `f` returns Some, or panics after `limit` with `what` ([`tools::wait_for_some`]).
+pub fn wait_for<T>(limit: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    tools::wait_for_some(what, limit, f)
 }
 
 /// Creates a kubelet client CSR for `node` with the bootstrap kubeconfig; returns its key path.

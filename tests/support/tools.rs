@@ -1,7 +1,7 @@
 //! The one set of tool wrappers every test harness mounts: the kubesigner binary ([`bin`]), a
 //! free local port ([`free_port`]), the real `kubectl` ([`kubectl`], [`kubectl_ok`], how it gets
 //! its kubeconfig made explicit by [`Via`]), stopping a child process ([`terminate`],
-//! [`stop`], [`kill`]), and checking a raw signature with openssl
+//! [`stop`], [`kill`]), [`wait_for`] / [`wait_for_some`] instead of fixed sleeps, and checking a raw signature with openssl
 //! ([`openssl_verify_signature`]).
 //!
 //! External tools the tests run are required: a missing tool fails the test (CI installs every
@@ -150,4 +150,42 @@ pub fn openssl_verify_signature(
         .output()
         .unwrap();
     out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verified OK")
+}
+
+/// How often [`poll`], [`wait_for`] and [`wait_for_some`] look again.
+pub const POLL_EVERY: Duration = Duration::from_millis(50);
+
+/// Polls `f` every [`POLL_EVERY`] until it returns `Some` (that value) or `timeout` has passed
+/// (`None`). Also the bounded wait of a negative check: "nothing happens within 2 s" is
+/// `poll(2 s, happened).is_none()`, which still fails as soon as it happens.
+pub fn poll_some<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(POLL_EVERY);
+    }
+}
+
+/// [`poll_some`] for a plain condition: `true` once `ready` holds, `false` after `timeout`.
+pub fn poll(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    poll_some(timeout, || ready().then_some(())).is_some()
+}
+
+/// Waits until `ready` holds; panics naming `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, ready: impl FnMut() -> bool) {
+    assert!(
+        poll(timeout, ready),
+        "timed out after {timeout:?} waiting for {what}"
+    );
+}
+
+/// Waits until `f` returns `Some`, and returns that; panics naming `what` after `timeout`.
+pub fn wait_for_some<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    poll_some(timeout, f)
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
 }
