@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use crate::support::{bin, csr_manifest, free_port, kubectl, kubectl_ok, openssl_csr, tools};
 
@@ -99,20 +99,15 @@ impl Served {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let ready = tools::poll(Duration::from_secs(60), || {
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("serve exited with {st}:\n{}", self.log());
             }
-            if kubectl(&self.admin(), &["get", "--raw", "/readyz"])
+            kubectl(&self.admin(), &["get", "--raw", "/readyz"])
                 .status
                 .success()
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "not ready:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        });
+        assert!(ready, "not ready:\n{}", self.log());
     }
 
     pub fn pid(&self) -> u32 {

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[path = "tools.rs"]
 pub mod tools;
@@ -140,22 +140,16 @@ impl Appliance {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let ready = tools::poll(Duration::from_secs(60), || {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("appliance exited with {status}:\n{}", self.log());
             }
-            if self.admin_kubeconfig().exists() {
-                let out = kubectl(&self.admin_kubeconfig(), &["get", "--raw", "/readyz"]);
-                if out.status.success() {
-                    return;
-                }
-            }
-            if Instant::now() > deadline {
-                panic!("appliance not ready after 60 s:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            self.admin_kubeconfig().exists()
+                && kubectl(&self.admin_kubeconfig(), &["get", "--raw", "/readyz"])
+                    .status
+                    .success()
+        });
+        assert!(ready, "appliance not ready after 60 s:\n{}", self.log());
     }
 
     /// Stops the appliance (SIGTERM, then SIGKILL after 10 s).
