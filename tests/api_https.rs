@@ -5,6 +5,8 @@
 
 #[path = "support/api_support.rs"]
 mod api_support;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -69,13 +71,8 @@ async fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
     let kc = kubeconfig.to_owned();
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kc)
-            .args(&args)
-            .env("KUBECACHEDIR", kc.parent().unwrap().join("cache"))
-            .output()
-            .unwrap();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = tools::kubectl(tools::Via::Flag { cache: "cache" }, &kc, &args);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

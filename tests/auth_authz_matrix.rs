@@ -1,6 +1,9 @@
 //! The authorization matrix: identities × verbs × CSRs, each cell with its expected answer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/table.rs"]
+mod table;
+
 use std::collections::BTreeMap;
 
 use kubesigner::authn::{AuthMethod, BootstrapTokenId, BootstrapTokenInfo, Identity};
@@ -240,16 +243,20 @@ const CREATES: &[(&str, &str, Option<&str>, bool)] = &[
 fn create_cases() {
     let cfg = cfg();
     let ids = identities();
-    for &(name, signer, cn, want) in CREATES {
-        let id = &ids.iter().find(|(n, _)| *n == name).unwrap().1;
-        let csr = CsrFacts {
-            requester_username: &id.user,
-            subject_cn: cn,
-            signer_name: signer,
-        };
-        let got = authorize(id, Verb::Create, Some(&csr), &cfg);
-        assert_eq!(got.is_ok(), want, "{name} create {signer} {cn:?}: {got:?}");
-    }
+    table::check_all(
+        CREATES,
+        |(name, signer, cn, _)| format!("{name} create {signer} {cn:?}"),
+        |&&(name, signer, cn, want)| {
+            let id = &ids.iter().find(|(n, _)| *n == name).unwrap().1;
+            let csr = CsrFacts {
+                requester_username: &id.user,
+                subject_cn: cn,
+                signer_name: signer,
+            };
+            let got = authorize(id, Verb::Create, Some(&csr), &cfg);
+            assert_eq!(got.is_ok(), want, "{got:?}");
+        },
+    );
     let random = &ids.iter().find(|(n, _)| *n == "random").unwrap().1;
     assert!(authorize(random, Verb::Create, None, &cfg).is_err());
 }

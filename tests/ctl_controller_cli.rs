@@ -9,9 +9,7 @@ mod tools;
 use std::path::Path;
 use std::process::Command;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_kubesigner")
-}
+use tools::bin;
 
 fn run(config: &Path, extra: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(bin())

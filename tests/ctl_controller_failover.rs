@@ -208,7 +208,11 @@ fn a_paused_leader_wakes_up_as_a_follower_and_signs_nothing() {
             certificate_of(&a, n)
         });
     }
-    std::thread::sleep(Duration::from_secs(2));
+    // Negative check: a bounded wait on purpose (a late second write may come in it); it fails
+    // as soon as a CSR has a second certificate written.
+    assert!(!tools::poll(Duration::from_secs(2), || {
+        names.iter().any(|n| certificates_written(&a, n) > 1)
+    }));
     for n in &names {
         assert_eq!(certificates_written(&a, n), 1, "{n}");
     }

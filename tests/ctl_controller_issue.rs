@@ -106,7 +106,12 @@ fn single_controller_issues_bootstrap_and_serving_certificates() {
         (certificates_written(&a, "serve-1") == 1).then_some(())
     });
     assert_eq!(certificates_written(&a, "boot-1"), 1);
-    std::thread::sleep(Duration::from_secs(2));
+    // Negative check: a bounded wait on purpose (nothing may happen in it); it fails as soon as
+    // the held CSR gets a condition or a certificate.
+    assert!(!tools::poll(Duration::from_secs(2), || {
+        !conditions_of(&a, "serve-bad").trim().is_empty()
+            || certificate_of(&a, "serve-bad").is_some()
+    }));
     assert_eq!(conditions_of(&a, "serve-bad").trim(), "");
     assert!(certificate_of(&a, "serve-bad").is_none());
 
@@ -183,7 +188,12 @@ fn without_approve_csrs_stay_pending_until_an_admin_approves() {
     r.start();
     wait_for(WAIT, "a lease holder", || lease_holder(&a));
     create_bootstrap_csr(&a, "pending-1", "ctl-node-2");
-    std::thread::sleep(Duration::from_secs(3));
+    // Negative check: a bounded wait on purpose (nothing may happen in it); it fails as soon as
+    // the unapproved CSR gets a condition or a certificate.
+    assert!(!tools::poll(Duration::from_secs(3), || {
+        !conditions_of(&a, "pending-1").trim().is_empty()
+            || certificate_of(&a, "pending-1").is_some()
+    }));
     assert_eq!(conditions_of(&a, "pending-1").trim(), "");
     assert!(certificate_of(&a, "pending-1").is_none());
     // An admin approves: the controller signs it.
@@ -237,7 +247,13 @@ fn without_rbac_the_controller_is_refused_and_signs_nothing() {
     wait_for(WAIT, "a 403 in the controller log", || {
         r.log().contains("403").then_some(())
     });
-    std::thread::sleep(Duration::from_secs(2));
+    // Negative check: a bounded wait on purpose (nothing may happen in it); it fails as soon as
+    // a lease is taken or the CSR gets a condition or a certificate.
+    assert!(!tools::poll(Duration::from_secs(2), || {
+        lease_holder(&a).is_some()
+            || !conditions_of(&a, "norbac-1").trim().is_empty()
+            || certificate_of(&a, "norbac-1").is_some()
+    }));
     assert_eq!(lease_holder(&a), None);
     assert_eq!(conditions_of(&a, "norbac-1").trim(), "");
     assert!(certificate_of(&a, "norbac-1").is_none());

@@ -108,7 +108,11 @@ fn ctl_external_controller_without_rbac_is_forbidden() {
         &a.admin_kubeconfig(),
         &["certificate", "approve", "norbac-1"],
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // Negative check: a bounded wait on purpose (nothing may happen in it); it fails as soon as
+    // the CSR is issued.
+    assert!(!tools::poll(Duration::from_secs(2), || {
+        kubectl_ok(&a.admin_kubeconfig(), &["get", "csr", "norbac-1"]).contains("Issued")
+    }));
     let table = kubectl_ok(&a.admin_kubeconfig(), &["get", "csr", "norbac-1"]);
     assert!(
         table.contains("Approved") && !table.contains("Issued"),

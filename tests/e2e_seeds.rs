@@ -115,7 +115,7 @@ fn bootstrap(dir: &Path, node: &str, wait: &str) -> std::process::Output {
 fn seeds_static_token_with_the_group_flag_is_auto_approved() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let addr = format!("127.0.0.1:{}", free_port_for_test());
+    let addr = format!("127.0.0.1:{}", support::free_port());
     setup(dir, &addr);
     let _s = serve(
         dir,
@@ -158,7 +158,7 @@ fn seeds_static_token_with_the_group_flag_is_auto_approved() {
 fn seeds_static_token_without_the_flag_waits_for_an_admin() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let addr = format!("127.0.0.1:{}", free_port_for_test());
+    let addr = format!("127.0.0.1:{}", support::free_port());
     setup(dir, &addr);
     let _s = serve(dir, &[]);
     let out = bootstrap(dir, "seed-node-2", "3s");
@@ -182,12 +182,4 @@ fn seeds_static_token_without_the_flag_waits_for_an_admin() {
         dir.join("seed-node-2-pki/kubelet-client-current.pem")
             .exists()
     );
-}
-
-fn free_port_for_test() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

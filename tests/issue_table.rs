@@ -7,6 +7,8 @@
 mod csrs;
 #[path = "support/issue_soft_key.rs"]
 mod soft_key;
+#[path = "support/table.rs"]
+mod table;
 #[path = "support/issue_tools.rs"]
 mod tools;
 
@@ -583,47 +585,52 @@ fn table_of_csrs_gives_the_expected_outcome_and_every_issued_certificate_lints_c
     let all = cases(dir.path());
     assert!(all.len() >= 40, "only {} cases", all.len());
     let mut issued = 0;
-    for (i, c) in all.iter().enumerate() {
-        let input = CsrInput {
-            request_pem: c.pem.clone(),
-            signer_name: c.signer.to_owned(),
-            usages: c.usages.iter().map(|s| (*s).to_owned()).collect(),
-            expiration_seconds: c.expiration,
-            requester: Requester::default(),
-        };
-        let (use_cfg, admin_groups) = if c.default_cfg {
-            (
-                IssuanceConfig::default(),
-                kubesigner::config::AuthConfig::default().admin_groups,
-            )
-        } else {
-            (cfg.clone(), extended_admin_groups())
-        };
-        let got = match issue::validate_input(&input, &use_cfg) {
-            Err(CsrRejection::SignerValidation(f)) => {
-                assert!(
-                    f.to_string().contains(f.rule.name()),
-                    "{}: message names the rule",
-                    c.name
-                );
-                Expect::Failed(f.rule)
-            }
-            Err(CsrRejection::Invalid(e)) => Expect::Invalid(e.field()),
-            Err(CsrRejection::NotOurSigner { .. }) => Expect::NotOurs,
-            Ok(v) => match issue::admit(&v, &admin_groups) {
-                Err(_) => Expect::Forbidden,
-                Ok(()) => {
-                    let cert = issuer
-                        .issue(&v, now)
-                        .unwrap_or_else(|e| panic!("{}: {e}", c.name));
-                    check_issued(dir.path(), i, c, &v, &cert, &ca_pem, now);
-                    issued += 1;
-                    Expect::Issued
+    // Every case runs; the failures are listed together at the end.
+    table::check_all(
+        all.iter().enumerate(),
+        |(_, c)| c.name.to_owned(),
+        |&(i, c)| {
+            let input = CsrInput {
+                request_pem: c.pem.clone(),
+                signer_name: c.signer.to_owned(),
+                usages: c.usages.iter().map(|s| (*s).to_owned()).collect(),
+                expiration_seconds: c.expiration,
+                requester: Requester::default(),
+            };
+            let (use_cfg, admin_groups) = if c.default_cfg {
+                (
+                    IssuanceConfig::default(),
+                    kubesigner::config::AuthConfig::default().admin_groups,
+                )
+            } else {
+                (cfg.clone(), extended_admin_groups())
+            };
+            let got = match issue::validate_input(&input, &use_cfg) {
+                Err(CsrRejection::SignerValidation(f)) => {
+                    assert!(
+                        f.to_string().contains(f.rule.name()),
+                        "{}: message names the rule",
+                        c.name
+                    );
+                    Expect::Failed(f.rule)
                 }
-            },
-        };
-        assert_eq!(got, c.expect, "case {:?}", c.name);
-    }
+                Err(CsrRejection::Invalid(e)) => Expect::Invalid(e.field()),
+                Err(CsrRejection::NotOurSigner { .. }) => Expect::NotOurs,
+                Ok(v) => match issue::admit(&v, &admin_groups) {
+                    Err(_) => Expect::Forbidden,
+                    Ok(()) => {
+                        let cert = issuer
+                            .issue(&v, now)
+                            .unwrap_or_else(|e| panic!("{}: {e}", c.name));
+                        check_issued(dir.path(), i, c, &v, &cert, &ca_pem, now);
+                        issued += 1;
+                        Expect::Issued
+                    }
+                },
+            };
+            assert_eq!(got, c.expect, "case {:?}", c.name);
+        },
+    );
     assert!(issued >= 10);
 }
 

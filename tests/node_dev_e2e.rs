@@ -10,20 +10,9 @@
 mod support;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
-
-fn until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 fn bootstrap_kubeconfig_with(
     a: &Appliance,
@@ -85,10 +74,12 @@ fn seeds_flow_against_kubesigner_dev() {
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
 
     // Client certificate: auto-approved, written, kubeconfig usable by kubectl.
-    until(60, "the client certificate", || {
+    support::tools::wait_for_some("the client certificate", Duration::from_secs(60), || {
         std::fs::read_link(pki.join("kubelet-client-current.pem")).ok()
     });
-    until(10, "the node kubeconfig", || out_kc.exists().then_some(()));
+    support::tools::wait_for_some("the node kubeconfig", Duration::from_secs(10), || {
+        out_kc.exists().then_some(())
+    });
     let pair = pki.join("kubelet-client-current.pem");
     let findings = check_certificate(
         node.path(),
@@ -122,44 +113,52 @@ fn seeds_flow_against_kubesigner_dev() {
     );
 
     // The serving CSR waits for the admin (a SAN the appliance cannot vouch for on its own).
-    let serving = until(60, "a pending serving CSR", || {
-        let out = kubectl_ok(
-            &a.admin_kubeconfig(),
-            &[
-                "get",
-                "csr",
-                "-o",
-                "jsonpath={range .items[*]}{.metadata.name} {.spec.signerName} {.status.conditions[*].type}{\"\\n\"}{end}",
-            ],
-        );
-        out.lines()
-            .map(|l| l.split_whitespace().collect::<Vec<_>>())
-            .find(|p| p.len() == 2 && p[1] == "kubernetes.io/kubelet-serving")
-            .map(|p| p[0].to_string())
-    });
+    let serving = support::tools::wait_for_some(
+        "a pending serving CSR",
+        Duration::from_secs(60),
+        || {
+            let out = kubectl_ok(
+                &a.admin_kubeconfig(),
+                &[
+                    "get",
+                    "csr",
+                    "-o",
+                    "jsonpath={range .items[*]}{.metadata.name} {.spec.signerName} {.status.conditions[*].type}{\"\\n\"}{end}",
+                ],
+            );
+            out.lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .find(|p| p.len() == 2 && p[1] == "kubernetes.io/kubelet-serving")
+                .map(|p| p[0].to_string())
+        },
+    );
     kubectl_ok(&a.admin_kubeconfig(), &["certificate", "approve", &serving]);
-    until(60, "the serving certificate", || {
+    support::tools::wait_for_some("the serving certificate", Duration::from_secs(60), || {
         std::fs::read_link(pki.join("kubelet-server-current.pem")).ok()
     });
 
     // Rotation: renewals are `csr-` CSRs requested by the node itself.
-    let renewals = until(60, "two client renewals", || {
-        let out = kubectl_ok(
-            &a.admin_kubeconfig(),
-            &[
-                "get",
-                "csr",
-                "-o",
-                "jsonpath={range .items[*]}{.metadata.name} {.spec.signerName} {.spec.username}{\"\\n\"}{end}",
-            ],
-        );
-        let r: Vec<String> = out
-            .lines()
-            .filter(|l| l.starts_with("csr-") && l.contains("kube-apiserver-client-kubelet"))
-            .map(str::to_owned)
-            .collect();
-        (r.len() >= 2).then_some(r)
-    });
+    let renewals = support::tools::wait_for_some(
+        "two client renewals",
+        Duration::from_secs(60),
+        || {
+            let out = kubectl_ok(
+                &a.admin_kubeconfig(),
+                &[
+                    "get",
+                    "csr",
+                    "-o",
+                    "jsonpath={range .items[*]}{.metadata.name} {.spec.signerName} {.spec.username}{\"\\n\"}{end}",
+                ],
+            );
+            let r: Vec<String> = out
+                .lines()
+                .filter(|l| l.starts_with("csr-") && l.contains("kube-apiserver-client-kubelet"))
+                .map(str::to_owned)
+                .collect();
+            (r.len() >= 2).then_some(r)
+        },
+    );
     for r in &renewals {
         assert!(r.ends_with(" system:node:node1"), "{r}");
     }

@@ -43,6 +43,7 @@ fn expired_client_certificate_at_start_falls_back_to_the_bootstrap_kubeconfig() 
     assert!(log.contains("not bootstrapping"), "{log}");
     assert_eq!(bootstrap_csrs(&signer).len(), 1);
 
+    // A clock wait, not a condition: the certificate's lifetime must be over.
     std::thread::sleep(Duration::from_secs(TTL_SECS + 1));
     let out = node.run(&["--once"]);
     let log = String::from_utf8_lossy(&out.stderr).into_owned();

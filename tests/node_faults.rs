@@ -60,6 +60,7 @@ fn denied_csr_ends_with_a_clear_message_and_nothing_written() {
 fn expired_token_is_refused_quickly() {
     let signer = Signer::start("");
     let token = signer.create_token("1s");
+    // A clock wait, not a condition: the token's 1 s lifetime must be over.
     std::thread::sleep(Duration::from_millis(2100));
     let node = Node::new(&signer, "node1", &token);
     let started = Instant::now();
@@ -234,7 +235,11 @@ fn appliance_down_at_start_is_waited_for() {
     let node = Node::new(&signer, "node1", &token);
     signer.stop();
     let mut child = node.spawn(&["--once", "--wait-timeout", "90s"]);
-    std::thread::sleep(Duration::from_secs(3));
+    // Negative check: a bounded wait on purpose (the node must keep waiting through it); it
+    // fails as soon as the node exits.
+    assert!(!tools::poll(Duration::from_secs(3), || {
+        child.try_wait().unwrap().is_some()
+    }));
     assert!(child.try_wait().unwrap().is_none(), "{}", node.log());
     signer.restart();
     // The health probe retries every ~2 s; the create then goes through.

@@ -51,6 +51,8 @@ fn inventory_changes_apply_without_a_restart() {
 
     // A broken file keeps the last good inventory: node2 still gets serving certificates.
     std::fs::write(&inventory, "[nodes.node2\nthis is not toml").unwrap();
+    // Negative check: a bounded wait on purpose (two poll periods, in which the broken file
+    // must not replace the inventory); only a node run can see the outcome.
     std::thread::sleep(Duration::from_secs(5));
     let out = node.run(SERVING_ARGS);
     assert_eq!(

@@ -311,7 +311,11 @@ fn serving_certificate_for_an_unknown_san_waits_for_an_admin() {
             .into_iter()
             .next()
     });
-    std::thread::sleep(Duration::from_secs(1));
+    // Negative check: a bounded wait on purpose (the node must keep waiting through it); it
+    // fails as soon as the node exits.
+    assert!(!tools::poll(Duration::from_secs(1), || {
+        child.try_wait().unwrap().is_some()
+    }));
     assert!(
         child.try_wait().unwrap().is_none(),
         "bootstrap ended while pending:\n{}",

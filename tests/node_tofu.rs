@@ -35,7 +35,11 @@ fn tofu_off_serving_csr_for_the_peer_ip_stays_pending() {
             .into_iter()
             .next()
     });
-    std::thread::sleep(Duration::from_secs(1));
+    // Negative check: a bounded wait on purpose (the node must keep waiting through it); it
+    // fails as soon as the node exits.
+    assert!(!tools::poll(Duration::from_secs(1), || {
+        child.try_wait().unwrap().is_some()
+    }));
     assert!(
         child.try_wait().unwrap().is_none(),
         "bootstrap ended although its serving CSR should wait:\n{}",
@@ -106,7 +110,11 @@ fn tofu_on_first_bootstrap_address_approves_serving_and_is_never_overwritten() {
             .into_iter()
             .next()
     });
-    std::thread::sleep(Duration::from_secs(1));
+    // Negative check: a bounded wait on purpose (the node must keep waiting through it); it
+    // fails as soon as the node exits.
+    assert!(!tools::poll(Duration::from_secs(1), || {
+        child.try_wait().unwrap().is_some()
+    }));
     assert!(child.try_wait().unwrap().is_none(), "{}", node.log());
     let _ = child.kill();
     let _ = child.wait();

@@ -2,9 +2,6 @@
 //! watchdog ping, the root refusal, and a bad configuration exiting 64 before binding.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/tools.rs"]
-mod tools;
-
 #[path = "support/appliance.rs"]
 mod appliance;
 
@@ -16,9 +13,7 @@ use std::time::{Duration, Instant};
 /// The highest `systemd-analyze security` exposure the shipped unit may have.
 const MAX_EXPOSURE: f64 = 1.5;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_kubesigner")
-}
+use appliance::{bin, tools};
 
 /// Exit 64 and exactly one line on stderr containing `needle`.
 fn assert_one_line_64(out: &Output, needle: &str) {

@@ -10,20 +10,9 @@
 mod support;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
-
-fn until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
@@ -106,10 +95,10 @@ fn full_dev_run_logs_no_secret(level: &str) {
         .stderr(Stdio::from(logf))
         .spawn()
         .unwrap();
-    until(60, "the client certificate", || {
+    support::tools::wait_for_some("the client certificate", Duration::from_secs(60), || {
         std::fs::read_link(pki.join("kubelet-client-current.pem")).ok()
     });
-    let serving = until(60, "the serving CSR", || {
+    let serving = support::tools::wait_for_some("the serving CSR", Duration::from_secs(60), || {
         let out = kubectl_ok(&a.admin_kubeconfig(), &["get", "csr", "-o", "name"]);
         let csrs: Vec<String> = out.lines().map(str::to_owned).collect();
         csrs.into_iter().find(|n| {
@@ -122,7 +111,7 @@ fn full_dev_run_logs_no_secret(level: &str) {
     });
     let serving = serving.trim_start_matches("certificatesigningrequest.certificates.k8s.io/");
     kubectl_ok(&a.admin_kubeconfig(), &["certificate", "approve", serving]);
-    until(60, "the serving certificate", || {
+    support::tools::wait_for_some("the serving certificate", Duration::from_secs(60), || {
         std::fs::read_link(pki.join("kubelet-server-current.pem")).ok()
     });
     let _ = Command::new("kill").arg(child.id().to_string()).status();

@@ -6,8 +6,6 @@
 
 #[path = "support/appliance.rs"]
 mod support;
-#[path = "support/tools.rs"]
-mod tools;
 
 use std::process::Command;
 use std::time::Instant;

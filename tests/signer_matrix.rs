@@ -242,10 +242,10 @@ fn sign_and_verify(imp: Impl, test: &str) {
             let pem =
                 der::EncodePem::to_pem(signer.public_key(), der::pem::LineEnding::LF).unwrap();
             assert!(
-                tokens::openssl_verify(&tok.dir, &pem, digest, &msg, &sig),
+                tokens::tools::openssl_verify_signature(&tok.dir, &pem, digest, &msg, &sig),
                 "{key}"
             );
-            assert!(!tokens::openssl_verify(
+            assert!(!tokens::tools::openssl_verify_signature(
                 &tok.dir, &pem, digest, b"other", &sig
             ));
             if key == "p256" {

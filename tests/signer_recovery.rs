@@ -59,15 +59,10 @@ fn stop_server(mut server: Child) {
     server.wait().unwrap();
 }
 
-fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+/// [`support::tools::wait_for`], returning how long it took.
+fn wait_for(limit: Duration, f: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < limit,
-            "condition not met within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    support::tools::wait_for("the signer condition", limit, f);
     start.elapsed()
 }
 

@@ -28,11 +28,11 @@ fn sign_and_verify(test: &str, algorithm: &str, expected: Algorithm, digest: &st
             .to_pem(der::pem::LineEnding::LF)
             .unwrap();
         assert!(
-            support::openssl_verify(&tok.dir, &pem, digest, &msg, &sig),
+            support::tools::openssl_verify_signature(&tok.dir, &pem, digest, &msg, &sig),
             "openssl verify"
         );
         // A changed message must not verify (the check can fail).
-        assert!(!support::openssl_verify(
+        assert!(!support::tools::openssl_verify_signature(
             &tok.dir, &pem, digest, b"other", &sig
         ));
         return;

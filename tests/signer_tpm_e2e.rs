@@ -10,6 +10,8 @@
 //!   signer never marked down), and only requests past `max_requests_in_flight` get 429 with
 //!   `Retry-After`. Prints the TPM-backed issuance rate.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// appliance, faults and tokens each mount support/tools.rs (one source, compiled in each).
+#![allow(clippy::duplicate_mod)]
 
 #[path = "support/api_support.rs"]
 mod api_support;
@@ -20,24 +22,13 @@ mod faults;
 #[path = "support/tokens.rs"]
 mod tokens;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::Method;
 use tokens::{Impl, Token};
-
-fn until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// `dev` arguments that put the appliance on `tok`'s key `key`.
 fn dev_args(tok: &Token, key: &str) -> Vec<String> {
@@ -120,10 +111,11 @@ fn bootstrap_over_https_with_the_ca_key_in_the_tpm() {
         .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "bootstrap: {log}\n{}", a.log());
-    let pair = until(10, "the client certificate", || {
-        let p = pki.join("kubelet-client-current.pem");
-        p.exists().then_some(p)
-    });
+    let pair =
+        appliance::tools::wait_for_some("the client certificate", Duration::from_secs(10), || {
+            let p = pki.join("kubelet-client-current.pem");
+            p.exists().then_some(p)
+        });
     let v = Command::new("openssl")
         .args(["verify", "-CAfile"])
         .arg(&ca)
@@ -145,14 +137,6 @@ fn bootstrap_over_https_with_the_ca_key_in_the_tpm() {
     assert!(findings.is_empty(), "pkilint: {findings:?}");
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Requests admitted at once (the configured queue).
 const IN_FLIGHT: usize = 200;
 /// Concurrent creators in the burst: well past the queue.
@@ -168,7 +152,9 @@ async fn a_burst_far_above_the_tpm_rate_is_queued_not_failed() {
     let d = tempfile::tempdir().unwrap();
     let tok = Token::create(Impl::Tpm, d.path(), "burst");
     let s = d.path().join("s");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", appliance::free_port())
+        .parse()
+        .unwrap();
     let mut setup = Command::new(tokens::bin());
     setup
         .args(["dev", "--setup-only", "--dir"])

@@ -1,6 +1,9 @@
 //! The RFC 7512 parser over a table of real-world and bad URIs; PIN file rules.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/table.rs"]
+mod table;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
@@ -68,10 +71,11 @@ fn selectors_and_encodings() {
             TokenSelector::Label("a;b=c%".into()),
         ),
     ];
-    for (path, want) in table {
-        let u = ok(&format!("{path}?{M}"));
-        assert_eq!(&u.token, want, "{path}");
-    }
+    table::check_all(
+        table,
+        |(path, _)| (*path).to_owned(),
+        |(path, want)| assert_eq!(&ok(&format!("{path}?{M}")).token, want),
+    );
     let u = ok(&format!(
         "pkcs11:token=t;id=%00%ff%10?{M}&pin-source=file:///run/pin%20file"
     ));
@@ -145,14 +149,18 @@ fn bad_uris_name_the_bad_part() {
             "pin-value is refused",
         ),
     ];
-    for (text, needle) in cases {
-        let e = bad(text, cl).to_string();
-        assert!(
-            e.contains(needle),
-            "{text:?}: error {e:?} does not contain {needle:?}"
-        );
-        assert!(!e.contains('\n'), "multi-line error for {text:?}");
-    }
+    table::check_all(
+        cases,
+        |(text, _)| format!("{text:?}"),
+        |(text, needle)| {
+            let e = bad(text, cl).to_string();
+            assert!(
+                e.contains(needle),
+                "error {e:?} does not contain {needle:?}"
+            );
+            assert!(!e.contains('\n'), "multi-line error {e:?}");
+        },
+    );
     assert!(matches!(bad(&"x".repeat(5000), cl), UriError::TooLong));
 }
 

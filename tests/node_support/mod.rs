@@ -7,8 +7,9 @@
 
 #[path = "../support/api_support.rs"]
 mod api_support;
+#[path = "../support/tools.rs"]
+pub mod tools;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
@@ -29,14 +30,6 @@ pub struct Signer {
     /// watches included), as a process restart would.
     rt: Option<tokio::runtime::Runtime>,
     server: Option<Server>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Signer {
@@ -77,7 +70,7 @@ impl Signer {
             ),
         )
         .unwrap();
-        let port = free_port();
+        let port = tools::free_port();
         let d = dir.path();
         std::fs::write(
             d.join("kubesigner.toml"),
@@ -273,9 +266,7 @@ fn write_tls_files(dir: &Path, ca_pem: &str, key: &Arc<api_support::SoftKey>) ->
     )
 }
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_kubesigner")
-}
+pub use tools::bin;
 
 /// A node: its own directory with the bootstrap kubeconfig, OUT kubeconfig and cert dir.
 pub struct Node {
@@ -365,42 +356,24 @@ impl Node {
     }
 }
 
+/// The node tests hand kubectl its kubeconfig by flag, the cache next to it.
+const VIA: tools::Via = tools::Via::Flag {
+    cache: ".kube-cache",
+};
+
 /// Runs the real kubectl.
 pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .env(
-            "KUBECACHEDIR",
-            kubeconfig.parent().unwrap().join(".kube-cache"),
-        )
-        .stdin(Stdio::null())
-        .output()
-        .expect("kubectl must be installed")
+    tools::kubectl(VIA, kubeconfig, args)
 }
 
+/// kubectl that must succeed; returns stdout.
 pub fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> String {
-    let out = kubectl(kubeconfig, args);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    tools::kubectl_ok(VIA, kubeconfig, args)
 }
 
-/// Waits until `f` returns Some, up to `secs` seconds.
-pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// Waits until `f` returns Some, up to `secs` seconds ([`tools::wait_for_some`]).
+pub fn wait_for<T>(secs: u64, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    tools::wait_for_some(what, Duration::from_secs(secs), f)
 }
 
 /// Waits for a child to exit, up to `secs`; kills it and fails otherwise.

@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub use crate::support::{bin, csr_manifest, kubectl, kubectl_ok, openssl_csr};
+pub use crate::support::{bin, csr_manifest, free_port, kubectl, kubectl_ok, openssl_csr, tools};
 
 /// A configured (and maybe running) `kubesigner serve`.
 pub struct Served {
@@ -16,14 +16,6 @@ pub struct Served {
     pub addr: String,
     pub child: Option<Child>,
     log_no: usize,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Served {
@@ -107,20 +99,15 @@ impl Served {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let ready = tools::poll(Duration::from_secs(60), || {
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("serve exited with {st}:\n{}", self.log());
             }
-            if kubectl(&self.admin(), &["get", "--raw", "/readyz"])
+            kubectl(&self.admin(), &["get", "--raw", "/readyz"])
                 .status
                 .success()
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "not ready:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        });
+        assert!(ready, "not ready:\n{}", self.log());
     }
 
     pub fn pid(&self) -> u32 {
@@ -138,33 +125,14 @@ impl Served {
 
     /// SIGTERM and wait (SIGKILL after 10 s).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if child.try_wait().unwrap().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        tools::stop(&mut self.child, Duration::from_secs(10));
     }
 
     /// Waits until the log contains `needle` `count` times.
     pub fn wait_log(&self, needle: &str, count: usize, within: Duration) {
-        let deadline = Instant::now() + within;
-        while self.log().matches(needle).count() < count {
-            assert!(
-                Instant::now() < deadline,
-                "{count} × {needle:?} not in the log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
+        let what = format!("{count} × {needle:?} in the log");
+        if !tools::poll(within, || self.log().matches(needle).count() >= count) {
+            panic!("timed out waiting for {what}:\n{}", self.log());
         }
     }
 
@@ -215,9 +183,6 @@ impl Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        tools::kill(&mut self.child);
     }
 }

@@ -4,10 +4,14 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[path = "tools.rs"]
+pub mod tools;
+
+pub use tools::{bin, free_port};
 
 /// A running `kubesigner dev` appliance.
 pub struct Appliance {
@@ -18,18 +22,6 @@ pub struct Appliance {
     env: Vec<(String, String)>,
     /// Set up by `dev --setup-only`, then run by `serve --config` with this TOML appended.
     served_with: Option<String>,
-}
-
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_kubesigner")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Appliance {
@@ -148,41 +140,21 @@ impl Appliance {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let ready = tools::poll(Duration::from_secs(60), || {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("appliance exited with {status}:\n{}", self.log());
             }
-            if self.admin_kubeconfig().exists() {
-                let out = kubectl(&self.admin_kubeconfig(), &["get", "--raw", "/readyz"]);
-                if out.status.success() {
-                    return;
-                }
-            }
-            if Instant::now() > deadline {
-                panic!("appliance not ready after 60 s:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            self.admin_kubeconfig().exists()
+                && kubectl(&self.admin_kubeconfig(), &["get", "--raw", "/readyz"])
+                    .status
+                    .success()
+        });
+        assert!(ready, "appliance not ready after 60 s:\n{}", self.log());
     }
 
     /// Stops the appliance (SIGTERM, then SIGKILL after 10 s).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if child.try_wait().unwrap().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        tools::stop(&mut self.child, Duration::from_secs(10));
     }
 
     /// Stops and starts the appliance again on the same directory and address.
@@ -194,34 +166,18 @@ impl Appliance {
 
 impl Drop for Appliance {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        tools::kill(&mut self.child);
     }
 }
 
-/// Runs the real kubectl with the given kubeconfig.
+/// Runs the real kubectl with the given kubeconfig (in `KUBECONFIG`, as an operator would).
 pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .env("KUBECONFIG", kubeconfig)
-        .env("HOME", kubeconfig.parent().unwrap())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("kubectl must be installed")
+    tools::kubectl(tools::Via::Env, kubeconfig, args)
 }
 
 /// kubectl that must succeed; returns stdout.
 pub fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> String {
-    let out = kubectl(kubeconfig, args);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    tools::kubectl_ok(tools::Via::Env, kubeconfig, args)
 }
 
 /// A fresh P-256 key and a PEM CSR made by openssl for `subject` (e.g.

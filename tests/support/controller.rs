@@ -253,21 +253,7 @@ impl Replica {
 
     /// SIGTERM and wait for exit (the lease is released).
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let mut c = self.child.take()?;
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Some(s) = c.try_wait().unwrap() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        c.kill().unwrap();
-        c.wait().ok()
+        tools::stop(&mut self.child, Duration::from_secs(15))
     }
 
     /// `kubesigner audit export --config` on this replica's local store: (kind, csr) pairs.
@@ -278,10 +264,7 @@ impl Replica {
 
 impl Drop for Replica {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        tools::kill(&mut self.child);
         if let Some(mut c) = self.hsm.take() {
             let _ = Command::new("kill")
                 .args(["-KILL", "--", &format!("-{}", c.id())])
@@ -363,16 +346,9 @@ pub fn lease_holder(a: &Appliance) -> Option<String> {
     (out.status.success() && !s.is_empty()).then_some(s)
 }
 
-/// Waits until `f` returns Some, or panics after `limit` with `what`.
-pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Waits until `f` returns Some, or panics after `limit` with `what` ([`tools::wait_for_some`]).
+pub fn wait_for<T>(limit: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    tools::wait_for_some(what, limit, f)
 }
 
 /// Creates a kubelet client CSR for `node` with the bootstrap kubeconfig; returns its key path.

@@ -7,7 +7,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,17 +39,10 @@ pub fn scale<T>(ci: T, full_len: T) -> T {
     if full() { full_len } else { ci }
 }
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_kubesigner")
-}
+#[path = "tools.rs"]
+mod tools;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use tools::{bin, free_port};
 
 const CLIENT_MODULES: &[&str] = &[
     "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so",
@@ -347,25 +340,12 @@ impl Rig {
 
     /// SIGTERM and wait; the exit code.
     pub fn terminate(&mut self, within: Duration) -> Option<i32> {
-        let mut c = self.child.take()?;
-        Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(st) = c.try_wait().unwrap() {
-                return st.code();
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                panic!(
-                    "serve did not exit within {within:?} of SIGTERM:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match tools::terminate(self.child.take()?, within) {
+            Ok(status) => status.code(),
+            Err(_) => panic!(
+                "serve did not exit within {within:?} of SIGTERM:\n{}",
+                self.log()
+            ),
         }
     }
 

@@ -21,10 +21,10 @@ pub struct TokenEnv {
     pub pin_file: PathBuf,
 }
 
-/// The kubesigner binary.
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_kubesigner")
-}
+#[path = "tools.rs"]
+pub mod tools;
+
+pub use tools::bin;
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm").join(name)
@@ -146,25 +146,4 @@ impl TokenEnv {
         );
         assert!(stdout.contains("1 passed"), "child ran no test\n{stdout}");
     }
-}
-
-/// Verifies `sig` over `msg` with `openssl` and the PEM public key (independent of aws-lc-rs).
-pub fn openssl_verify(dir: &Path, pem: &str, digest: &str, msg: &[u8], sig: &[u8]) -> bool {
-    let (p, m, s) = (
-        dir.join("pub.pem"),
-        dir.join("msg.bin"),
-        dir.join("sig.bin"),
-    );
-    std::fs::write(&p, pem).unwrap();
-    std::fs::write(&m, msg).unwrap();
-    std::fs::write(&s, sig).unwrap();
-    let out = Command::new("openssl")
-        .args(["dgst", digest, "-verify"])
-        .arg(&p)
-        .arg("-signature")
-        .arg(&s)
-        .arg(&m)
-        .output()
-        .unwrap();
-    out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verified OK")
 }
