@@ -74,6 +74,9 @@ impl std::fmt::Debug for Elector {
     }
 }
 
+/// How many read-then-release rounds a release tries before it leaves the Lease to expire.
+const RELEASE_TRIES: usize = 3;
+
 fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
@@ -160,32 +163,45 @@ impl Elector {
         }
     }
 
-    /// Gives the Lease up (holder cleared, one-second term) if we still hold it as last
-    /// written; a conflict means someone else already moved it on, which is fine.
-    pub async fn release(&mut self) -> Result<(), LeaseError> {
-        let Some(last) = self.last.clone() else {
-            return Ok(());
-        };
-        let ours = last
-            .spec
-            .as_ref()
-            .and_then(|s| s.holder_identity.as_deref())
-            == Some(self.settings.identity.as_str());
-        if !ours {
-            return Ok(());
-        }
-        let lease = released(&last, SystemTime::now());
-        match self
-            .api
-            .replace(&self.settings.name, &PostParams::default(), &lease)
-            .await
-        {
-            Ok(written) => {
-                self.observe(&written);
-                Ok(())
+    /// Gives the Lease up (holder cleared, one-second term) if we hold it. The Lease is read
+    /// again first: a renewal cancelled by the shutdown may have been written by the server
+    /// after our last read, so the copy we hold can be stale (its write would conflict and the
+    /// Lease would stay ours until it expires). A conflict after a fresh read means someone
+    /// else moved it on meanwhile; we read again, at most [`RELEASE_TRIES`] times.
+    /// True when this call released it.
+    pub async fn release(&mut self) -> Result<bool, LeaseError> {
+        for _ in 0..RELEASE_TRIES {
+            let Some(current) = self
+                .api
+                .get_opt(&self.settings.name)
+                .await
+                .map_err(|e| self.err(e))?
+            else {
+                return Ok(false);
+            };
+            let ours = current
+                .spec
+                .as_ref()
+                .and_then(|s| s.holder_identity.as_deref())
+                == Some(self.settings.identity.as_str());
+            if !ours {
+                return Ok(false);
             }
-            Err(e) if is_conflict(&e) => Ok(()),
-            Err(e) => Err(self.err(e)),
+            let lease = released(&current, SystemTime::now());
+            match self
+                .api
+                .replace(&self.settings.name, &PostParams::default(), &lease)
+                .await
+            {
+                Ok(written) => {
+                    self.observe(&written);
+                    return Ok(true);
+                }
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => return Err(self.err(e)),
+            }
         }
+        tracing::warn!("the lease kept changing under the release: leaving it to expire");
+        Ok(false)
     }
 }

@@ -162,14 +162,17 @@ impl Controller {
                 () = self.round() => {}
             }
         }
-        let leading = self.last_renew.is_some();
         self.step_down("shutting down");
         observer.abort();
-        if leading {
-            match self.elector.release().await {
-                Ok(()) => tracing::info!("lease released"),
-                Err(e) => tracing::warn!(error = %e, "cannot release the lease"),
-            }
+        // Also when not leading by our own count: an acquisition cancelled by the shutdown may
+        // have been written. `release` reads the Lease and gives it up only if it is ours.
+        // Bounded: an unreachable API server must not hold the stop (the Lease then expires).
+        let limit = self.timing.renew_deadline;
+        match tokio::time::timeout(limit, self.elector.release()).await {
+            Ok(Ok(true)) => tracing::info!("lease released"),
+            Ok(Ok(false)) => tracing::info!("lease not held: nothing to release"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot release the lease"),
+            Err(_) => tracing::warn!(?limit, "lease release timed out: it expires by itself"),
         }
     }
 }
