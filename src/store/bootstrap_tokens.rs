@@ -8,7 +8,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use super::error::StoreError;
-use super::{BUSY_TIMEOUT, private, schema};
+use super::schema;
 
 /// The table's row in `schema_version`.
 pub const COMPONENT: &str = "bootstrap_tokens";
@@ -34,14 +34,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
 /// bootstrap-token table, brought to the newest schema. Its commits sync (`FULL`): token
 /// commands are rare and must be durable when they return.
 pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    private::prepare_db_file(path).map_err(|source| StoreError::DataDir {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mut conn = Connection::open(path)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    let mut conn = super::open_wal(path, "FULL")?;
     schema::create_version_table(&conn)?;
     migrate(&mut conn)?;
     Ok(conn)

@@ -179,16 +179,8 @@ impl Store {
 
     /// Opens the database file at `path`.
     pub fn open_file(path: &Path) -> Result<Store, StoreError> {
-        // 0600 before SQLite creates it, so the WAL and SHM files it makes get 0600 too.
-        private::prepare_db_file(path).map_err(|source| StoreError::DataDir {
-            path: path.to_owned(),
-            source,
-        })?;
-        let mut conn = Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
         // Commits do not sync; writers wait for a group sync of the WAL instead.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let mut conn = open_wal(path, "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Every statement on a hot path is prepared once (`prepare_cached`); rusqlite's default
         // cache of 16 is smaller than their number, which would re-prepare them in turn.
@@ -557,6 +549,21 @@ impl Store {
         let conn = self.read()?;
         nodes::state(&conn, node, now_unix)
     }
+}
+
+/// Opens the store file at `path` in WAL mode with `synchronous` set, creating it 0600 first if
+/// missing (so the WAL and SHM files SQLite makes get 0600 too). Every writer of the file opens
+/// it here: the store, and the bootstrap-token connection.
+fn open_wal(path: &Path, synchronous: &str) -> Result<Connection, StoreError> {
+    private::prepare_db_file(path).map_err(|source| StoreError::DataDir {
+        path: path.to_owned(),
+        source,
+    })?;
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    Ok(conn)
 }
 
 fn current_rv(conn: &Connection) -> Result<u64, StoreError> {
