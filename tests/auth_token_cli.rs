@@ -200,3 +200,30 @@ fn missing_data_dir_is_created_owner_only() {
     );
     assert!(dir.path().join("data/kubesigner.db").exists());
 }
+
+/// A token command that creates the store creates it owner-only, as `serve` does, whatever the
+/// umask: the file holds the token hashes.
+#[test]
+fn a_token_command_creates_the_store_owner_only_under_umask_022() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let out = Command::new("sh")
+        .args(["-c", "umask 022 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_kubesigner"))
+        .args(["token", "create", "--config", &config, "--ttl", "1h"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["kubesigner.db", "kubesigner.db-wal", "kubesigner.db-shm"] {
+        let p = dir.path().join("data").join(name);
+        if name == "kubesigner.db" || p.exists() {
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", p.display());
+        }
+    }
+}
