@@ -620,7 +620,7 @@ async fn garbage_collection_keeps_approved_unsigned_and_issued_records() {
     ));
     h.ready.store(false, std::sync::atomic::Ordering::SeqCst);
     create(&h.api, &bootstrap(&[]), &node_csr("waiting", "g3")).await;
-    let cfg = kubesigner::api::gc::GcConfig::default();
+    let cfg = kubesigner::config::GcConfig::default();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -13,15 +13,12 @@ fn example_config_parses() {
     assert_eq!(cfg.server, kubesigner::config::ServerConfig::default());
     assert_eq!(cfg.issuance, kubesigner::config::IssuanceConfig::default());
     assert_eq!(cfg.auth, kubesigner::config::AuthConfig::default());
-    assert_eq!(cfg.gc, kubesigner::api::gc::GcConfig::default());
-    assert_eq!(cfg.limits, kubesigner::api::limits::LimitsConfig::default());
-    assert_eq!(
-        cfg.audit,
-        kubesigner::audit::checkpoint::AuditConfig::default()
-    );
+    assert_eq!(cfg.gc, kubesigner::config::GcConfig::default());
+    assert_eq!(cfg.limits, kubesigner::config::LimitsConfig::default());
+    assert_eq!(cfg.audit, kubesigner::config::AuditConfig::default());
     assert_eq!(
         cfg.controller,
-        kubesigner::controller::ControllerConfig::default()
+        kubesigner::config::ControllerConfig::default()
     );
 }
 

@@ -27,56 +27,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
-use super::duration_serde;
+pub use crate::config::LimitsConfig;
 
 /// Longest key kept, in bytes. Node names are at most 253 bytes (DNS-1123 subdomain) and
 /// usernames are bounded by the authenticator; longer keys are cut (they then share a bucket).
 pub const MAX_KEY_BYTES: usize = 512;
-
-/// `[limits]`: CSR-create limits. Every key is optional.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    /// Whether any limit applies.
-    pub enabled: bool,
-    /// Most pending CSRs per node name; a create beyond it is refused (429).
-    pub max_pending_per_node: usize,
-    /// `Retry-After` when the pending cap is hit (pending CSRs clear on decision or GC).
-    #[serde(with = "duration_serde")]
-    pub pending_retry_after: Duration,
-    /// Creates per node name allowed at once.
-    pub node_burst: u32,
-    /// Then one create per node name per this interval.
-    #[serde(with = "duration_serde")]
-    pub node_interval: Duration,
-    /// Creates per requester allowed at once (generous: fleets share bootstrap tokens).
-    pub requester_burst: u32,
-    /// Then one create per requester per this interval.
-    #[serde(with = "duration_serde")]
-    pub requester_interval: Duration,
-    /// Most node names, and most requesters, tracked at once (0 tracks none, which turns the
-    /// rate limits off but keeps the pending cap).
-    pub max_tracked_keys: usize,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig {
-            enabled: true,
-            max_pending_per_node: 3,
-            pending_retry_after: Duration::from_secs(60),
-            // Covers the kubelet's 2/4/8/16 s backoff, then one per minute (it retries every 32 s).
-            node_burst: 5,
-            node_interval: Duration::from_secs(60),
-            // A 10,000-node storm through one bootstrap token fits in the burst.
-            requester_burst: 20_000,
-            requester_interval: Duration::from_millis(1),
-            max_tracked_keys: 100_000,
-        }
-    }
-}
 
 /// Who is creating the CSR. Administrators are exempt from every limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,7 +28,6 @@ pub mod codec;
 pub mod csr;
 pub mod decode;
 pub mod discovery;
-mod duration_serde;
 pub mod edge;
 pub mod error;
 pub mod external_signing;
@@ -64,7 +63,6 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_WATCHES: usize = 1024;
 /// Time allowed for a request body (a CSR is a few KiB; kube-apiserver's non-long-running
 /// request timeout is 60 s, and a body slower than half of it is a slow-loris client).
-pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest watch: kube-apiserver's `--min-request-timeout` default (1800 s); longer requested
 /// timeouts are cut to this.
 pub const DEFAULT_MAX_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -85,7 +83,7 @@ pub struct Limits {
     /// Longest watch.
     pub max_watch_timeout: Duration,
     /// Per-node and per-requester create limits (`[limits]`).
-    pub create: crate::api::limits::LimitsConfig,
+    pub create: crate::config::LimitsConfig,
     /// Time allowed for a request body to arrive.
     pub body_read_timeout: Duration,
     /// Requests handled at once (health probes excepted); 429 beyond.
@@ -126,8 +124,8 @@ impl Default for Limits {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_watches: DEFAULT_MAX_WATCHES,
             max_watch_timeout: DEFAULT_MAX_WATCH_TIMEOUT,
-            create: crate::api::limits::LimitsConfig::default(),
-            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            create: crate::config::LimitsConfig::default(),
+            body_read_timeout: crate::config::server::DEFAULT_BODY_READ_TIMEOUT,
             max_requests_in_flight: DEFAULT_MAX_REQUESTS_IN_FLIGHT,
             max_requests_per_identity: None,
             admin_reserved_requests: None,

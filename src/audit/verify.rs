@@ -131,6 +131,15 @@ pub struct Cadence {
     pub slack: u64,
 }
 
+impl From<&crate::config::AuditConfig> for Cadence {
+    fn from(c: &crate::config::AuditConfig) -> Cadence {
+        Cadence {
+            every: c.checkpoint_every,
+            slack: c.slack(),
+        }
+    }
+}
+
 /// The actor of records written by local commands.
 const CLI_ACTOR: &str = "kubesigner-cli";
 

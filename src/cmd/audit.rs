@@ -161,7 +161,7 @@ fn verify(
     };
     let cadence = config
         .and_then(|c| super::serve::load_config(c).ok())
-        .map(|cfg| cfg.audit.cadence());
+        .map(|cfg| crate::audit::Cadence::from(&cfg.audit));
     let opts = audit::VerifyOptions {
         head,
         key: key.as_ref(),

@@ -175,7 +175,7 @@ fn run_init(a: InitArgs) -> Result<(), CaCommandError> {
     let signer = open(&a.token).map_err(no_ca_key)?;
     let cert = ca::self_signed_ca(signer.as_ref(), subject, SystemTime::now(), a.validity)?;
     let cert_pem = ca::to_pem(&cert)?;
-    let label = crate::audit::checkpoint::DEFAULT_KEY_LABEL;
+    let label = crate::config::audit::DEFAULT_KEY_LABEL;
     let found = match crate::audit::checkpoint::public_key(&signer, label) {
         Ok(public) => Some(public),
         Err(SignerError::KeyNotFound { .. }) => None,

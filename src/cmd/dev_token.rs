@@ -67,7 +67,7 @@ pub(crate) fn keys_and_ca(
         }
         Err(e) => return Err(e.into()),
     };
-    let audit_label = crate::audit::checkpoint::DEFAULT_KEY_LABEL;
+    let audit_label = crate::config::audit::DEFAULT_KEY_LABEL;
     let audit = match crate::audit::checkpoint::public_key(&key, audit_label) {
         Ok(public) => Some(public),
         Err(SignerError::KeyNotFound { .. }) => None,

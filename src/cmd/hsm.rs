@@ -135,7 +135,7 @@ fn run_keygen(a: KeygenArgs) -> Result<(), SignerError> {
     if a.audit {
         let label = a
             .label
-            .unwrap_or_else(|| crate::audit::checkpoint::DEFAULT_KEY_LABEL.to_owned());
+            .unwrap_or_else(|| crate::config::audit::DEFAULT_KEY_LABEL.to_owned());
         let public = crate::audit::checkpoint::keygen(&uri, &label)?.ok_or_else(|| {
             SignerError::KeyExists {
                 what: format!("object={label}"),

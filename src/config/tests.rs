@@ -1,5 +1,7 @@
 //! Unit tests for `config.rs`.
 
+use std::time::Duration;
+
 use super::*;
 
 const BASE: &str =

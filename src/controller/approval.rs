@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
-use super::config::{ControllerConfigError, NodePatterns};
+use super::config::ControllerConfigError;
 use crate::clock::unix_now;
+use crate::config::NodePatterns;
 use crate::core::{Core, Decision, node_facts};
 use crate::issue::{SignerName, SubjectIdentity, ValidatedCsr};
 use crate::store::{IssuedRecord, Store, StoreError};

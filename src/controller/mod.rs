@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{ControllerConfig, ControllerConfigError};
+pub use config::ControllerConfigError;
 use lease::{Attempt, Elector};
 pub use reconcile::{Leadership, Reconciler};
 

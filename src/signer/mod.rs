@@ -30,5 +30,5 @@ pub use module::login_calls;
 pub use pin::{DEFAULT_CREDENTIAL, Pin, PinError};
 pub use pubkey::{Algorithm, PublicKey, ecdsa_der};
 pub use token::{Settings, SignerStatus, TokenSigner};
-pub use uri::{MAX_SESSIONS_LIMIT, Pkcs11Uri, TokenSelector, UriError, UriOrigin};
+pub use uri::{Pkcs11Uri, TokenSelector, UriError, UriOrigin};
 pub use x509::{KeyRef, KeySignature, KeySpki};

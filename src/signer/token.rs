@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use cryptoki::context::Pkcs11;
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
+use crate::config::signer as config;
 use crate::signer::ckr::ErrorClass;
 use crate::signer::key::{SignKey, SignerError};
 use crate::signer::module;
@@ -39,11 +40,9 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            // Two sessions saturate SoftHSM on the 2-core reference box (≈ 18k/s).
-            max_sessions: 4,
-            acquire_timeout: Duration::from_secs(5),
-            // Below the ≈ 30 s idle timeout of YubiHSM-class devices.
-            keepalive_interval: Duration::from_secs(15),
+            max_sessions: config::DEFAULT_MAX_SESSIONS,
+            acquire_timeout: config::DEFAULT_SIGN_TIMEOUT,
+            keepalive_interval: config::DEFAULT_KEEPALIVE_INTERVAL,
             initial_backoff: Duration::from_millis(200),
             // Signing must be back within 5 s of the token's return (issue 8); a failed
             // re-initialisation against an absent token is cheap, so retry at least every 1 s.

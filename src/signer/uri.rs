@@ -6,12 +6,11 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
+use crate::config::signer::MAX_SESSIONS_LIMIT;
+
 /// Longest URI accepted (a URI comes from the command line or the config file; real ones are
 /// a few hundred bytes, this leaves room for long module paths).
 pub const MAX_URI_LEN: usize = 4096;
-/// Largest `max-sessions` accepted (YubiHSM 2 caps at 16 sessions, network HSMs at a few
-/// dozen; more than 64 signing sessions would not help a 2-64 core host).
-pub const MAX_SESSIONS_LIMIT: usize = 64;
 
 /// Where a URI came from: decides whether `pin-value` is acceptable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,4 +5,4 @@
 mod rules;
 mod task;
 
-pub use rules::{GcConfig, GcReason, collect};
+pub use rules::{GcReason, collect};

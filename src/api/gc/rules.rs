@@ -32,48 +32,8 @@ use der::DecodePem;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use serde::Deserialize;
 
-use crate::api::duration_serde;
-
-/// `[gc]`: CSR garbage collection. Every key is optional; defaults are upstream's.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct GcConfig {
-    /// Whether the GC task runs at all.
-    pub enabled: bool,
-    /// How often the GC task runs (upstream: hourly).
-    #[serde(with = "duration_serde")]
-    pub interval: Duration,
-    /// Age of an approved and issued CSR, from Approved's `lastUpdateTime` (upstream: 1 h).
-    #[serde(with = "duration_serde")]
-    pub approved_age: Duration,
-    /// Age of a denied CSR, from Denied's `lastUpdateTime` (upstream: 1 h).
-    #[serde(with = "duration_serde")]
-    pub denied_age: Duration,
-    /// Age of a failed CSR, from Failed's `lastUpdateTime` (upstream: 1 h).
-    #[serde(with = "duration_serde")]
-    pub failed_age: Duration,
-    /// Age of a pending CSR, from its creation (upstream: 24 h).
-    #[serde(with = "duration_serde")]
-    pub pending_age: Duration,
-}
-
-/// One hour, upstream's age for decided CSRs and its run interval.
-const HOUR: Duration = Duration::from_secs(3600);
-
-impl Default for GcConfig {
-    fn default() -> Self {
-        GcConfig {
-            enabled: true,
-            interval: HOUR,
-            approved_age: HOUR,
-            denied_age: HOUR,
-            failed_age: HOUR,
-            pending_age: 24 * HOUR,
-        }
-    }
-}
+use crate::config::GcConfig;
 
 /// Why a CSR is collected (for the audit record and logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

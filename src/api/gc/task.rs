@@ -5,9 +5,10 @@
 use k8s_openapi::jiff::Timestamp;
 use tokio::task::JoinHandle;
 
-use super::{GcConfig, collect};
+use super::collect;
 use crate::api::error::ApiError;
 use crate::api::{Api, blocking};
+use crate::config::GcConfig;
 use crate::store::StoreError;
 
 impl Api {

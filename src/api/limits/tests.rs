@@ -245,7 +245,7 @@ fn whole_config_file_takes_gc_and_limits_sections_or_defaults() {
         "data_dir = \"d\"\n[signer]\nkey = \"pkcs11:token=t\"\n[ca]\ncert_file = \"ca.pem\"\n";
     let cfg = crate::config::Config::parse(base).unwrap();
     assert_eq!(cfg.limits, LimitsConfig::default());
-    assert_eq!(cfg.gc, crate::api::gc::GcConfig::default());
+    assert_eq!(cfg.gc, crate::config::GcConfig::default());
     let text = format!("{base}[gc]\npending_age = \"1h\"\n[limits]\nmax_pending_per_node = 1\n");
     let cfg = crate::config::Config::parse(&text).unwrap();
     assert_eq!(cfg.gc.pending_age, Duration::from_secs(3600));

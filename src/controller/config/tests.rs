@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::NodePatterns;
 
 fn parse(text: &str) -> Result<ControllerConfig, toml::de::Error> {
     toml::from_str(text)
