@@ -84,21 +84,63 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads and parses `path`.
+    /// Reads and parses `path`, and makes its relative paths relative to the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&text).map_err(|message| ConfigError::Parse {
+        let mut cfg = Self::parse(&text).map_err(|message| ConfigError::Parse {
             path: path.to_owned(),
             message,
-        })
+        })?;
+        cfg.rebase(path);
+        Ok(cfg)
+    }
+
+    /// Joins every relative path of the file to the directory of `path`.
+    fn rebase(&mut self, path: &Path) {
+        let cfg = self;
+        let base = path.parent().unwrap_or(Path::new(".")).to_owned();
+        rebase(&base, &mut cfg.data_dir);
+        rebase(&base, &mut cfg.ca.cert_file);
+        for sc in cfg.ca.signers.values_mut() {
+            rebase(&base, &mut sc.cert_file);
+        }
+        for p in cfg
+            .server
+            .tls_cert_file
+            .iter_mut()
+            .chain(cfg.server.tls_private_key_file.iter_mut())
+        {
+            rebase(&base, p);
+        }
+        for p in cfg
+            .auth
+            .token_auth_file
+            .iter_mut()
+            .chain(cfg.auth.client_ca_files.iter_mut())
+            .chain(cfg.auth.rbac_manifests.iter_mut())
+        {
+            rebase(&base, p);
+        }
+        if let Some(p) = cfg.issuance.node_inventory.as_mut() {
+            rebase(&base, p);
+        }
+        if let Some(p) = cfg.audit.public_key_file.as_mut() {
+            rebase(&base, p);
+        }
     }
 
     /// Parses configuration text.
     pub fn parse(text: &str) -> Result<Config, String> {
         toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+fn rebase(base: &Path, p: &mut PathBuf) {
+    if p.is_relative() {
+        *p = base.join(&*p);
     }
 }
 

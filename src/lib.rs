@@ -4,6 +4,7 @@
 //! path: `tls → authn → authz → api → policy → issue → signer → store`.
 
 pub mod api;
+pub mod app;
 pub mod audit;
 pub mod authn;
 pub mod authz;

@@ -666,7 +666,7 @@ async fn a_bad_node_inventory_stops_the_server_with_a_usage_error() {
             d.join(inventory),
         );
         let cfg = kubesigner::config::Config::parse(&text).unwrap();
-        let started = kubesigner::api::edge::server::Server::start_with_key(
+        let started = kubesigner::app::serve::Server::start_with_key(
             &cfg,
             key.clone(),
             std::sync::Arc::new(|| true),

@@ -12,7 +12,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime};
 
 use api_support::*;
-use kubesigner::api::edge::server::Server;
+use kubesigner::app::serve::Server;
 use kubesigner::config::Config;
 use kubesigner::signer::{Algorithm, Pkcs11Uri, Settings, TokenSigner, UriOrigin, keygen};
 use serde_json::json;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use api_support::*;
-use kubesigner::api::edge::server::Server;
+use kubesigner::app::serve::Server;
 use kubesigner::config::{Config, IssuanceConfig};
 use kubesigner::issue::{CaBundle, Issuer, admin_client_certificate};
 

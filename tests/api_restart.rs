@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use api_support::*;
 use http::Method;
 use kubesigner::api::Limits;
-use kubesigner::api::edge::server::Server;
+use kubesigner::app::serve::Server;
 use kubesigner::config::{Config, IssuanceConfig};
 use serde_json::json;
 

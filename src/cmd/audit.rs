@@ -64,7 +64,7 @@ impl AuditCommand {
 }
 
 fn export(config: &std::path::Path) -> i32 {
-    let cfg = match super::serve::load_config(config) {
+    let cfg = match crate::config::Config::load(config) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "bad configuration");
@@ -107,7 +107,7 @@ fn read(path: &Path, what: &str) -> Result<String, i32> {
 /// The audit public key: `[audit] public_key_file`, else from the token (may re-exec to apply
 /// the module environment).
 fn audit_key(config: &Path) -> Result<PublicKey, i32> {
-    let cfg = super::serve::load_config(config).map_err(|e| {
+    let cfg = crate::config::Config::load(config).map_err(|e| {
         tracing::error!(error = %e, "bad configuration");
         exit::USAGE
     })?;
@@ -160,7 +160,7 @@ fn verify(
         Err(code) => return code,
     };
     let cadence = config
-        .and_then(|c| super::serve::load_config(c).ok())
+        .and_then(|c| crate::config::Config::load(c).ok())
         .map(|cfg| crate::audit::Cadence::from(&cfg.audit));
     let opts = audit::VerifyOptions {
         head,

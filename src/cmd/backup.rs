@@ -148,7 +148,7 @@ fn online_copy(src: &Path, dst: &Path) -> Result<(), BackupError> {
 }
 
 fn run_backup(a: &BackupArgs) -> Result<(), BackupError> {
-    let cfg = super::serve::load_config(&a.config)?;
+    let cfg = crate::config::Config::load(&a.config)?;
     let src = cfg.data_dir.join(DB_FILE);
     if !src.exists() {
         return Err(BackupError::NoStore(src));
@@ -175,7 +175,7 @@ fn run_backup(a: &BackupArgs) -> Result<(), BackupError> {
 }
 
 fn run_restore(a: &RestoreArgs) -> Result<(), BackupError> {
-    let cfg = super::serve::load_config(&a.config)?;
+    let cfg = crate::config::Config::load(&a.config)?;
     if !a.from.is_file() {
         return Err(BackupError::NoStore(a.from.clone()));
     }

@@ -20,7 +20,8 @@ use zeroize::Zeroizing;
 
 use crate::authn::bootstrap::{BootstrapTokenId, BootstrapTokens};
 use crate::cmd::dev_token::{self, DevToken};
-use crate::cmd::serve::{ServeArgs, load_config};
+use crate::cmd::serve::ServeArgs;
+use crate::config::Config;
 use crate::exit;
 use crate::issue::{self, CaBundle, Issuer};
 use crate::kubeconfig::{Credential, Kubeconfig, write_private_file};
@@ -211,7 +212,7 @@ impl DevArgs {
         let mut text = config_text(self.listen, uri_text, &token.environment);
         self.add_external(&mut text, &dir, &server, &ca_pem)?;
         write_private_file(&config, text.as_bytes()).map_err(io("write", &config))?;
-        let cfg = load_config(&config)?;
+        let cfg = Config::load(&config)?;
         if created_ca {
             use crate::audit::signature::{KIND_CA_SELF_SIGNED, record_pem};
             record_pem(&cfg.data_dir, KIND_CA_SELF_SIGNED, "ca", &ca_pem)?;

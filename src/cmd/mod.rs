@@ -9,7 +9,6 @@ pub mod dev;
 mod dev_token;
 pub mod docs;
 pub mod hsm;
-pub mod lifecycle;
 pub mod node;
 pub mod serve;
 pub mod token;

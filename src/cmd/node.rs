@@ -44,7 +44,7 @@ impl NodeCommand {
             tracing::error!(name = %args.name, "not a valid node name");
             return exit::USAGE;
         };
-        let cfg = match super::serve::load_config(&args.config) {
+        let cfg = match crate::config::Config::load(&args.config) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "bad configuration");

@@ -5,15 +5,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::api::edge::server::{ServeError, Server};
-use crate::cmd::lifecycle;
+use crate::app::lifecycle;
 use crate::config::{Config, ConfigError};
 use crate::exit;
 use crate::signer::{Pkcs11Uri, UriOrigin};
-
-/// How long exit waits for calls still inside the token after the server has stopped (a hung
-/// token must not keep the process from exiting; systemd's stop timeout is longer).
-const TOKEN_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Arguments of `kubesigner serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -77,47 +72,6 @@ pub enum ServeConfigError {
     Key(#[from] crate::signer::UriError),
 }
 
-fn rebase(base: &Path, p: &mut PathBuf) {
-    if p.is_relative() {
-        *p = base.join(&*p);
-    }
-}
-
-/// Loads a configuration file and makes its relative paths relative to the file's directory.
-pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
-    let mut cfg = Config::load(path)?;
-    let base = path.parent().unwrap_or(Path::new(".")).to_owned();
-    rebase(&base, &mut cfg.data_dir);
-    rebase(&base, &mut cfg.ca.cert_file);
-    for sc in cfg.ca.signers.values_mut() {
-        rebase(&base, &mut sc.cert_file);
-    }
-    for p in cfg
-        .server
-        .tls_cert_file
-        .iter_mut()
-        .chain(cfg.server.tls_private_key_file.iter_mut())
-    {
-        rebase(&base, p);
-    }
-    for p in cfg
-        .auth
-        .token_auth_file
-        .iter_mut()
-        .chain(cfg.auth.client_ca_files.iter_mut())
-        .chain(cfg.auth.rbac_manifests.iter_mut())
-    {
-        rebase(&base, p);
-    }
-    if let Some(p) = cfg.issuance.node_inventory.as_mut() {
-        rebase(&base, p);
-    }
-    if let Some(p) = cfg.audit.public_key_file.as_mut() {
-        rebase(&base, p);
-    }
-    Ok(cfg)
-}
-
 /// A configuration from the three required flags; every other key takes its default.
 fn minimal_config(
     data_dir: &Path,
@@ -167,7 +121,7 @@ impl ServeArgs {
             Pkcs11Uri::parse(key, UriOrigin::CommandLine)?;
         }
         let mut cfg = match &self.config {
-            Some(path) => load_config(path)?,
+            Some(path) => Config::load(path)?,
             None => minimal_config(
                 self.data_dir
                     .as_deref()
@@ -239,70 +193,8 @@ impl ServeArgs {
                 return exit::USAGE;
             }
         };
-        // Held for the process's lifetime: `kubesigner restore` refuses while it is taken.
-        let _store_lock = match crate::cmd::backup::lock_data_dir(&cfg.data_dir) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot lock the data dir");
-                return exit::UNAVAILABLE;
-            }
-        };
-        let runtime = match lifecycle::module_runtime(&cfg.signer.environment) {
-            Ok(r) => r,
-            Err(code) => return code,
-        };
         let load = move || again.clone().config().map_err(|e| e.to_string());
-        let served = runtime.block_on(serve_notified(cfg, load));
-        // Drops the remaining tasks and with them the token signer (sessions closed, logout,
-        // C_Finalize); a call stuck in a hung token is not waited for beyond the grace.
-        runtime.shutdown_timeout(TOKEN_CLOSE_GRACE);
-        match served {
-            Ok(()) => 0,
-            Err(e) => {
-                tracing::error!(error = %e, "serve failed");
-                ServeError::exit_code(&e)
-            }
-        }
-    }
-}
-
-/// Starts the server, tells systemd it is ready, pings the watchdog while healthy, and stops
-/// on SIGTERM / SIGINT.
-async fn serve_notified(
-    cfg: Config,
-    load: impl Fn() -> Result<Config, String> + Send + Sync + 'static,
-) -> Result<(), ServeError> {
-    let server = Server::start(&cfg).await?;
-    let reload = crate::reload::spawn_on_sighup(server.reload_handles().clone(), cfg.clone(), load);
-    lifecycle::notify_ready();
-    let watchdog = tokio::spawn(lifecycle::watchdog(
-        server.api().clone(),
-        cfg.data_dir.clone(),
-    ));
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    lifecycle::notify_stopping();
-    watchdog.abort();
-    if let Some(r) = reload {
-        r.abort();
-    }
-    server.shutdown().await;
-    Ok(())
-}
-
-/// Completes on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
+        crate::app::serve::run(cfg, load)
     }
 }
 

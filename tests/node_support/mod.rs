@@ -15,7 +15,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use kubesigner::api::edge::server::Server;
+use kubesigner::app::serve::Server;
 use kubesigner::config::{Config, IssuanceConfig};
 use kubesigner::issue::{CaBundle, Issuer, admin_client_certificate};
 

@@ -1,7 +1,7 @@
 //! The HTTP edge: everything between the socket and [`crate::api::Api::handle`].
 //!
-//! - [`server`]: the HTTPS server (TLS, HTTP/1.1 + h2, graceful shutdown) and the entry point
-//!   `kubesigner serve` and `kubesigner dev` call;
+//! - [`server`]: the HTTPS listener (accept loop, TLS, HTTP/1.1 + h2, graceful shutdown);
+//!   `app::serve` binds it;
 //! - [`conn`]: one connection with deadlines (handshake, headers, idle) and per-address caps;
 //! - [`peer`]: the client's address, handed to the handlers as a request extension;
 //! - [`admission`]: fair shares of the request and watch slots;

@@ -1,6 +1,7 @@
-//! Process lifecycle for `serve`: the root refusal, systemd readiness (`Type=notify`) and the
-//! watchdog ping backed by a real health check (token signer ready, store readable and the data
-//! directory writable).
+//! Process lifecycle for `serve` and `controller`: the root refusal, the runtime (after the
+//! module environment), systemd readiness (`Type=notify`), the watchdog ping backed by a real
+//! health check (token signer ready, store readable and the data directory writable), SIGTERM,
+//! and the grace for closing the token.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,6 +13,10 @@ use sd_notify::NotifyState;
 
 use crate::api::Api;
 use crate::api::hooks::AuthnResult;
+
+/// How long exit waits for calls still inside the token after the server has stopped (a hung
+/// token must not keep the process from exiting; systemd's stop timeout is longer).
+pub const TOKEN_CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// The file the health check writes and removes in the data directory.
 const PROBE_FILE: &str = ".kubesigner-health-probe";
@@ -104,4 +109,20 @@ pub fn module_runtime(
             tracing::error!(error = %e, "cannot start the async runtime");
             crate::exit::SOFTWARE
         })
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }
