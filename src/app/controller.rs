@@ -122,8 +122,7 @@ async fn core(cfg: &Config) -> Result<(Arc<TokenSigner>, Arc<Core>), ControllerS
     let keys = Keys::open(cfg).await??;
     let ready = keys.ready();
     let (issuer, _roots) = build_issuer(cfg, keys.main.clone(), keys.per_signer_keys())?;
-    // The inventory reload task lives as long as the runtime (the process).
-    let (core, _reload) = build_core(cfg, issuer, ready)?;
+    let core = build_core(cfg, issuer, ready)?;
     Ok((keys.main, core))
 }
 
@@ -161,6 +160,13 @@ async fn run_controller(p: Prepared) -> Result<(), ControllerStartError> {
         Arc::clone(&signer),
         cfg.audit.clone(),
     );
+    // The node inventory's file is polled; SIGHUP keeps its default here.
+    let handles = crate::reload::ReloadHandles {
+        core: Arc::clone(&reconciler.core),
+        authn: None,
+        client_trust: None,
+    };
+    let reload = crate::reload::spawn(handles, cfg.clone(), None);
     let health: HealthFn = Arc::new(move || signer.ready());
     let timing = Timing {
         retry_period: c.retry_period,
@@ -180,6 +186,7 @@ async fn run_controller(p: Prepared) -> Result<(), ControllerStartError> {
     .run(lifecycle::shutdown_signal())
     .await;
     lifecycle::notify_stopping();
+    reload.abort();
     checkpoints.finish().await;
     Ok(())
 }

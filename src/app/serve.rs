@@ -116,9 +116,9 @@ pub struct Server {
     backlog: JoinHandle<()>,
     gc: Option<JoinHandle<()>>,
     renew: Option<JoinHandle<()>>,
-    inventory_reload: Option<JoinHandle<()>>,
     audit: Option<crate::audit::checkpoint::Checkpointer>,
-    reload: crate::reload::ReloadHandles,
+    reload_handles: crate::reload::ReloadHandles,
+    reload: JoinHandle<()>,
 }
 
 impl Server {
@@ -211,7 +211,7 @@ impl Server {
             }
             _ => return Err(ServeError::TlsFilesIncomplete),
         };
-        let (core, inventory_reload) = build_core(cfg, issuer, ready)?;
+        let core = build_core(cfg, issuer, ready)?;
         let mut authz = AuthzConfig::from(&cfg.auth);
         if cfg.server.external_signing {
             let rbac = crate::authz::rbac::Rbac::load(&cfg.auth.rbac_manifests)?;
@@ -225,12 +225,17 @@ impl Server {
                 "[auth] rbac_manifests is used only with [server] external_signing; ignored"
             );
         }
-        let reload = crate::reload::ReloadHandles {
-            authn: Arc::clone(&authn),
+        let reload_handles = crate::reload::ReloadHandles {
             core: Arc::clone(&core),
-            client_auth,
-            appliance_roots,
+            authn: Some(Arc::clone(&authn)),
+            client_trust: Some(crate::reload::ClientTrust {
+                verifier: client_auth,
+                appliance_roots,
+            }),
         };
+        // The inventory poll from the start; SIGHUP once the caller can read the configuration
+        // again (`Server::reload_on_sighup`).
+        let reload = crate::reload::spawn(reload_handles.clone(), cfg.clone(), None);
         let api = Api::with_mode(
             store,
             authn,
@@ -253,15 +258,23 @@ impl Server {
             backlog,
             gc,
             renew,
-            inventory_reload,
             audit: None,
+            reload_handles,
             reload,
         })
     }
 
-    /// What a SIGHUP reload swaps (`crate::reload`).
+    /// What a reload swaps (`crate::reload`).
     pub fn reload_handles(&self) -> &crate::reload::ReloadHandles {
-        &self.reload
+        &self.reload_handles
+    }
+
+    /// Reloads on SIGHUP from now on (as well as polling the inventory), reading the
+    /// configuration again with `load`; `started` is the configuration the server runs.
+    pub fn reload_on_sighup(&mut self, started: &Config, load: crate::reload::LoadFn) {
+        self.reload.abort();
+        self.reload =
+            crate::reload::spawn(self.reload_handles.clone(), started.clone(), Some(load));
     }
 
     /// The bound address (useful with port 0).
@@ -286,9 +299,7 @@ impl Server {
         if let Some(gc) = &self.gc {
             gc.abort();
         }
-        if let Some(reload) = &self.inventory_reload {
-            reload.abort();
-        }
+        self.reload.abort();
         if let Some(audit) = self.audit.take() {
             audit.finish().await;
         }
@@ -331,8 +342,8 @@ pub async fn run_notified(
     cfg: Config,
     load: impl Fn() -> Result<Config, String> + Send + Sync + 'static,
 ) -> Result<(), ServeError> {
-    let server = Server::start(&cfg).await?;
-    let reload = crate::reload::spawn_on_sighup(server.reload_handles().clone(), cfg.clone(), load);
+    let mut server = Server::start(&cfg).await?;
+    server.reload_on_sighup(&cfg, std::sync::Arc::new(load));
     lifecycle::notify_ready();
     let watchdog = tokio::spawn(lifecycle::watchdog(
         server.api().clone(),
@@ -342,9 +353,6 @@ pub async fn run_notified(
     tracing::info!("shutting down");
     lifecycle::notify_stopping();
     watchdog.abort();
-    if let Some(r) = reload {
-        r.abort();
-    }
     server.shutdown().await;
     Ok(())
 }

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rustls_pki_types::CertificateDer;
-use tokio::task::JoinHandle;
 
 use super::engine::{Core, ReadyFn};
 use crate::config::Config;
@@ -84,21 +83,18 @@ pub fn build_approver(cfg: &Config) -> Result<Approver, CoreBuildError> {
     Ok(Approver::new(&cfg.auth, &cfg.issuance, inventory)?)
 }
 
-/// The core over an issuer, with its approval policy; the inventory reload task (when a file
-/// is configured) keeps the policy current for as long as the runtime runs.
+/// The core over an issuer, with its approval policy (`crate::reload` keeps the policy current
+/// when the inventory file changes).
 pub fn build_core(
     cfg: &Config,
     issuer: Issuer,
     ready: ReadyFn,
-) -> Result<(Arc<Core>, Option<JoinHandle<()>>), CoreBuildError> {
-    let core = Arc::new(Core::new(
+) -> Result<Arc<Core>, CoreBuildError> {
+    Ok(Arc::new(Core::new(
         Arc::new(issuer),
         cfg.issuance.clone(),
         cfg.auth.admin_groups.clone(),
         build_approver(cfg)?,
         ready,
-    ));
-    let reload =
-        super::inventory_reload::spawn(Arc::clone(&core), cfg.auth.clone(), cfg.issuance.clone());
-    Ok((core, reload))
+    )))
 }

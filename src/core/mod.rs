@@ -21,7 +21,6 @@ mod build;
 pub mod conditions;
 mod engine;
 pub mod facts;
-pub mod inventory_reload;
 mod node_locks;
 mod outcome;
 pub mod unknown_signer;
