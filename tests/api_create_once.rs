@@ -67,7 +67,7 @@ async fn signer_down_create_is_stored_approved_and_signed_later() {
         .unwrap()
         .into_iter()
         .filter(|a| a.csr_name == "later")
-        .map(|a| a.kind)
+        .map(|a| a.kind.to_string())
         .collect();
     assert_eq!(kinds, vec!["create", "approve", "issue"]);
 }

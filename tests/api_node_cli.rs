@@ -30,7 +30,7 @@ fn disable_enable_forget() {
         .create(Default::default(), &Default::default(), "t")
         .unwrap();
     store
-        .update("", None, "t", "issue", |_| {
+        .update("", None, "t", kubesigner::audit::Kind::Issue, |_| {
             Ok::<_, ()>(Some(IssuedRecord {
                 node_name: "node1".into(),
                 serial_hex: "01".into(),

@@ -12,13 +12,16 @@ use std::time::{Duration, Instant};
 
 use ops_support::{Served, kubectl_ok};
 
-/// The signature kinds (`kubesigner::audit::signature::SIGNATURE_KINDS`).
+/// The signature kinds (`kubesigner::audit::Kind::is_signature`).
 fn signature_records(export: &str) -> Vec<serde_json::Value> {
     export
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|r| {
-            kubesigner::audit::signature::SIGNATURE_KINDS.contains(&r["kind"].as_str().unwrap())
+            r["kind"]
+                .as_str()
+                .and_then(|k| k.parse::<kubesigner::audit::Kind>().ok())
+                .is_some_and(|k| k.is_signature())
         })
         .collect()
 }

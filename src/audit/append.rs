@@ -8,10 +8,10 @@ use super::{AuditRecord, Checkpoint, GENESIS, context, record_hash};
 
 /// What a change contributes to its record; who made it (groups, request id) comes from
 /// [`context::current`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Entry<'a> {
     /// What happened (`create`, `approve`, …, `token-create`, `checkpoint`).
-    pub kind: &'a str,
+    pub kind: super::Kind,
     /// The CSR (or node, or token id) changed.
     pub name: &'a str,
     /// Who (user name).
@@ -34,6 +34,26 @@ pub struct Entry<'a> {
     pub certificate_serial: Option<String>,
     /// That certificate's SHA-256 (hex) of the leaf DER.
     pub certificate_sha256: Option<String>,
+}
+
+impl<'a> Entry<'a> {
+    /// A record of `kind` with every other field empty.
+    pub fn new(kind: super::Kind) -> Entry<'a> {
+        Entry {
+            kind,
+            name: "",
+            actor: "",
+            resource_version: 0,
+            subject: None,
+            sans: None,
+            serial: None,
+            outcome: None,
+            checkpoint: None,
+            at_unix: None,
+            certificate_serial: None,
+            certificate_sha256: None,
+        }
+    }
 }
 
 /// The added fields, kept as one JSON text in the `extra` column.
@@ -186,7 +206,7 @@ pub fn all(conn: &Connection) -> Result<Vec<AuditRecord>, rusqlite::Error> {
         let mut rec = AuditRecord::new(
             u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
             r.get(1)?,
-            &r.get::<_, String>(2)?,
+            r.get(2)?,
             &r.get::<_, String>(3)?,
             &r.get::<_, String>(4)?,
         );

@@ -134,12 +134,11 @@ pub fn take(
         sig: cp.sig.clone(),
     };
     let rec = store.append_audit(&Entry {
-        kind: "checkpoint",
         name: "",
         actor: "kubesigner",
         at_unix: Some(at_unix),
         checkpoint: Some(cp),
-        ..Entry::default()
+        ..Entry::new(super::Kind::Checkpoint)
     })?;
     // The outside copy: one line on stderr (journald under systemd), whatever the log format.
     eprintln!("{}", logged.line());

@@ -10,6 +10,7 @@
 mod append;
 pub mod checkpoint;
 pub mod context;
+mod kind;
 pub mod signature;
 mod verify;
 
@@ -17,6 +18,7 @@ use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
 
 pub use append::{Entry, all, append, head, last_checkpoint, serial_of};
+pub use kind::Kind;
 pub use verify::{AuditError, Cadence, Summary, VerifyOptions, verify, verify_with};
 
 /// The `prev_hash` of the first record.
@@ -35,9 +37,8 @@ pub struct AuditRecord {
     pub seq: u64,
     /// When (Unix seconds).
     pub at_unix: i64,
-    /// What: create, approve, deny, issue, fail, delete, update, node-disable, node-enable,
-    /// token-create, token-delete, checkpoint.
-    pub kind: String,
+    /// What happened.
+    pub kind: Kind,
     /// The subject of the change: the CSR (or the node, or the bootstrap token id).
     pub csr_name: String,
     /// Who (user name; `kubesigner` for the appliance, `kubesigner-cli` for local commands).
@@ -97,11 +98,11 @@ pub fn checkpoint_message(seq: u64, hash: &str, at_unix: i64) -> String {
 
 impl AuditRecord {
     /// A record with the original fields only (the added ones empty); `hash` empty.
-    pub fn new(seq: u64, at_unix: i64, kind: &str, csr_name: &str, actor: &str) -> AuditRecord {
+    pub fn new(seq: u64, at_unix: i64, kind: Kind, csr_name: &str, actor: &str) -> AuditRecord {
         AuditRecord {
             seq,
             at_unix,
-            kind: kind.to_owned(),
+            kind,
             csr_name: csr_name.to_owned(),
             actor: actor.to_owned(),
             resource_version: 0,

@@ -9,24 +9,8 @@ use std::path::Path;
 
 use der::Decode;
 
-use super::{AuditRecord, Entry};
+use super::{AuditRecord, Entry, Kind};
 use crate::store::{Store, StoreError};
-
-/// The appliance's serving certificate was signed.
-pub const KIND_SERVING: &str = "serving-certificate";
-/// An administrator client certificate was signed (`kubesigner dev`).
-pub const KIND_ADMIN: &str = "admin-certificate";
-/// The CA certificate was self-signed with the token key (`kubesigner dev`).
-pub const KIND_CA_SELF_SIGNED: &str = "ca-self-signed";
-/// Every record kind that stands for one CA-key signature: `issue` (a node certificate in
-/// `serve`), `signature_spent` (one in controller mode, recorded before it is written).
-pub const SIGNATURE_KINDS: &[&str] = &[
-    "issue",
-    "signature_spent",
-    KIND_SERVING,
-    KIND_ADMIN,
-    KIND_CA_SELF_SIGNED,
-];
 
 /// Why a signature could not be recorded.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +25,7 @@ pub enum SignatureAuditError {
 
 /// The record for one signed certificate (DER): its subject, serial and purpose (`kind`).
 pub fn entry<'a>(
-    kind: &'a str,
+    kind: Kind,
     actor: &'a str,
     name: &'a str,
     der: &[u8],
@@ -50,20 +34,19 @@ pub fn entry<'a>(
         .map_err(|e| SignatureAuditError::Certificate(e.to_string()))?;
     let tbs = cert.tbs_certificate();
     Ok(Entry {
-        kind,
         name,
         actor,
         subject: Some(tbs.subject().to_string()),
         serial: Some(hex::encode(tbs.serial_number().as_bytes())),
         outcome: Some("signed".to_owned()),
-        ..Entry::default()
+        ..Entry::new(kind)
     })
 }
 
 /// Appends the record for `der` to `store`'s chain, durably.
 pub fn record(
     store: &Store,
-    kind: &str,
+    kind: Kind,
     actor: &str,
     name: &str,
     der: &[u8],
@@ -74,7 +57,7 @@ pub fn record(
 /// [`record`] for the first certificate of `pem`, in the store of `data_dir` (local commands).
 pub fn record_pem(
     data_dir: &Path,
-    kind: &str,
+    kind: Kind,
     name: &str,
     pem: &str,
 ) -> Result<AuditRecord, SignatureAuditError> {

@@ -20,7 +20,7 @@ fn push(rs: &mut Vec<AuditRecord>, seq: u64, checkpoint: Option<Checkpoint>) {
     let mut r = AuditRecord::new(
         seq,
         1_700_000_000 + seq as i64,
-        "create",
+        Kind::Create,
         &format!("csr-{seq}"),
         "system:node:n1",
     );
@@ -31,7 +31,7 @@ fn push(rs: &mut Vec<AuditRecord>, seq: u64, checkpoint: Option<Checkpoint>) {
         r.sans = Some(vec!["DNS:n1".into()]);
     }
     if checkpoint.is_some() {
-        r.kind = "checkpoint".into();
+        r.kind = Kind::Checkpoint;
         r.checkpoint = checkpoint;
     }
     r.hash = record_hash(&r);
@@ -98,7 +98,7 @@ fn intact_chain_verifies() {
 #[test]
 fn records_without_the_added_fields_keep_the_old_hash() {
     // The hash of a record written before the added fields existed (schema 2).
-    let mut r = AuditRecord::new(1, 1_700_000_001, "create", "csr-1", "system:node:n1");
+    let mut r = AuditRecord::new(1, 1_700_000_001, Kind::Create, "csr-1", "system:node:n1");
     r.resource_version = 1;
     let old_body = serde_json::json!([
         1,

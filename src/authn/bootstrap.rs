@@ -215,7 +215,7 @@ impl BootstrapTokens {
                 )
                 .map_err(db_err("insert token"))?;
             if inserted == 1 {
-                audit(&tx, "token-create", &id, "created")?;
+                audit(&tx, crate::audit::Kind::TokenCreate, &id, "created")?;
                 tx.commit().map_err(db_err("insert token"))?;
                 let token = SecretString::from(format!("{id}.{}", secret.expose_secret()));
                 return Ok((id, token));
@@ -253,7 +253,7 @@ impl BootstrapTokens {
             .execute("DELETE FROM bootstrap_tokens WHERE id = ?1", [id.as_str()])
             .map_err(db_err("delete token"))?;
         if n > 0 {
-            audit(&tx, "token-delete", id, "deleted")?;
+            audit(&tx, crate::audit::Kind::TokenDelete, id, "deleted")?;
         }
         tx.commit().map_err(db_err("delete token"))?;
         Ok(n > 0)
@@ -347,7 +347,7 @@ impl RawRecord {
 /// store first); a bare token database without it (unit tests) records nothing.
 fn audit(
     conn: &Connection,
-    kind: &str,
+    kind: crate::audit::Kind,
     id: &BootstrapTokenId,
     outcome: &str,
 ) -> Result<(), AuthnError> {
@@ -364,11 +364,10 @@ fn audit(
         crate::audit::append(
             conn,
             &crate::audit::Entry {
-                kind,
                 name: id.as_str(),
                 actor: &actor,
                 outcome: Some(outcome.to_owned()),
-                ..crate::audit::Entry::default()
+                ..crate::audit::Entry::new(kind)
             },
         )
         .map_err(db_err("audit"))?;

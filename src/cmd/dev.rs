@@ -214,8 +214,13 @@ impl DevArgs {
         write_private_file(&config, text.as_bytes()).map_err(io("write", &config))?;
         let cfg = Config::load(&config)?;
         if created_ca {
-            use crate::audit::signature::{KIND_CA_SELF_SIGNED, record_pem};
-            record_pem(&cfg.data_dir, KIND_CA_SELF_SIGNED, "ca", &ca_pem)?;
+            use crate::audit::signature::record_pem;
+            record_pem(
+                &cfg.data_dir,
+                crate::audit::Kind::CaSelfSigned,
+                "ca",
+                &ca_pem,
+            )?;
         }
 
         self.write_admin_kubeconfig(&dir, &cfg, uri_text, &server, &ca_pem)?;
@@ -383,7 +388,7 @@ impl DevArgs {
         let admin = issue::admin_client_certificate(&issuer, SystemTime::now(), ADMIN_TTL)?;
         crate::audit::signature::record_pem(
             &cfg.data_dir,
-            crate::audit::signature::KIND_ADMIN,
+            crate::audit::Kind::AdminCertificate,
             issue::ADMIN_COMMON_NAME,
             &admin.certificate.pem_chain,
         )?;

@@ -55,7 +55,7 @@ impl Reconciler {
             &cert.der,
         ));
         let note = (cert.serial.clone(), sha256);
-        self.audit("signature_spent", &name, rv, &note, None)
+        self.audit(crate::audit::Kind::SignatureSpent, &name, rv, &note, None)
             .await?;
         tracing::info!(csr = %name, serial = %cert.serial, "signature spent");
         let outcome = write::write_certificate(&self.csrs, csr, cert.pem_chain.as_bytes(), || {
@@ -68,8 +68,14 @@ impl Reconciler {
         })?;
         match outcome {
             Outcome::Written(c) => {
-                self.audit("status_written", &name, rv_of(&c), &note, record)
-                    .await?;
+                self.audit(
+                    crate::audit::Kind::StatusWritten,
+                    &name,
+                    rv_of(&c),
+                    &note,
+                    record,
+                )
+                .await?;
                 tracing::info!(csr = %name, serial = %cert.serial, "certificate written");
                 Ok(())
             }
@@ -84,7 +90,7 @@ impl Reconciler {
 
     async fn audit(
         &self,
-        kind: &'static str,
+        kind: crate::audit::Kind,
         name: &str,
         rv: u64,
         note: &(String, String),

@@ -4,11 +4,11 @@
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use rusqlite::Transaction;
 
-use super::{AuditEvent, IssuedRecord, Store, StoreError, phase};
+use super::{AuditEvent, IssuedRecord, Kind, Store, StoreError, phase};
 
 /// The audit hook for a change with nothing to add beyond the event.
 pub(super) fn record(tx: &Transaction<'_>, event: &AuditEvent<'_>) -> Result<(), rusqlite::Error> {
-    record_with(tx, event, crate::audit::Entry::default())
+    record_with(tx, event, crate::audit::Entry::new(event.kind))
 }
 
 /// The audit hook: writes one hash-chained row (`crate::audit`) in the same transaction as the
@@ -33,16 +33,16 @@ pub(super) fn record_with(
 /// What the audit record of a CSR change adds: its phase afterwards (and the serial issued).
 pub(super) fn outcome(
     csr: &CertificateSigningRequest,
-    kind: &str,
+    kind: Kind,
     issued: Option<&IssuedRecord>,
 ) -> crate::audit::Entry<'static> {
     crate::audit::Entry {
         outcome: Some(phase(csr).to_owned()),
         serial: issued.map(|i| i.serial_hex.clone()).or_else(|| {
             let cert = csr.status.as_ref()?.certificate.as_ref()?;
-            (kind == "issue").then(|| crate::audit::serial_of(&cert.0))?
+            (kind == Kind::Issue).then(|| crate::audit::serial_of(&cert.0))?
         }),
-        ..crate::audit::Entry::default()
+        ..crate::audit::Entry::new(kind)
     }
 }
 

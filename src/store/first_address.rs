@@ -79,7 +79,7 @@ pub(super) fn record_in(
     record(
         tx,
         &AuditEvent {
-            kind: "node-first-address",
+            kind: crate::audit::Kind::NodeFirstAddress,
             csr_name: &first.node,
             actor: "kubesigner",
             resource_version: rv,

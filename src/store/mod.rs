@@ -30,6 +30,7 @@ use std::time::Duration;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::audit::Kind;
 use crate::clock::unix_now;
 use crate::core::conditions::{ConditionType, has_certificate, has_condition};
 
@@ -68,8 +69,8 @@ pub struct CsrIndex {
 /// Who changed something and why, for the audit hook.
 #[derive(Debug, Clone, Copy)]
 pub struct AuditEvent<'a> {
-    /// What happened: "create", "approve", "deny", "issue", "fail", "delete", "update".
-    pub kind: &'a str,
+    /// What happened (create, approve, deny, issue, fail, delete, update).
+    pub kind: crate::audit::Kind,
     /// The CSR.
     pub csr_name: &'a str,
     /// Who did it (username, or "kubesigner" for the appliance itself).
@@ -345,7 +346,7 @@ impl Store {
         name: &str,
         expected_rv: Option<u64>,
         actor: &str,
-        kind: &str,
+        kind: Kind,
         change: impl FnOnce(&mut CertificateSigningRequest) -> Result<Option<IssuedRecord>, E>,
     ) -> Result<CertificateSigningRequest, UpdateError<E>> {
         self.update_audited(name, expected_rv, actor, kind, None, change)
@@ -357,7 +358,7 @@ impl Store {
         name: &str,
         expected_rv: Option<u64>,
         actor: &str,
-        kind: &str,
+        kind: Kind,
         certificate: Option<CertificateNote<'_>>,
         change: impl FnOnce(&mut CertificateSigningRequest) -> Result<Option<IssuedRecord>, E>,
     ) -> Result<CertificateSigningRequest, UpdateError<E>> {
@@ -439,7 +440,7 @@ impl Store {
         record_with(
             &tx,
             &AuditEvent {
-                kind: "delete",
+                kind: Kind::Delete,
                 csr_name: name,
                 actor,
                 resource_version: rv,
@@ -447,7 +448,7 @@ impl Store {
             },
             crate::audit::Entry {
                 outcome: Some("deleted".to_owned()),
-                ..crate::audit::Entry::default()
+                ..crate::audit::Entry::new(Kind::Delete)
             },
         )?;
         tx.commit()?;
@@ -508,9 +509,9 @@ impl Store {
         nodes::set_disabled(&tx, node, disabled, unix_now())?;
         let rv = current_rv(&tx)?;
         let kind = if disabled {
-            "node-disable"
+            Kind::NodeDisable
         } else {
-            "node-enable"
+            Kind::NodeEnable
         };
         // The audit record names the node in `csr_name` (the subject of the change).
         record_with(
@@ -524,7 +525,7 @@ impl Store {
             },
             crate::audit::Entry {
                 outcome: Some(if disabled { "disabled" } else { "enabled" }.to_owned()),
-                ..crate::audit::Entry::default()
+                ..crate::audit::Entry::new(kind)
             },
         )?;
         tx.commit()?;

@@ -43,7 +43,7 @@ fn create_get_survives_reopen_with_rv() {
         let s = Store::open(dir.path()).unwrap();
         let a = s.create(csr("a"), &CsrIndex::default(), "t").unwrap();
         assert_eq!(a.metadata.resource_version.as_deref(), Some("1"));
-        let b = s.update("a", Some(1), "t", "approve", approve).unwrap();
+        let b = s.update("a", Some(1), "t", Kind::Approve, approve).unwrap();
         assert_eq!(b.metadata.resource_version.as_deref(), Some("2"));
         s.set_node_disabled("n1", true).unwrap();
     }
@@ -67,10 +67,10 @@ fn duplicate_create_and_stale_update_refused_without_change() {
         Err(StoreError::AlreadyExists { .. })
     ));
     assert!(matches!(
-        s.update("a", Some(7), "t", "approve", approve),
+        s.update("a", Some(7), "t", Kind::Approve, approve),
         Err(UpdateError::Store(StoreError::Conflict { .. }))
     ));
-    let r: Result<_, UpdateError<&str>> = s.update("a", None, "t", "x", |_| Err("no"));
+    let r: Result<_, UpdateError<&str>> = s.update("a", None, "t", Kind::Update, |_| Err("no"));
     assert!(matches!(r, Err(UpdateError::Rejected("no"))));
     assert_eq!(s.resource_version().unwrap(), 1);
     assert_eq!(phase(&s.get("a").unwrap().unwrap()), "pending");
@@ -104,7 +104,7 @@ fn window_overflow_expires_oldest() {
     let s = Store::open(dir.path()).unwrap();
     s.create(csr("x"), &CsrIndex::default(), "t").unwrap();
     for i in 0..(feed::EVENT_WINDOW + 5) {
-        s.update("x", None, "t", "update", |c| {
+        s.update("x", None, "t", Kind::Update, |c| {
             c.metadata.labels = Some([("i".to_owned(), i.to_string())].into());
             Ok::<_, ()>(None)
         })
@@ -120,7 +120,7 @@ fn issued_records_outlive_csr_and_forget_clears() {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(dir.path()).unwrap();
     s.create(csr("a"), &CsrIndex::default(), "t").unwrap();
-    s.update("a", None, "kubesigner", "issue", |_| {
+    s.update("a", None, "kubesigner", Kind::Issue, |_| {
         Ok::<_, ()>(Some(IssuedRecord {
             node_name: "n1".to_owned(),
             serial_hex: "01ab".to_owned(),

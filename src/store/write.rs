@@ -14,6 +14,7 @@ use super::first_address::FirstAddress;
 use super::{
     AuditEvent, CsrIndex, IssuedRecord, Store, StoreError, bump_rv, created_unix, nodes, phase,
 };
+use crate::audit::Kind;
 use crate::store::audit_hook::{outcome, record_with};
 
 /// The actor of the appliance's own decisions in the audit log.
@@ -28,7 +29,7 @@ pub struct Creation<'a> {
     pub actor: &'a str,
     /// The appliance's decisions already applied to the object, audited after "create" in
     /// this order (e.g. `["approve", "issue"]`) under the actor `kubesigner`.
-    pub decided: &'a [&'static str],
+    pub decided: &'a [Kind],
     /// The issued-certificate record when the object carries a node client certificate.
     pub issued: Option<&'a IssuedRecord>,
     /// The requested subject and SANs for the "create" audit record, from the one parse of
@@ -54,7 +55,7 @@ pub(super) struct NewCsr {
     pub(super) csr: CertificateSigningRequest,
     index: CsrIndex,
     actor: String,
-    decided: Vec<&'static str>,
+    decided: Vec<Kind>,
     issued: Option<IssuedRecord>,
     /// The requested subject and SANs for the "create" audit record, parsed by the caller
     /// (not on the writer's thread).
@@ -154,8 +155,8 @@ pub(super) fn insert_new(tx: &Transaction<'_>, new: &NewCsr) -> Result<Inserted,
     if let Some(rec) = &issued {
         nodes::insert_issued(tx, rec, &name)?;
     }
-    let steps =
-        std::iter::once(("create", actor.as_str())).chain(decided.iter().map(|k| (*k, APPLIANCE)));
+    let steps = std::iter::once((Kind::Create, actor.as_str()))
+        .chain(decided.iter().map(|k| (*k, APPLIANCE)));
     // Only the "create" record carries them.
     let mut requested = requested.clone();
     for (kind, actor) in steps {
@@ -166,7 +167,7 @@ pub(super) fn insert_new(tx: &Transaction<'_>, new: &NewCsr) -> Result<Inserted,
             resource_version: rv,
             certificate: None,
         };
-        let mut entry = outcome(&csr, kind, issued.as_ref().filter(|_| kind == "issue"));
+        let mut entry = outcome(&csr, kind, issued.as_ref().filter(|_| kind == Kind::Issue));
         entry.outcome = Some(step_outcome(kind, decided.is_empty(), &csr).to_owned());
         if let Some((subject, sans)) = requested.take() {
             entry.subject = Some(subject);
@@ -184,13 +185,13 @@ pub(super) fn insert_new(tx: &Transaction<'_>, new: &NewCsr) -> Result<Inserted,
 
 /// The phase a step of a one-transaction create left the CSR in: "create" alone leaves it as
 /// stored, "create" followed by decisions leaves it pending, each decision its own phase.
-fn step_outcome(kind: &str, alone: bool, csr: &CertificateSigningRequest) -> &'static str {
+fn step_outcome(kind: Kind, alone: bool, csr: &CertificateSigningRequest) -> &'static str {
     match kind {
-        "create" if !alone => "pending",
-        "approve" => "approved",
-        "deny" => "denied",
-        "fail" => "failed",
-        "issue" => "issued",
+        Kind::Create if !alone => "pending",
+        Kind::Approve => "approved",
+        Kind::Deny => "denied",
+        Kind::Fail => "failed",
+        Kind::Issue => "issued",
         _ => phase(csr),
     }
 }

@@ -29,6 +29,7 @@ use crate::api::edge::peer::PeerAddr;
 use crate::api::error::{ApiError, Cause};
 use crate::api::hooks::Caller;
 use crate::api::{Api, blocking};
+use crate::audit::Kind;
 use crate::authn::AuthMethod;
 use crate::core::conditions::{ConditionType, SIGNER_VALIDATION_FAILURE};
 use crate::core::conditions::{add_condition, condition};
@@ -62,7 +63,7 @@ struct Handoff {
 /// The object to store and the audit kinds of the decisions applied to it.
 struct Decided {
     csr: CertificateSigningRequest,
-    kinds: Vec<&'static str>,
+    kinds: Vec<Kind>,
     record: Option<IssuedRecord>,
     /// Approved, but not signed: the backlog task must sign it.
     needs_backlog: bool,
@@ -95,7 +96,7 @@ fn approved(csr: &CertificateSigningRequest, d: &Decision) -> Option<Certificate
 
 /// Applies an outcome to the new object; `Err` for a request refused before storing.
 fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiError> {
-    let plain = |csr, kinds: Vec<&'static str>| Decided {
+    let plain = |csr, kinds: Vec<Kind>| Decided {
         csr,
         kinds,
         record: None,
@@ -105,7 +106,7 @@ fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiErr
     let fail = |csr, reason: &str, message: &str| {
         plain(
             with_condition(csr, ConditionType::Failed, reason, message),
-            vec!["fail"],
+            vec![Kind::Fail],
         )
     };
     match (o.inspection, o.decision) {
@@ -127,7 +128,7 @@ fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiErr
         (Inspection::Valid, None | Some(Decision::Pending { .. })) => Ok(plain(csr, vec![])),
         (Inspection::Valid, Some(Decision::Deny { reason, message })) => Ok(plain(
             with_condition(csr, ConditionType::Denied, &reason, &message),
-            vec!["deny"],
+            vec![Kind::Deny],
         )),
         (Inspection::Valid, Some(Decision::Approve { reason, message })) => {
             let csr = with_condition(csr, ConditionType::Approved, &reason, &message);
@@ -138,7 +139,7 @@ fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiErr
                         Some(ByteString(issued.certificate.pem_chain.into_bytes()));
                     Decided {
                         csr,
-                        kinds: vec!["approve", "issue"],
+                        kinds: vec![Kind::Approve, Kind::Issue],
                         record: issued.record,
                         needs_backlog: false,
                         approved: true,
@@ -153,13 +154,13 @@ fn decided(csr: CertificateSigningRequest, o: Outcome) -> Result<Decided, ApiErr
                     );
                     Decided {
                         approved: true,
-                        ..plain(csr, vec!["approve", "fail"])
+                        ..plain(csr, vec![Kind::Approve, Kind::Fail])
                     }
                 }
                 None | Some(Err(SignFailure::Unavailable)) => Decided {
                     needs_backlog: true,
                     approved: true,
-                    ..plain(csr, vec!["approve"])
+                    ..plain(csr, vec![Kind::Approve])
                 },
             })
         }
@@ -255,7 +256,7 @@ impl Api {
             let how = Creation {
                 index: &h.index,
                 actor: &actor,
-                decided: &["approve"],
+                decided: &[Kind::Approve],
                 issued: None,
                 requested: Some(&h.requested),
                 first_address: h.first_address.as_ref(),

@@ -29,6 +29,7 @@ use super::error::{ApiError, bad_request, invalid};
 use super::hooks::{Caller, CsrFacts, Verb};
 use super::{Api, blocking, json_response};
 use crate::api::codec::media::BodyFormat;
+use crate::audit::Kind;
 use crate::store::UpdateError;
 
 /// Which PUT path.
@@ -252,7 +253,7 @@ struct Change {
     path: UpdatePath,
     body: CertificateSigningRequest,
     expected_rv: Option<u64>,
-    kind: &'static str,
+    kind: Kind,
     written: Option<super::external_signing::status::WrittenCert>,
 }
 
@@ -273,18 +274,18 @@ fn change_kind(
     path: UpdatePath,
     body: &CertificateSigningRequest,
     stored: &CertificateSigningRequest,
-) -> &'static str {
+) -> Kind {
     use crate::core::conditions::ConditionType;
     let added = |t: ConditionType| {
         crate::core::conditions::has_condition(body, t)
             && !crate::core::conditions::has_condition(stored, t)
     };
     match path {
-        UpdatePath::Approval if added(ConditionType::Denied) => "deny",
-        UpdatePath::Approval if added(ConditionType::Approved) => "approve",
-        UpdatePath::Approval => "approval",
-        UpdatePath::Status => "status",
-        UpdatePath::Main => "update",
+        UpdatePath::Approval if added(ConditionType::Denied) => Kind::Deny,
+        UpdatePath::Approval if added(ConditionType::Approved) => Kind::Approve,
+        UpdatePath::Approval => Kind::Approval,
+        UpdatePath::Status => Kind::Status,
+        UpdatePath::Main => Kind::Update,
     }
 }
 
@@ -659,7 +660,7 @@ impl Api {
         self.admit_update(caller, path, &stored, &body)?;
         let written = self.certificate_to_write(path, name, &stored, &body)?;
         let kind = match &written {
-            Some(_) => super::external_signing::status::CERTIFICATE_WRITTEN,
+            Some(_) => Kind::CertificateWritten,
             None => change_kind(path, &body, &stored),
         };
         let change = Change {
@@ -674,8 +675,8 @@ impl Api {
             tracing::info!(csr = %name, by = %caller.user, serial = %w.serial_hex,
                 sha256 = %w.sha256_hex, "certificate written through /status");
         }
-        if kind != "update" {
-            tracing::info!(csr = %name, by = %caller.user, change = kind, "csr updated");
+        if kind != Kind::Update {
+            tracing::info!(csr = %name, by = %caller.user, change = %kind, "csr updated");
         }
         let latest = if crate::core::conditions::needs_signing(&updated) && !self.inner.external {
             self.sign_now(name).await?.unwrap_or(updated)

@@ -34,7 +34,7 @@ impl Api {
     async fn add_terminal(
         &self,
         name: &str,
-        kind: &'static str,
+        kind: crate::audit::Kind,
         type_: ConditionType,
         reason: String,
         message: String,
@@ -118,7 +118,7 @@ impl Api {
                 let store = self.inner.store.clone();
                 let n = name.to_owned();
                 let r = blocking(move || {
-                    store.update(&n, None, APPLIANCE, "issue", |c| {
+                    store.update(&n, None, APPLIANCE, crate::audit::Kind::Issue, |c| {
                         if !needs_signing(c) {
                             return Err(Skip);
                         }
@@ -145,7 +145,7 @@ impl Api {
                 tracing::info!(csr = %name, %message, "signer refused csr");
                 self.add_terminal(
                     name,
-                    "fail",
+                    crate::audit::Kind::Fail,
                     ConditionType::Failed,
                     SIGNER_VALIDATION_FAILURE.to_owned(),
                     message,

@@ -134,7 +134,7 @@ pub async fn record_serving(
     tokio::task::spawn_blocking(move || {
         crate::audit::signature::record(
             &store,
-            crate::audit::signature::KIND_SERVING,
+            crate::audit::Kind::ServingCertificate,
             "kubesigner",
             super::serving::SERVING_COMMON_NAME,
             &leaf,

@@ -18,8 +18,6 @@ use crate::api::hooks::Caller;
 /// Largest `status.certificate` accepted: a leaf and a few intermediates are < 16 KiB; 256 KiB
 /// bounds parsing far above any real chain (the request body limit still applies).
 pub const MAX_CERTIFICATE_BYTES: usize = 256 * 1024;
-/// The audit kind of a successful certificate write (the exactly-once tests count these).
-pub const CERTIFICATE_WRITTEN: &str = "certificate_written";
 const FIELD: &str = "status.certificate";
 
 /// What the audit record says about a written certificate.

@@ -73,7 +73,7 @@ fn concurrent_creates_each_get_their_own_rv_event_and_records() {
         crate::audit::verify(&text, None).unwrap(),
         u64::try_from(created).unwrap()
     );
-    assert!(records.iter().all(|r| r.kind == "create"));
+    assert!(records.iter().all(|r| r.kind == crate::audit::Kind::Create));
 }
 
 /// SQLite restarts the WAL (and bumps salt-1 in its header) only when a writer finds it

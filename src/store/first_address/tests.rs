@@ -56,7 +56,7 @@ fn not_recorded_for_a_known_node() {
     c.metadata.name = Some("a".to_owned());
     c.metadata.uid = Some("uid-a".to_owned());
     s.create(c, &CsrIndex::default(), "t").unwrap();
-    s.update("a", None, "kubesigner", "issue", |_| {
+    s.update("a", None, "kubesigner", crate::audit::Kind::Issue, |_| {
         Ok::<_, ()>(Some(IssuedRecord {
             node_name: "issued".to_owned(),
             serial_hex: "01ab".to_owned(),
