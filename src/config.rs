@@ -74,12 +74,12 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not valid TOML for this schema (unknown key, wrong type, ...).
-    #[error("invalid config file {path}: {message}")]
+    #[error("invalid config file {path}: {source}")]
     Parse {
         /// The file.
         path: PathBuf,
-        /// The parser's message (names the key and line).
-        message: String,
+        /// The parser's error (names the key and line).
+        source: toml::de::Error,
     },
 }
 
@@ -90,9 +90,9 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let mut cfg = Self::parse(&text).map_err(|message| ConfigError::Parse {
+        let mut cfg = Self::parse(&text).map_err(|source| ConfigError::Parse {
             path: path.to_owned(),
-            message,
+            source,
         })?;
         cfg.rebase(path);
         Ok(cfg)
@@ -133,8 +133,8 @@ impl Config {
     }
 
     /// Parses configuration text.
-    pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
     }
 }
 

@@ -49,6 +49,8 @@ fn example_config_names_every_gc_and_limits_key() {
 #[test]
 fn unknown_key_is_refused() {
     let bad = "data_dir = \"d\"\nlisten = \"x\"\n[signer]\nkey = \"pkcs11:token=t\"\n[ca]\ncert_file = \"c\"\n";
-    let err = kubesigner::config::Config::parse(bad).unwrap_err();
+    let err = kubesigner::config::Config::parse(bad)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("listen"), "{err}");
 }

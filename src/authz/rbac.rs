@@ -24,6 +24,10 @@ use serde::Deserialize;
 
 use crate::authn::Identity;
 
+mod manifest_error;
+
+pub use manifest_error::{ManifestError, ObjectError};
+
 /// Largest manifest file read (deploy manifests are a few KiB; kubectl's own limit for a
 /// single object is the apiserver's ≈ 3 MiB request limit).
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
@@ -62,14 +66,14 @@ pub enum RbacError {
         max: usize,
     },
     /// A document is not valid YAML or not a valid object of its kind.
-    #[error("RBAC manifest {path}, document {document}: {message}")]
+    #[error("RBAC manifest {path}, document {document}: {source}")]
     Invalid {
         /// The file.
         path: PathBuf,
         /// 1-based document number in the file.
         document: usize,
         /// What is wrong.
-        message: String,
+        source: ManifestError,
     },
 }
 
@@ -236,38 +240,37 @@ fn parse_into(
         if *count > MAX_DOCUMENTS {
             return Err(RbacError::TooManyDocuments { max: MAX_DOCUMENTS });
         }
-        let invalid = |message: String| RbacError::Invalid {
+        let invalid = |source: ManifestError| RbacError::Invalid {
             path: path.to_owned(),
             document: i + 1,
-            message,
+            source,
         };
-        let value = serde_norway::Value::deserialize(doc).map_err(|e| invalid(e.to_string()))?;
+        let value = serde_norway::Value::deserialize(doc).map_err(|e| invalid(e.into()))?;
         if value.is_null() {
             continue; // an empty document (`---` at the end)
         }
-        let head: Head =
-            serde_norway::from_value(value.clone()).map_err(|e| invalid(e.to_string()))?;
+        let head: Head = serde_norway::from_value(value.clone()).map_err(|e| invalid(e.into()))?;
         let kind = head
             .kind
-            .ok_or_else(|| invalid("missing kind".to_owned()))?;
+            .ok_or_else(|| invalid(ManifestError::MissingKind))?;
         objects
             .add(&kind, value)
-            .map_err(|m| invalid(format!("{kind}: {m}")))?;
+            .map_err(|source| invalid(ManifestError::Object { kind, source }))?;
     }
     Ok(())
 }
 
-fn decode<T: serde::de::DeserializeOwned>(value: serde_norway::Value) -> Result<T, String> {
-    serde_norway::from_value(value).map_err(|e| e.to_string())
+fn decode<T: serde::de::DeserializeOwned>(value: serde_norway::Value) -> Result<T, ObjectError> {
+    Ok(serde_norway::from_value(value)?)
 }
 
 fn name_of(
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Result<String, String> {
+) -> Result<String, ObjectError> {
     meta.name
         .clone()
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| "metadata.name is required".to_owned())
+        .ok_or(ObjectError::NoName)
 }
 
 fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
@@ -277,62 +280,55 @@ fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMet
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
 }
 
-fn check_rules(rules: &[PolicyRule]) -> Result<(), String> {
+fn check_rules(rules: &[PolicyRule]) -> Result<(), ObjectError> {
     for (i, r) in rules.iter().enumerate() {
         if r.verbs.is_empty() {
-            return Err(format!("rules[{i}].verbs: at least one verb is required"));
+            return Err(ObjectError::NoVerbs(i));
         }
         let resources = r.resources.as_deref().unwrap_or(&[]);
         let urls = r.non_resource_urls.as_deref().unwrap_or(&[]);
         if resources.is_empty() && urls.is_empty() {
-            return Err(format!(
-                "rules[{i}]: resources or nonResourceURLs is required"
-            ));
+            return Err(ObjectError::NoResources(i));
         }
         if !resources.is_empty() && r.api_groups.as_deref().unwrap_or(&[]).is_empty() {
-            return Err(format!(
-                "rules[{i}].apiGroups: required with resources (\"\" for the core group)"
-            ));
+            return Err(ObjectError::NoApiGroups(i));
         }
     }
     Ok(())
 }
 
-fn check_subjects(subjects: &[Subject]) -> Result<(), String> {
+fn check_subjects(subjects: &[Subject]) -> Result<(), ObjectError> {
     for (i, s) in subjects.iter().enumerate() {
         if !matches!(s.kind.as_str(), "User" | "Group" | "ServiceAccount") {
-            return Err(format!(
-                "subjects[{i}].kind: unsupported value {:?}",
-                s.kind
-            ));
+            return Err(ObjectError::SubjectKind {
+                index: i,
+                kind: s.kind.clone(),
+            });
         }
         if s.name.is_empty() {
-            return Err(format!("subjects[{i}].name: required"));
+            return Err(ObjectError::SubjectName(i));
         }
     }
     Ok(())
 }
 
-fn check_role_ref(r: &RoleRef, cluster: bool) -> Result<(), String> {
+fn check_role_ref(r: &RoleRef, cluster: bool) -> Result<(), ObjectError> {
     if r.api_group != "rbac.authorization.k8s.io" {
-        return Err(format!(
-            "roleRef.apiGroup: unsupported value {:?}",
-            r.api_group
-        ));
+        return Err(ObjectError::RoleRefGroup(r.api_group.clone()));
     }
     match r.kind.as_str() {
         "ClusterRole" => {}
         "Role" if !cluster => {}
-        k => return Err(format!("roleRef.kind: unsupported value {k:?}")),
+        k => return Err(ObjectError::RoleRefKind(k.to_owned())),
     }
     if r.name.is_empty() {
-        return Err("roleRef.name: required".to_owned());
+        return Err(ObjectError::RoleRefName);
     }
     Ok(())
 }
 
 impl Objects {
-    fn add(&mut self, kind: &str, value: serde_norway::Value) -> Result<(), String> {
+    fn add(&mut self, kind: &str, value: serde_norway::Value) -> Result<(), ObjectError> {
         match kind {
             "ClusterRole" => {
                 let o: ClusterRole = decode(value)?;
@@ -371,7 +367,7 @@ impl Objects {
                     let k = item
                         .get("kind")
                         .and_then(serde_norway::Value::as_str)
-                        .ok_or_else(|| "items: missing kind".to_owned())?
+                        .ok_or(ObjectError::ItemKind)?
                         .to_owned();
                     self.add(&k, item)?;
                 }

@@ -62,11 +62,8 @@ pub enum ServeConfigError {
     #[error("without --config, --{0} is required")]
     Missing(&'static str),
     /// The flags do not make a valid configuration.
-    #[error("invalid flags: {message}")]
-    Flags {
-        /// The parser's message.
-        message: String,
-    },
+    #[error("invalid flags: {0}")]
+    Flags(#[source] toml::de::Error),
     /// The `--cluster-signing-key` URI is invalid (or carries a PIN value).
     #[error("--cluster-signing-key: {0}")]
     Key(#[from] crate::signer::UriError),
@@ -92,7 +89,7 @@ fn minimal_config(
     );
     doc.insert("signer".to_owned(), signer.into());
     doc.insert("ca".to_owned(), ca.into());
-    Config::parse(&doc.to_string()).map_err(|message| ServeConfigError::Flags { message })
+    Config::parse(&doc.to_string()).map_err(ServeConfigError::Flags)
 }
 
 impl ServeArgs {
