@@ -2,7 +2,7 @@
 //! the real `openssl s_client` for protocol versions, cipher suites and ALPN.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod auth_support;
+use crate::support::auth;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use auth_support::Pki;
+use auth::Pki;
 use kubesigner::authn::{AuthMethod, Authenticator, AuthnOutcome, BootstrapTokens, StaticTokens};
 use kubesigner::tls::{client_ca_roots, load_certs, load_private_key, server_config};
 use rustls::pki_types::ServerName;

@@ -1,11 +1,11 @@
 //! Client-certificate identity mapping, with certificates made by the real `openssl`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod auth_support;
+use crate::support::auth;
 
 use std::time::SystemTime;
 
-use auth_support::Pki;
+use auth::Pki;
 use kubesigner::authn::{
     AuthMethod, Authenticator, AuthnFailure, AuthnOutcome, BootstrapTokens, CREDENTIAL_ID_KEY,
     StaticTokens,

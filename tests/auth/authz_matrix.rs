@@ -1,8 +1,7 @@
 //! The authorization matrix: identities × verbs × CSRs, each cell with its expected answer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/table.rs"]
-mod table;
+use crate::support::table;
 
 use std::collections::BTreeMap;
 
