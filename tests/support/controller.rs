@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::support::*;
+use super::appliance::*;
 
 /// Lease timing used by the tests (small, to keep failover quick).
 pub const LEASE: &str = "3s";

@@ -39,8 +39,7 @@ pub fn scale<T>(ci: T, full_len: T) -> T {
     if full() { full_len } else { ci }
 }
 
-#[path = "tools.rs"]
-mod tools;
+use super::tools;
 
 pub use tools::{bin, free_port};
 

@@ -4,5 +4,17 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod api_support;
+pub mod appliance;
 pub mod auth;
+pub mod controller;
+pub mod faults;
+pub mod issue_csr;
+pub mod issue_soft_key;
+pub mod issue_tools;
+pub mod node;
+pub mod ops;
+pub mod signer_support;
 pub mod table;
+pub mod tokens;
+pub mod tools;

@@ -21,8 +21,7 @@ pub struct TokenEnv {
     pub pin_file: PathBuf,
 }
 
-#[path = "tools.rs"]
-pub mod tools;
+pub use super::tools;
 
 pub use tools::bin;
 

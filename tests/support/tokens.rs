@@ -60,8 +60,7 @@ pub struct Token {
     owner: bool,
 }
 
-#[path = "tools.rs"]
-pub mod tools;
+pub use super::tools;
 
 pub use tools::bin;
 
