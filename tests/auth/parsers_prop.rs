@@ -23,7 +23,11 @@ fn authenticator() -> (tempfile::TempDir, Authenticator) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: crate::support::regressions::beside_source(),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn token_file_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {

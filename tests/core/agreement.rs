@@ -188,6 +188,7 @@ fn text_of(cert: &Certificate, oid: der::oid::ObjectIdentifier) -> Vec<String> {
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: std::env::var("KUBESIGNER_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2048),
+        failure_persistence: crate::support::regressions::beside_source(),
         ..ProptestConfig::default()
     })]
 

@@ -44,7 +44,11 @@ fn input(pem: Vec<u8>, signer: String, usages: Vec<String>, exp: Option<i64>) ->
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: crate::support::regressions::beside_source(),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {

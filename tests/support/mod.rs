@@ -14,6 +14,7 @@ pub mod issue_soft_key;
 pub mod issue_tools;
 pub mod node;
 pub mod ops;
+pub mod regressions;
 pub mod signer_support;
 pub mod table;
 pub mod tokens;
