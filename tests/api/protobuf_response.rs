@@ -99,7 +99,7 @@ async fn protobuf_create_body_reads_back_as_the_same_csr_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let h = harness(dir.path());
     // The body a kubelet sends on its rotation path: `k8s\0` + runtime.Unknown + the message
-    // (the encoder is cross-checked against upstream's generated messages in tests/api_protobuf_k8s_pb.rs).
+    // (the encoder is cross-checked against upstream's generated messages in tests/api/protobuf_k8s_pb.rs).
     let json_body = node_csr("pb-create", "n9");
     let csr: CertificateSigningRequest = serde_json::from_value(json_body.clone()).unwrap();
     let body = kubesigner::api::codec::protobuf::encode_csr(&csr);

@@ -431,7 +431,7 @@ fn wrong_pin_once(imp: Impl, test: &str) {
 /// killed with SIGKILL; the idle signer notices (keepalive), signing fails fast; the stack
 /// restarted on the same state; the signer re-initialises by itself and signs with the same
 /// key. (SoftHSM's
-/// equivalent, a p11-kit server killed and restarted, is tests/signer_recovery.rs.)
+/// equivalent, a p11-kit server killed and restarted, is tests/signer/recovery.rs.)
 #[test]
 fn tpm_outage_and_recovery() {
     const T: &str = "tpm_outage_and_recovery";

@@ -1,6 +1,6 @@
 //! Sign + verify for every algorithm against real SoftHSM (fresh token per test), verified
 //! by the signer (aws-lc-rs) and independently by openssl; key attributes read back after
-//! keygen (tests/signer_matrix.rs, on SoftHSM and a TPM).
+//! keygen (tests/signer/matrix.rs, on SoftHSM and a TPM).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::support::signer_support;
