@@ -56,7 +56,11 @@ async fn child_serve() {
 
 fn child(dir: &Path, test: &str, conf: &str) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture"])
+        .args([
+            "--exact",
+            &crate::support::tools::libtest_name(module_path!(), test),
+            "--nocapture",
+        ])
         .env(CHILD_DIR, dir)
         .env("SOFTHSM2_CONF", conf)
         .spawn()

@@ -101,7 +101,11 @@ async fn child_server() {
 fn spawn_child(dir: &Path) -> (Child, u16) {
     let _ = std::fs::remove_file(dir.join("port"));
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_server", "--nocapture"])
+        .args([
+            "--exact",
+            &crate::support::tools::libtest_name(module_path!(), "child_server"),
+            "--nocapture",
+        ])
         .env("KUBESIGNER_TEST_CHILD_DIR", dir)
         .spawn()
         .unwrap();

@@ -352,7 +352,7 @@ fn token_issues_kubelet_certificates_self_signed_ca() {
         ]),
         "ca init",
     );
-    tok.run_child(T, &[]);
+    tok.run_child(module_path!(), T, &[]);
 }
 
 #[test]
@@ -377,5 +377,5 @@ fn token_issues_with_an_imported_intermediate() {
     let dir = tempfile::tempdir().unwrap();
     let tok = TokenEnv::create(dir.path(), "issue-inter");
     offline_root_in(dir.path(), &tok);
-    tok.run_child(T, &[]);
+    tok.run_child(module_path!(), T, &[]);
 }

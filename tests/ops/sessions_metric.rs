@@ -61,5 +61,9 @@ fn sessions_in_use_counts_checked_out_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let tok = TokenEnv::create(dir.path(), "sessions");
     tok.keygen("ca", "ecdsa-p256");
-    tok.run_child("sessions_in_use_counts_checked_out_sessions", &[]);
+    tok.run_child(
+        module_path!(),
+        "sessions_in_use_counts_checked_out_sessions",
+        &[],
+    );
 }

@@ -136,7 +136,7 @@ fn wrong_pin_is_tried_exactly_once() {
     let (_d, tok) = token("once");
     tok.keygen("ca", "ecdsa-p256");
     wrong_pin_file(&tok);
-    tok.run_child("wrong_pin_is_tried_exactly_once", &[]);
+    tok.run_child(module_path!(), "wrong_pin_is_tried_exactly_once", &[]);
 }
 
 #[test]

@@ -176,7 +176,7 @@ fn keygen_attributes(imp: Impl, test: &str) {
         "{text}"
     );
     tok.keygen("rsa", "rsa-2048");
-    tok.run_child(test);
+    tok.run_child(module_path!(), test);
 }
 
 /// `ca init` on a key made by `hsm keygen`: a self-signed CA openssl accepts, and the audit
@@ -268,7 +268,7 @@ fn sign_and_verify(imp: Impl, test: &str) {
     tok.keygen("p256", "ecdsa-p256");
     tok.keygen("p384", "ecdsa-p384");
     tok.keygen("rsa", "rsa-2048");
-    tok.run_child(test);
+    tok.run_child(module_path!(), test);
 }
 
 /// 8 threads sign through a pool of 3 sessions: every signature verifies, the pool never
@@ -326,7 +326,7 @@ fn concurrent_pool(imp: Impl, test: &str) {
     }
     let (_d, tok) = fresh(imp, "pool");
     tok.keygen("ca", "ecdsa-p256");
-    tok.run_child(test);
+    tok.run_child(module_path!(), test);
 }
 
 /// TPM: the dictionary-attack failure counter (`TPM2_PT_LOCKOUT_COUNTER`).
@@ -385,7 +385,7 @@ fn wrong_pin_once(imp: Impl, test: &str) {
     let wrong = d.path().join("wrong-pin");
     std::fs::write(&wrong, "not-the-pin").unwrap();
     std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
-    tok.run_child(test);
+    tok.run_child(module_path!(), test);
     if imp == Impl::Tpm {
         assert_eq!(
             lockout_counter(&tok),
@@ -503,7 +503,7 @@ fn tpm_outage_and_recovery() {
     }
     let (_d, tok) = fresh(Impl::Tpm, "outage");
     tok.keygen("ca", "ecdsa-p256");
-    tok.run_child(T);
+    tok.run_child(module_path!(), T);
 }
 
 /// `slot-id=` selects the token without reading its token information (a token whose

@@ -62,7 +62,7 @@ fn eight_threads_share_a_bounded_pool() {
     let dir = tempfile::tempdir().unwrap();
     let tok = TokenEnv::create(dir.path(), "pool");
     tok.keygen("ca", "ecdsa-p256");
-    tok.run_child("eight_threads_share_a_bounded_pool", &[]);
+    tok.run_child(module_path!(), "eight_threads_share_a_bounded_pool", &[]);
 }
 
 /// A signer's supervisor thread may hold a reference when the owner drops it (it keeps alive
@@ -99,6 +99,7 @@ fn a_signer_reopened_right_after_a_drop_waits_for_the_finalize() {
     let tok = TokenEnv::create(dir.path(), "reopen");
     tok.keygen("ca", "ecdsa-p256");
     tok.run_child(
+        module_path!(),
         "a_signer_reopened_right_after_a_drop_waits_for_the_finalize",
         &[],
     );

@@ -122,6 +122,7 @@ fn signing_comes_back_after_the_token_server_restarts() {
     tok.keygen("ca", "ecdsa-p256");
     let address = format!("unix:path={}", dir.path().join("p11.sock").display());
     tok.run_child(
+        module_path!(),
         "signing_comes_back_after_the_token_server_restarts",
         &[("P11_KIT_SERVER_ADDRESS", &address)],
     );
@@ -191,7 +192,11 @@ fn keepalive_detects_outage_and_a_refused_pin_is_not_retried() {
     let tok = TokenEnv::create(dir.path(), "pinchange");
     tok.keygen("ca", "ecdsa-p256");
     let address = format!("unix:path={}", dir.path().join("p11.sock").display());
-    tok.run_child(TEST, &[("P11_KIT_SERVER_ADDRESS", &address)]);
+    tok.run_child(
+        module_path!(),
+        TEST,
+        &[("P11_KIT_SERVER_ADDRESS", &address)],
+    );
 }
 
 /// A hung token (server stopped with SIGSTOP, calls block with no timeout of their own): a
@@ -237,7 +242,11 @@ fn hung_token_marks_down_and_recovers_after_it_resumes() {
     let tok = TokenEnv::create(dir.path(), "hung");
     tok.keygen("ca", "ecdsa-p256");
     let address = format!("unix:path={}", dir.path().join("p11.sock").display());
-    tok.run_child(TEST, &[("P11_KIT_SERVER_ADDRESS", &address)]);
+    tok.run_child(
+        module_path!(),
+        TEST,
+        &[("P11_KIT_SERVER_ADDRESS", &address)],
+    );
 }
 
 /// Sends a signal to the server's process group.

@@ -39,7 +39,7 @@ fn sign_and_verify(test: &str, algorithm: &str, expected: Algorithm, digest: &st
     let dir = tempfile::tempdir().unwrap();
     let tok = TokenEnv::create(dir.path(), "sign");
     tok.keygen("ca", algorithm);
-    tok.run_child(test, &[]);
+    tok.run_child(module_path!(), test, &[]);
 }
 
 #[test]
@@ -152,7 +152,7 @@ fn sign_async_from_tokio() {
     let dir = tempfile::tempdir().unwrap();
     let tok = TokenEnv::create(dir.path(), "async");
     tok.keygen("ca", "ecdsa-p256");
-    tok.run_child("sign_async_from_tokio", &[]);
+    tok.run_child(module_path!(), "sign_async_from_tokio", &[]);
 }
 
 /// Opening a URI whose key does not exist fails with a configuration error (exit 64).
@@ -167,7 +167,7 @@ fn missing_key_is_a_config_error() {
     }
     let dir = tempfile::tempdir().unwrap();
     let tok = TokenEnv::create(dir.path(), "missing");
-    tok.run_child("missing_key_is_a_config_error", &[]);
+    tok.run_child(module_path!(), "missing_key_is_a_config_error", &[]);
 }
 
 /// `init_token` (for the dev mode) initialises a free slot and its user PIN without shelling
@@ -218,5 +218,5 @@ fn init_token_then_keygen_and_sign() {
         label: "kubesigner-dev".into(),
         pin_file: dir.path().join("pin"),
     };
-    tok.run_child(TEST, &[]);
+    tok.run_child(module_path!(), TEST, &[]);
 }

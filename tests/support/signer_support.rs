@@ -122,11 +122,17 @@ impl TokenEnv {
         })
     }
 
-    /// Re-runs this test binary for `test` alone, with the token's environment plus `extra`,
-    /// and asserts that the child passed.
-    pub fn run_child(&self, test: &str, extra: &[(&str, &str)]) {
+    /// Re-runs this test binary for `test` (of the test file whose `module_path!()` is
+    /// `module`) alone, with the token's environment plus `extra`, and asserts that the child
+    /// passed.
+    pub fn run_child(&self, module: &str, test: &str, extra: &[(&str, &str)]) {
         let out = Command::new(std::env::current_exe().unwrap())
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                &tools::libtest_name(module, test),
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_TEST, test)
             .env(CHILD_DIR, &self.dir)
             .env("SOFTHSM2_CONF", &self.conf)

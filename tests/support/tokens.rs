@@ -212,12 +212,18 @@ impl Token {
         })
     }
 
-    /// Re-runs this test binary for `test` alone, with the token's environment, and asserts
-    /// that the child passed. Returns the child's stdout.
-    pub fn run_child(&self, test: &str) -> String {
+    /// Re-runs this test binary for `test` (of the test file whose `module_path!()` is
+    /// `module`) alone, with the token's environment, and asserts that the child passed.
+    /// Returns the child's stdout.
+    pub fn run_child(&self, module: &str, test: &str) -> String {
         let env_list: String = self.env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         let out = Command::new(std::env::current_exe().unwrap())
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                &tools::libtest_name(module, test),
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_TEST, test)
             .env(CHILD_DIR, &self.dir)
             .env(CHILD_IMPL, self.imp.name())

@@ -60,6 +60,17 @@ pub enum Via {
     Flag { cache: &'static str },
 }
 
+/// The name libtest gives test `name` of the test file whose `module_path!()` is `module`:
+/// `signer::sign` and `x` give `sign::x` (each file under `tests/<area>/` is a module of its
+/// area's binary, whose own name is not part of a test's name). For re-running this test binary
+/// on that one test with `--exact`.
+pub fn libtest_name(module: &str, name: &str) -> String {
+    match module.split_once("::") {
+        Some((_, file)) => format!("{file}::{name}"),
+        None => name.to_owned(),
+    }
+}
+
 /// Runs the real kubectl with `kubeconfig` handed over as `via` says; stdin is empty.
 pub fn kubectl(via: Via, kubeconfig: &Path, args: &[&str]) -> Output {
     let folder = kubeconfig.parent().unwrap();
