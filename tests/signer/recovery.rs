@@ -3,10 +3,10 @@
 //! again by itself within seconds.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::support::signer_support;
+use crate::support::{signer_support, tools};
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,21 +14,6 @@ use kubesigner::signer::{
     Pkcs11Uri, Settings, SignerError, SignerStatus, TokenSigner, UriOrigin, login_calls,
 };
 use signer_support::TokenEnv;
-
-const CLIENT_MODULE_DIRS: &[&str] = &[
-    "/usr/lib/x86_64-linux-gnu/pkcs11",
-    "/usr/lib/aarch64-linux-gnu/pkcs11",
-    "/usr/lib64/pkcs11",
-    "/usr/lib/pkcs11",
-];
-
-fn client_module() -> PathBuf {
-    CLIENT_MODULE_DIRS
-        .iter()
-        .map(|d| Path::new(d).join("p11-kit-client.so"))
-        .find(|p| p.is_file())
-        .expect("p11-kit-client.so not found (install p11-kit-modules)")
-}
 
 fn start_server(tok: &TokenEnv, socket: &Path) -> Child {
     let _ = std::fs::remove_file(socket);
@@ -70,7 +55,7 @@ fn signing_comes_back_after_the_token_server_restarts() {
     if let Some(tok) = TokenEnv::child("signing_comes_back_after_the_token_server_restarts") {
         let socket = tok.dir.join("p11.sock");
         let server = start_server(&tok, &socket);
-        let module = client_module().display().to_string();
+        let module = tools::p11_kit_client_module().display().to_string();
         let uri =
             Pkcs11Uri::parse(&tok.uri_with(&module, "ca", ""), UriOrigin::CommandLine).unwrap();
         let settings = Settings {
@@ -136,7 +121,7 @@ fn keepalive_detects_outage_and_a_refused_pin_is_not_retried() {
     if let Some(tok) = TokenEnv::child(TEST) {
         let socket = tok.dir.join("p11.sock");
         let server = start_server(&tok, &socket);
-        let module = client_module().display().to_string();
+        let module = tools::p11_kit_client_module().display().to_string();
         let uri =
             Pkcs11Uri::parse(&tok.uri_with(&module, "ca", ""), UriOrigin::CommandLine).unwrap();
         let settings = Settings {
@@ -208,7 +193,7 @@ fn hung_token_marks_down_and_recovers_after_it_resumes() {
     if let Some(tok) = TokenEnv::child(TEST) {
         let socket = tok.dir.join("p11.sock");
         let server = start_server(&tok, &socket);
-        let module = client_module().display().to_string();
+        let module = tools::p11_kit_client_module().display().to_string();
         let text = tok.uri_with(&module, "ca", "&max-sessions=1");
         let uri = Pkcs11Uri::parse(&text, UriOrigin::CommandLine).unwrap();
         let settings = Settings {

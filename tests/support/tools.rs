@@ -12,7 +12,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,21 @@ pub enum Via {
     Env,
     /// `--kubeconfig <file>` and `KUBECACHEDIR=<its folder>/<cache>`.
     Flag { cache: &'static str },
+}
+
+/// p11-kit's client module (the "remote HSM" side of a `p11-kit server`), where Debian,
+/// Fedora and others install it.
+pub fn p11_kit_client_module() -> PathBuf {
+    [
+        "/usr/lib/x86_64-linux-gnu/pkcs11",
+        "/usr/lib/aarch64-linux-gnu/pkcs11",
+        "/usr/lib64/pkcs11",
+        "/usr/lib/pkcs11",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join("p11-kit-client.so"))
+    .find(|p| p.is_file())
+    .expect("p11-kit-client.so not found (install p11-kit-modules)")
 }
 
 /// The name libtest gives test `name` of the test file whose `module_path!()` is `module`:
