@@ -3,24 +3,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::support::appliance;
+use crate::support::tools::assert_one_line_64;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The highest `systemd-analyze security` exposure the shipped unit may have.
 const MAX_EXPOSURE: f64 = 1.5;
 
 use appliance::{bin, tools};
-
-/// Exit 64 and exactly one line on stderr containing `needle`.
-fn assert_one_line_64(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(64), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
-    assert!(err.contains(needle), "{err:?} lacks {needle:?}");
-}
 
 #[test]
 fn systemd_unit_exposure_at_most_1_5() {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::support::signer_support;
+use crate::support::tools::assert_one_line_64;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
@@ -17,14 +18,6 @@ fn token(label: &str) -> (tempfile::TempDir, TokenEnv) {
     let dir = tempfile::tempdir().unwrap();
     let tok = TokenEnv::create(dir.path(), label);
     (dir, tok)
-}
-
-/// Exit 64 and exactly one line on stderr containing `needle`.
-fn assert_one_line_64(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(64), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
-    assert!(err.contains(needle), "{err:?} lacks {needle:?}");
 }
 
 fn check(tok: &TokenEnv, uri: &str) -> Output {

@@ -25,14 +25,10 @@ pub use super::tools;
 
 pub use tools::bin;
 
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm").join(name)
-}
-
 impl TokenEnv {
     /// Makes a fresh token labelled `label` in `dir` with `hsm/softhsm-token`.
     pub fn create(dir: &Path, label: &str) -> TokenEnv {
-        let out = Command::new(script("softhsm-token"))
+        let out = Command::new(tools::hsm_script("softhsm-token"))
             .arg(dir)
             .arg(label)
             .output()

@@ -64,13 +64,9 @@ pub use super::tools;
 
 pub use tools::bin;
 
-pub fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm").join(name)
-}
-
 /// Runs `hsm/<script> args…` and returns its `K=V` lines.
 fn run_script(name: &str, args: &[&Path], label: Option<&str>) -> Vec<(String, String)> {
-    let mut cmd = Command::new(script(name));
+    let mut cmd = Command::new(tools::hsm_script(name));
     cmd.args(args);
     if let Some(l) = label {
         cmd.arg(l);
@@ -250,7 +246,7 @@ impl Token {
 impl Drop for Token {
     fn drop(&mut self) {
         if self.owner && self.imp == Impl::Tpm {
-            let _ = Command::new(script("tpm-token"))
+            let _ = Command::new(tools::hsm_script("tpm-token"))
                 .arg("--stop")
                 .arg(&self.dir)
                 .output();

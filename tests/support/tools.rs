@@ -1,8 +1,11 @@
 //! The one set of tool wrappers every test harness mounts: the kubesigner binary ([`bin`]), a
 //! free local port ([`free_port`]), the real `kubectl` ([`kubectl`], [`kubectl_ok`], how it gets
 //! its kubeconfig made explicit by [`Via`]), stopping a child process ([`terminate`],
-//! [`stop`], [`kill`]), [`wait_for`] / [`wait_for_some`] instead of fixed sleeps, and checking a raw signature with openssl
-//! ([`openssl_verify_signature`]).
+//! [`stop`], [`kill`]), [`wait_for`] / [`wait_for_some`] instead of fixed sleeps, checking a raw
+//! signature with openssl ([`openssl_verify_signature`]), a CLI usage error
+//! ([`assert_one_line_64`]), the `hsm/` scripts ([`hsm_script`]) and p11-kit's client module
+//! ([`p11_kit_client_module`]), and a test's name for re-running this binary on it
+//! ([`libtest_name`]).
 //!
 //! External tools the tests run are required: a missing tool fails the test (CI installs every
 //! tool with scripts/setup-host); only the explicit opt-out
@@ -58,6 +61,19 @@ pub enum Via {
     Env,
     /// `--kubeconfig <file>` and `KUBECACHEDIR=<its folder>/<cache>`.
     Flag { cache: &'static str },
+}
+
+/// A script of the repository's `hsm/` folder (`softhsm-token`, `tpm-token`, `find-module`).
+pub fn hsm_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm").join(name)
+}
+
+/// A usage error as the CLI gives it: exit code 64 and one line on stderr that contains `needle`.
+pub fn assert_one_line_64(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
+    assert!(err.contains(needle), "{err:?} lacks {needle:?}");
 }
 
 /// p11-kit's client module (the "remote HSM" side of a `p11-kit server`), where Debian,
