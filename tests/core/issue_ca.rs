@@ -4,10 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::support::{issue_csr, issue_soft_key, issue_tools, signer_support};
+use crate::support::{issue_csr, issue_soft_key, issue_tools, signer_support, tools};
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -95,19 +94,6 @@ fn ca_init_lints_clean_for_p256_and_rsa() {
     assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1);
 }
 
-fn openssl(args: &[&str], dir: &Path) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn ca_csr_and_import_with_an_offline_root() {
     let dir = tempfile::tempdir().unwrap();
@@ -134,7 +120,8 @@ fn ca_csr_and_import_with_an_offline_root() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("does not match the token key"));
     // A leaf (not a CA) is refused.
-    openssl(
+    tools::openssl(
+        dir.path(),
         &[
             "req",
             "-x509",
@@ -152,7 +139,6 @@ fn ca_csr_and_import_with_an_offline_root() {
             "-addext",
             "basicConstraints=critical,CA:FALSE",
         ],
-        dir.path(),
     );
     let o = tok.kubesigner(&[
         "ca",
@@ -185,8 +171,9 @@ fn offline_root_in(dir: &Path, tok: &TokenEnv) -> std::path::PathBuf {
         ]),
         "ca csr",
     );
-    openssl(&["req", "-in", "ca.csr", "-verify", "-noout"], dir);
-    openssl(
+    tools::openssl(dir, &["req", "-in", "ca.csr", "-verify", "-noout"]);
+    tools::openssl(
+        dir,
         &[
             "req",
             "-x509",
@@ -208,10 +195,10 @@ fn offline_root_in(dir: &Path, tok: &TokenEnv) -> std::path::PathBuf {
             "-addext",
             "keyUsage=critical,keyCertSign,cRLSign",
         ],
-        dir,
     );
     std::fs::write(dir.join("ext.cnf"), "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n").unwrap();
-    openssl(
+    tools::openssl(
+        dir,
         &[
             "x509",
             "-req",
@@ -229,7 +216,6 @@ fn offline_root_in(dir: &Path, tok: &TokenEnv) -> std::path::PathBuf {
             "-out",
             "inter.pem",
         ],
-        dir,
     );
     ok(
         &tok.kubesigner(&[

@@ -4,7 +4,7 @@
 //! reload is counted in `kubesigner_reloads_total`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::support::ops;
+use crate::support::{ops, tools};
 
 use std::path::Path;
 use std::process::Command;
@@ -42,22 +42,9 @@ fn token_line(token: &str, user: &str) -> String {
     format!("{token},{user},uid-{user},\"system:masters\"\n")
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// An outside CA and a client certificate from it (CN=alice, O=system:masters).
 fn outside_ca(dir: &Path) {
-    openssl(
+    tools::openssl(
         dir,
         &[
             "ecparam",
@@ -69,7 +56,7 @@ fn outside_ca(dir: &Path) {
             "ca.key",
         ],
     );
-    openssl(
+    tools::openssl(
         dir,
         &[
             "req",
@@ -85,7 +72,7 @@ fn outside_ca(dir: &Path) {
             "extra-ca.crt",
         ],
     );
-    openssl(
+    tools::openssl(
         dir,
         &[
             "ecparam",
@@ -97,7 +84,7 @@ fn outside_ca(dir: &Path) {
             "alice.key",
         ],
     );
-    openssl(
+    tools::openssl(
         dir,
         &[
             "req",
@@ -115,7 +102,7 @@ fn outside_ca(dir: &Path) {
         "extendedKeyUsage = clientAuth\nkeyUsage = critical, digitalSignature\n",
     )
     .unwrap();
-    openssl(
+    tools::openssl(
         dir,
         &[
             "x509",

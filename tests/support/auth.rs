@@ -2,24 +2,12 @@
 //! localhost, and client certificates with chosen subjects and EKUs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
+
+use super::tools;
 
 pub struct Pki {
     pub dir: tempfile::TempDir,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 const EC: [&str; 4] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
@@ -69,7 +57,7 @@ impl Pki {
             "-addext",
             "keyUsage=critical,keyCertSign,cRLSign",
         ]);
-        openssl(self.dir.path(), &args);
+        tools::openssl(self.dir.path(), &args);
     }
 
     /// A leaf `<name>.crt` / `<name>.key` signed by CA `ca`, with the EKU list given
@@ -83,7 +71,7 @@ impl Pki {
         let mut args = vec!["req", "-new"];
         args.extend(EC);
         args.extend(["-nodes", "-keyout", &key, "-out", &csr, "-subj", subj]);
-        openssl(self.dir.path(), &args);
+        tools::openssl(self.dir.path(), &args);
         let mut ext =
             "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n".to_owned();
         if !eku.is_empty() {
@@ -95,7 +83,7 @@ impl Pki {
         let ext_file = format!("{name}.ext");
         std::fs::write(self.path(&ext_file), ext).unwrap();
         let (ca_crt, ca_key) = (format!("{ca}.crt"), format!("{ca}.key"));
-        openssl(
+        tools::openssl(
             self.dir.path(),
             &[
                 "x509",

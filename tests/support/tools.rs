@@ -2,10 +2,10 @@
 //! free local port ([`free_port`]), the real `kubectl` ([`kubectl`], [`kubectl_ok`], how it gets
 //! its kubeconfig made explicit by [`Via`]), stopping a child process ([`terminate`],
 //! [`stop`], [`kill`]), [`wait_for`] / [`wait_for_some`] instead of fixed sleeps, checking a raw
-//! signature with openssl ([`openssl_verify_signature`]), a CLI usage error
-//! ([`assert_one_line_64`]), the `hsm/` scripts ([`hsm_script`]) and p11-kit's client module
-//! ([`p11_kit_client_module`]), and a test's name for re-running this binary on it
-//! ([`libtest_name`]).
+//! signature with openssl ([`openssl_verify_signature`]), [`openssl`] that must succeed, a CLI
+//! usage error ([`assert_one_line_64`]), the `hsm/` scripts ([`hsm_script`]) and p11-kit's
+//! client module ([`p11_kit_client_module`]), and a test's name for re-running this binary on
+//! it ([`libtest_name`]).
 //!
 //! External tools the tests run are required: a missing tool fails the test (CI installs every
 //! tool with scripts/setup-host); only the explicit opt-out
@@ -61,6 +61,20 @@ pub enum Via {
     Env,
     /// `--kubeconfig <file>` and `KUBECACHEDIR=<its folder>/<cache>`.
     Flag { cache: &'static str },
+}
+
+/// Runs the real `openssl` with `args` in `dir`; it must succeed.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A script of the repository's `hsm/` folder (`softhsm-token`, `tpm-token`, `find-module`).
