@@ -1,5 +1,5 @@
 """The official Python `kubernetes` client against kubesigner: create, list, watch, approve via
-replace_certificate_signing_request_approval. Run by tests/e2e_python.rs:
+replace_certificate_signing_request_approval. Run by tests/e2e/python.rs:
 
     python3 tests/python/client_compat.py ADMIN_KUBECONFIG CSR_PEM_FILE
 Exit status 0 and a final line "ok" on success."""

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-#[path = "tools.rs"]
-pub mod tools;
+pub use super::tools;
 
 pub use tools::{bin, free_port};
 

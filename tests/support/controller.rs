@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::support::*;
+use super::appliance::*;
 
 /// Lease timing used by the tests (small, to keep failover quick).
 pub const LEASE: &str = "3s";
@@ -128,7 +128,7 @@ impl Replica {
         let socket = opts.p11.then(|| dir.join("p11-kit.sock"));
         let (key, env_key, env_value, signer_extra) = match &socket {
             Some(sock) => (
-                key.replace(&module, client_module().to_str().unwrap()),
+                key.replace(&module, tools::p11_kit_client_module().to_str().unwrap()),
                 "P11_KIT_SERVER_ADDRESS",
                 format!("unix:path={}", sock.display()),
                 // Notice a dead token quickly while idle.
@@ -272,20 +272,6 @@ impl Drop for Replica {
             let _ = c.wait();
         }
     }
-}
-
-/// p11-kit's client module (the "remote HSM" side).
-pub fn client_module() -> PathBuf {
-    [
-        "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so",
-        "/usr/lib/aarch64-linux-gnu/pkcs11/p11-kit-client.so",
-        "/usr/lib64/pkcs11/p11-kit-client.so",
-        "/usr/lib/pkcs11/p11-kit-client.so",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
-    .expect("p11-kit-client.so not found (install p11-kit-modules)")
 }
 
 /// `kubesigner audit export --config FILE` as (kind, csr_name) pairs.

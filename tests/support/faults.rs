@@ -39,25 +39,9 @@ pub fn scale<T>(ci: T, full_len: T) -> T {
     if full() { full_len } else { ci }
 }
 
-#[path = "tools.rs"]
-mod tools;
+use super::tools;
 
 pub use tools::{bin, free_port};
-
-const CLIENT_MODULES: &[&str] = &[
-    "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so",
-    "/usr/lib/aarch64-linux-gnu/pkcs11/p11-kit-client.so",
-    "/usr/lib64/pkcs11/p11-kit-client.so",
-    "/usr/lib/pkcs11/p11-kit-client.so",
-];
-
-pub fn client_module() -> PathBuf {
-    CLIENT_MODULES
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .expect("p11-kit-client.so not found (install p11-kit-modules)")
-}
 
 /// One scenario's outcome line.
 #[derive(Debug, Default, Clone)]
@@ -173,7 +157,7 @@ impl Rig {
         let socket = p11.then(|| s.join("p11-kit.sock"));
         let (key, env) = match &socket {
             Some(sock) => (
-                key.replace(&module, client_module().to_str().unwrap()),
+                key.replace(&module, tools::p11_kit_client_module().to_str().unwrap()),
                 format!("P11_KIT_SERVER_ADDRESS = \"unix:path={}\"", sock.display()),
             ),
             None => (

@@ -21,19 +21,14 @@ pub struct TokenEnv {
     pub pin_file: PathBuf,
 }
 
-#[path = "tools.rs"]
-pub mod tools;
+pub use super::tools;
 
 pub use tools::bin;
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm").join(name)
-}
 
 impl TokenEnv {
     /// Makes a fresh token labelled `label` in `dir` with `hsm/softhsm-token`.
     pub fn create(dir: &Path, label: &str) -> TokenEnv {
-        let out = Command::new(script("softhsm-token"))
+        let out = Command::new(tools::hsm_script("softhsm-token"))
             .arg(dir)
             .arg(label)
             .output()
@@ -123,11 +118,17 @@ impl TokenEnv {
         })
     }
 
-    /// Re-runs this test binary for `test` alone, with the token's environment plus `extra`,
-    /// and asserts that the child passed.
-    pub fn run_child(&self, test: &str, extra: &[(&str, &str)]) {
+    /// Re-runs this test binary for `test` (of the test file whose `module_path!()` is
+    /// `module`) alone, with the token's environment plus `extra`, and asserts that the child
+    /// passed.
+    pub fn run_child(&self, module: &str, test: &str, extra: &[(&str, &str)]) {
         let out = Command::new(std::env::current_exe().unwrap())
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                &tools::libtest_name(module, test),
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_TEST, test)
             .env(CHILD_DIR, &self.dir)
             .env("SOFTHSM2_CONF", &self.conf)

@@ -60,18 +60,13 @@ pub struct Token {
     owner: bool,
 }
 
-#[path = "tools.rs"]
-pub mod tools;
+pub use super::tools;
 
 pub use tools::bin;
 
-pub fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm").join(name)
-}
-
 /// Runs `hsm/<script> args…` and returns its `K=V` lines.
 fn run_script(name: &str, args: &[&Path], label: Option<&str>) -> Vec<(String, String)> {
-    let mut cmd = Command::new(script(name));
+    let mut cmd = Command::new(tools::hsm_script(name));
     cmd.args(args);
     if let Some(l) = label {
         cmd.arg(l);
@@ -213,12 +208,18 @@ impl Token {
         })
     }
 
-    /// Re-runs this test binary for `test` alone, with the token's environment, and asserts
-    /// that the child passed. Returns the child's stdout.
-    pub fn run_child(&self, test: &str) -> String {
+    /// Re-runs this test binary for `test` (of the test file whose `module_path!()` is
+    /// `module`) alone, with the token's environment, and asserts that the child passed.
+    /// Returns the child's stdout.
+    pub fn run_child(&self, module: &str, test: &str) -> String {
         let env_list: String = self.env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         let out = Command::new(std::env::current_exe().unwrap())
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                &tools::libtest_name(module, test),
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_TEST, test)
             .env(CHILD_DIR, &self.dir)
             .env(CHILD_IMPL, self.imp.name())
@@ -245,7 +246,7 @@ impl Token {
 impl Drop for Token {
     fn drop(&mut self) {
         if self.owner && self.imp == Impl::Tpm {
-            let _ = Command::new(script("tpm-token"))
+            let _ = Command::new(tools::hsm_script("tpm-token"))
                 .arg("--stop")
                 .arg(&self.dir)
                 .output();

@@ -1,8 +1,11 @@
 //! The one set of tool wrappers every test harness mounts: the kubesigner binary ([`bin`]), a
 //! free local port ([`free_port`]), the real `kubectl` ([`kubectl`], [`kubectl_ok`], how it gets
 //! its kubeconfig made explicit by [`Via`]), stopping a child process ([`terminate`],
-//! [`stop`], [`kill`]), [`wait_for`] / [`wait_for_some`] instead of fixed sleeps, and checking a raw signature with openssl
-//! ([`openssl_verify_signature`]).
+//! [`stop`], [`kill`]), [`wait_for`] / [`wait_for_some`] instead of fixed sleeps, checking a raw
+//! signature with openssl ([`openssl_verify_signature`]), [`openssl`] that must succeed, a CLI
+//! usage error ([`assert_one_line_64`]), the `hsm/` scripts ([`hsm_script`]) and p11-kit's
+//! client module ([`p11_kit_client_module`]), and a test's name for re-running this binary on
+//! it ([`libtest_name`]).
 //!
 //! External tools the tests run are required: a missing tool fails the test (CI installs every
 //! tool with scripts/setup-host); only the explicit opt-out
@@ -12,7 +15,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,6 +61,59 @@ pub enum Via {
     Env,
     /// `--kubeconfig <file>` and `KUBECACHEDIR=<its folder>/<cache>`.
     Flag { cache: &'static str },
+}
+
+/// Runs the real `openssl` with `args` in `dir`; it must succeed.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A script of the repository's `hsm/` folder (`softhsm-token`, `tpm-token`, `find-module`).
+pub fn hsm_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("hsm").join(name)
+}
+
+/// A usage error as the CLI gives it: exit code 64 and one line on stderr that contains `needle`.
+pub fn assert_one_line_64(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
+    assert!(err.contains(needle), "{err:?} lacks {needle:?}");
+}
+
+/// p11-kit's client module (the "remote HSM" side of a `p11-kit server`), where Debian,
+/// Fedora and others install it.
+pub fn p11_kit_client_module() -> PathBuf {
+    [
+        "/usr/lib/x86_64-linux-gnu/pkcs11",
+        "/usr/lib/aarch64-linux-gnu/pkcs11",
+        "/usr/lib64/pkcs11",
+        "/usr/lib/pkcs11",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join("p11-kit-client.so"))
+    .find(|p| p.is_file())
+    .expect("p11-kit-client.so not found (install p11-kit-modules)")
+}
+
+/// The name libtest gives test `name` of the test file whose `module_path!()` is `module`:
+/// `signer::sign` and `x` give `sign::x` (each file under `tests/<area>/` is a module of its
+/// area's binary, whose own name is not part of a test's name). For re-running this test binary
+/// on that one test with `--exact`.
+pub fn libtest_name(module: &str, name: &str) -> String {
+    match module.split_once("::") {
+        Some((_, file)) => format!("{file}::{name}"),
+        None => name.to_owned(),
+    }
 }
 
 /// Runs the real kubectl with `kubeconfig` handed over as `via` says; stdin is empty.

@@ -6,7 +6,7 @@ use k8s_openapi::api::certificates::v1::{
 use super::*;
 
 /// A CERTIFICATE block whose DER is cut short (not a certificate). Valid certificates are
-/// written in tests/ctl_external_kube_rs.rs.
+/// written in tests/ctl/external_kube_rs.rs.
 const CERT: &str = "-----BEGIN CERTIFICATE-----
 MIIBdDCCARmgAwIBAgIUe3Yk9QwZ0m3Jm2yQ2m1YwJ2x6gUwCgYIKoZIzj0EAwIw
 DzENMAsGA1UEAwwEdGVzdDAeFw0yNjAxMDEwMDAwMDBaFw0yNzAxMDEwMDAwMDBa

@@ -1,0 +1,106 @@
+//! The session pool under concurrent signing from 8 threads: every signature verifies
+//! (independently, with aws-lc-rs on the exported SubjectPublicKeyInfo) and the number of open
+//! sessions never exceeds max-sessions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::support::signer_support;
+
+use std::sync::Arc;
+
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
+use kubesigner::signer::{Pkcs11Uri, Settings, SignKey, TokenSigner, UriOrigin};
+use signer_support::TokenEnv;
+
+const THREADS: usize = 8;
+const PER_THREAD: usize = 60;
+const MAX_SESSIONS: usize = 3;
+
+#[test]
+fn eight_threads_share_a_bounded_pool() {
+    if let Some(tok) = TokenEnv::child("eight_threads_share_a_bounded_pool") {
+        let text = tok.uri_with(&tok.module, "ca", &format!("&max-sessions={MAX_SESSIONS}"));
+        let uri = Pkcs11Uri::parse(&text, UriOrigin::CommandLine).unwrap();
+        let signer = TokenSigner::open(&uri, Settings::default()).unwrap();
+        assert_eq!(signer.max_sessions(), MAX_SESSIONS);
+        let point = signer.public_key().subject_public_key.raw_bytes().to_vec();
+        let start = Arc::new(std::sync::Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let signer = Arc::clone(&signer);
+                let start = Arc::clone(&start);
+                std::thread::spawn(move || {
+                    start.wait();
+                    (0..PER_THREAD)
+                        .map(|i| {
+                            let msg = format!("thread {t} message {i}").into_bytes();
+                            let sig = signer.sign(&msg).unwrap();
+                            (msg, sig)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut count = 0;
+        let key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &point);
+        for h in handles {
+            for (msg, sig) in h.join().unwrap() {
+                key.verify(&msg, &sig).unwrap();
+                count += 1;
+            }
+        }
+        assert_eq!(count, THREADS * PER_THREAD);
+        let peak = signer.peak_sessions();
+        assert!(
+            peak <= MAX_SESSIONS,
+            "peak {peak} sessions > {MAX_SESSIONS}"
+        );
+        assert!(peak >= 2, "8 threads never used more than one session");
+        assert!(signer.open_sessions() <= MAX_SESSIONS);
+        assert_eq!(signer.bad_signatures(), 0);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tok = TokenEnv::create(dir.path(), "pool");
+    tok.keygen("ca", "ecdsa-p256");
+    tok.run_child(module_path!(), "eight_threads_share_a_bounded_pool", &[]);
+}
+
+/// A signer's supervisor thread may hold a reference when the owner drops it (it keeps alive
+/// back to back here). The owner's drop must still close the module before it returns: opening
+/// it again right after (as `dev` does: probe, generate, open) must not fail with "already
+/// initialised", and a process that exits right after must not race a `C_Finalize` on the
+/// supervisor thread (seen as SIGSEGV in SoftHSM). 200 drop-and-reopen rounds, every tenth
+/// signing once, then the process exits.
+#[test]
+fn a_signer_reopened_right_after_a_drop_waits_for_the_finalize() {
+    const ROUNDS: usize = 200;
+    if let Some(tok) =
+        TokenEnv::child("a_signer_reopened_right_after_a_drop_waits_for_the_finalize")
+    {
+        let uri =
+            Pkcs11Uri::parse(&tok.uri_with(&tok.module, "ca", ""), UriOrigin::CommandLine).unwrap();
+        let settings = Settings {
+            // The supervisor keeps alive back to back, so it holds the signer most of the time.
+            keepalive_interval: std::time::Duration::ZERO,
+            ..Settings::default()
+        };
+        for round in 0..ROUNDS {
+            let signer = TokenSigner::open(&uri, settings.clone())
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            if round % 10 == 0 {
+                signer.sign(b"m").unwrap();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            drop(signer);
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tok = TokenEnv::create(dir.path(), "reopen");
+    tok.keygen("ca", "ecdsa-p256");
+    tok.run_child(
+        module_path!(),
+        "a_signer_reopened_right_after_a_drop_waits_for_the_finalize",
+        &[],
+    );
+}
