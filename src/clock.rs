@@ -15,6 +15,14 @@ pub fn unix_now() -> i64 {
     unix_secs(SystemTime::now())
 }
 
+/// Now as a Kubernetes `Time` (whole seconds, as the API serializes it), for conditions and
+/// timestamps written to objects.
+pub fn k8s_now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(unix_now()).unwrap_or_default(),
+    )
+}
+
 /// The instant `secs` after the epoch (the epoch for negative values).
 pub fn from_unix(secs: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))

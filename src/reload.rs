@@ -19,10 +19,12 @@ use crate::config::Config;
 use crate::core::Core;
 
 mod client_verifier;
+mod error;
 pub mod inventory;
 mod task;
 
 pub use client_verifier::ReloadableClientVerifier;
+pub use error::{LoadError, ReloadError};
 pub use task::{LoadFn, spawn};
 
 /// What a reload swaps: handed out by the wiring at start (`app::serve`, `app::controller`).
@@ -52,12 +54,12 @@ impl std::fmt::Debug for ReloadHandles {
 }
 
 /// Which parts a reload changed, and which failed (kept the previous version).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct ReloadReport {
     /// Parts reloaded.
     pub reloaded: Vec<&'static str>,
     /// Parts that failed, with why.
-    pub failed: Vec<(&'static str, String)>,
+    pub failed: Vec<(&'static str, ReloadError)>,
     /// Keys that changed but need a restart.
     pub need_restart: Vec<&'static str>,
 }
@@ -66,7 +68,7 @@ pub struct ReloadReport {
 /// one the server started with). Blocking (reads files).
 pub fn reload(h: &ReloadHandles, started: &Config, new: &Config) -> ReloadReport {
     let mut report = ReloadReport::default();
-    let mut part = |name: &'static str, r: Result<(), String>| match r {
+    let mut part = |name: &'static str, r: Result<(), ReloadError>| match r {
         Ok(()) => report.reloaded.push(name),
         Err(why) => report.failed.push((name, why)),
     };
@@ -83,22 +85,22 @@ pub fn reload(h: &ReloadHandles, started: &Config, new: &Config) -> ReloadReport
     report
 }
 
-fn reload_tokens(authn: &Authenticator, new: &Config) -> Result<(), String> {
+fn reload_tokens(authn: &Authenticator, new: &Config) -> Result<(), ReloadError> {
     let tokens = match &new.auth.token_auth_file {
-        Some(p) => StaticTokens::load(p).map_err(|e| e.to_string())?,
+        Some(p) => StaticTokens::load(p)?,
         None => StaticTokens::empty(),
     };
     authn.replace_static_tokens(tokens);
     Ok(())
 }
 
-fn reload_client_cas(trust: &ClientTrust, new: &Config) -> Result<(), String> {
+fn reload_client_cas(trust: &ClientTrust, new: &Config) -> Result<(), ReloadError> {
     let mut roots = trust.appliance_roots.clone();
     for f in &new.auth.client_ca_files {
-        roots.extend(crate::tls::load_certs(f).map_err(|e| e.to_string())?);
+        roots.extend(crate::tls::load_certs(f)?);
     }
     let provider = Arc::new(crate::tls::crypto_provider());
-    let verifier = crate::tls::client_verifier(roots, &provider).map_err(|e| e.to_string())?;
+    let verifier = crate::tls::client_verifier(roots, &provider)?;
     trust.verifier.replace(verifier);
     Ok(())
 }
@@ -107,7 +109,7 @@ fn reload_inventory(
     h: &ReloadHandles,
     started: &Config,
     path: &std::path::Path,
-) -> Result<(), String> {
+) -> Result<(), ReloadError> {
     let approver = inventory::rebuild(path, &started.auth, &started.issuance)?;
     h.core.replace_approver(approver);
     Ok(())

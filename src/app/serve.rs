@@ -310,9 +310,12 @@ impl Server {
 /// the data dir's lock, applies the module environment, starts the runtime and the server
 /// ([`run_notified`]), and closes the token within a grace period. `load` reads the
 /// configuration again for a SIGHUP reload.
-pub fn run(cfg: Config, load: impl Fn() -> Result<Config, String> + Send + Sync + 'static) -> i32 {
+pub fn run(
+    cfg: Config,
+    load: impl Fn() -> Result<Config, crate::reload::LoadError> + Send + Sync + 'static,
+) -> i32 {
     // Held for the process's lifetime: `kubesigner restore` refuses while it is taken.
-    let _store_lock = match crate::cmd::backup::lock_data_dir(&cfg.data_dir) {
+    let _store_lock = match crate::store::lock_data_dir(&cfg.data_dir) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "cannot lock the data dir");
@@ -340,7 +343,7 @@ pub fn run(cfg: Config, load: impl Fn() -> Result<Config, String> + Send + Sync 
 /// on SIGTERM / SIGINT.
 pub async fn run_notified(
     cfg: Config,
-    load: impl Fn() -> Result<Config, String> + Send + Sync + 'static,
+    load: impl Fn() -> Result<Config, crate::reload::LoadError> + Send + Sync + 'static,
 ) -> Result<(), ServeError> {
     let mut server = Server::start(&cfg).await?;
     server.reload_on_sighup(&cfg, std::sync::Arc::new(load));

@@ -75,13 +75,6 @@ struct Added {
     checkpoint: Option<Checkpoint>,
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -122,7 +115,7 @@ pub fn append(conn: &Connection, entry: &Entry<'_>) -> Result<AuditRecord, rusql
     let ctx = context::current();
     let mut rec = AuditRecord::new(
         last_seq.saturating_add(1),
-        entry.at_unix.unwrap_or_else(unix_now),
+        entry.at_unix.unwrap_or_else(crate::clock::unix_now),
         entry.kind,
         entry.name,
         entry.actor,

@@ -94,10 +94,6 @@ pub enum CheckpointError {
     },
 }
 
-fn unix_now() -> i64 {
-    crate::clock::unix_secs(std::time::SystemTime::now())
-}
-
 /// Signs the current head and appends the checkpoint (blocking). `None` when nothing was
 /// recorded since the last checkpoint.
 pub fn take(
@@ -114,7 +110,7 @@ pub fn take(
     {
         return Ok(None);
     }
-    let at_unix = unix_now();
+    let at_unix = crate::clock::unix_now();
     let msg = checkpoint_message(head_seq, &head_hash, at_unix);
     let (sig, public) = signer.sign_with_label(label, msg.as_bytes())?;
     if public.algorithm != crate::signer::Algorithm::EcdsaP256 {
@@ -192,7 +188,7 @@ fn spawn_task(store: Store, signer: Arc<TokenSigner>, cfg: AuditConfig) -> JoinH
         let mut last = Instant::now();
         let mut warned = false;
         let metrics = crate::metrics::global();
-        metrics.audit_checkpoint_ok.set(unix_now());
+        metrics.audit_checkpoint_ok.set(crate::clock::unix_now());
         metrics
             .audit_checkpoint_interval
             .set(i64::try_from(cfg.checkpoint_interval.as_secs()).unwrap_or(i64::MAX));
@@ -224,7 +220,7 @@ fn spawn_task(store: Store, signer: Arc<TokenSigner>, cfg: AuditConfig) -> JoinH
                     if tried {
                         last = Instant::now();
                         // Signed now, or nothing new since the last checkpoint: covered.
-                        metrics.audit_checkpoint_ok.set(unix_now());
+                        metrics.audit_checkpoint_ok.set(crate::clock::unix_now());
                     }
                     if let Some(r) = rec {
                         crate::metrics::global().audit_checkpoints.inc();

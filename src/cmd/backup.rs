@@ -4,20 +4,16 @@
 //! to a temporary file, synced and renamed; its audit chain is verified.
 //!
 //! `kubesigner restore --config FILE --from PATH [--force]`: refuses while a service holds the
-//! data dir's lock ([`lock_data_dir`], taken by `serve` for its lifetime); verifies the backup's
+//! data dir's lock (`store::lock_data_dir`, taken by `serve` for its lifetime); verifies the backup's
 //! audit chain before anything is replaced; puts it in place by rename. The token key is not in
 //! the store: back it up with the HSM's own tools (docs/deployment.md).
 
 use std::fs::File;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::audit;
 use crate::exit;
-use crate::store::{DB_FILE, Store, StoreError};
-
-/// The lock file in the data dir that a running `serve` holds (exclusive `flock`).
-pub const LOCK_FILE: &str = "kubesigner.lock";
+use crate::store::{DB_FILE, DataDirLockError, Store, StoreError};
 
 /// `kubesigner backup` arguments.
 #[derive(Debug, clap::Args)]
@@ -96,22 +92,12 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupE
     move |source| BackupError::Io { what, path, source }
 }
 
-/// Takes the data dir's exclusive lock (non-blocking); `serve` holds it while it runs.
-pub fn lock_data_dir(data_dir: &Path) -> Result<File, BackupError> {
-    crate::store::private::create_dir_all(data_dir).map_err(io("create", data_dir))?;
-    let path = data_dir.join(LOCK_FILE);
-    let f = std::fs::OpenOptions::new()
-        .mode(crate::store::private::FILE_MODE)
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io("open", &path))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(BackupError::Running(path)),
-        Err(std::fs::TryLockError::Error(e)) => Err(io("lock", &path)(e)),
-    }
+/// Takes the data dir's exclusive lock (`store::lock_data_dir`) as a backup error.
+fn lock_data_dir(data_dir: &Path) -> Result<File, BackupError> {
+    crate::store::lock_data_dir(data_dir).map_err(|e| match e {
+        DataDirLockError::Running(path) => BackupError::Running(path),
+        DataDirLockError::Io { what, path, source } => BackupError::Io { what, path, source },
+    })
 }
 
 fn verify_chain(records: &[audit::AuditRecord]) -> Result<audit::Summary, BackupError> {

@@ -190,7 +190,7 @@ impl ServeArgs {
                 return exit::USAGE;
             }
         };
-        let load = move || again.clone().config().map_err(|e| e.to_string());
+        let load = move || again.clone().config().map_err(Into::into);
         crate::app::serve::run(cfg, load)
     }
 }

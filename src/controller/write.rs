@@ -34,7 +34,7 @@ fn is_conflict(e: &kube::Error) -> bool {
 }
 
 fn now() -> Time {
-    Time(k8s_openapi::jiff::Timestamp::now())
+    crate::clock::k8s_now()
 }
 
 /// Re-reads after a conflict; `None` when the CSR is gone.

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use super::ReloadError;
 use crate::config::{AuthConfig, IssuanceConfig};
 use crate::policy::{Approver, NodeInventory};
 
@@ -21,7 +22,7 @@ pub fn rebuild(
     path: &Path,
     auth: &AuthConfig,
     issuance: &IssuanceConfig,
-) -> Result<Approver, String> {
-    let inventory = NodeInventory::load(path).map_err(|e| e.to_string())?;
-    Approver::new(auth, issuance, Some(inventory)).map_err(|e| e.to_string())
+) -> Result<Approver, ReloadError> {
+    let inventory = NodeInventory::load(path)?;
+    Ok(Approver::new(auth, issuance, Some(inventory))?)
 }

@@ -9,11 +9,11 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinHandle;
 
 use super::inventory::{POLL_INTERVAL, modified, rebuild};
-use super::{ReloadHandles, ReloadReport, reload};
+use super::{LoadError, ReloadHandles, ReloadReport, reload};
 use crate::config::Config;
 
 /// Reads the configuration again (the file with the command line's overrides).
-pub type LoadFn = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
+pub type LoadFn = Arc<dyn Fn() -> Result<Config, LoadError> + Send + Sync>;
 
 /// Spawns the reload task. With `load`, the SIGHUP handler is installed before this returns
 /// (so a SIGHUP after it cannot end the process) and each SIGHUP reloads every part; without
@@ -97,7 +97,7 @@ async fn poll_inventory(
     }
 }
 
-fn log_outcome(done: Result<Result<ReloadReport, String>, tokio::task::JoinError>) {
+fn log_outcome(done: Result<Result<ReloadReport, LoadError>, tokio::task::JoinError>) {
     let m = crate::metrics::global();
     let result = match done {
         Ok(Ok(r)) => {

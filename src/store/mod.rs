@@ -11,6 +11,7 @@ pub mod backup;
 mod batch;
 pub mod bootstrap_tokens;
 mod checkpoint;
+mod data_dir_lock;
 mod error;
 mod external;
 pub mod feed;
@@ -35,6 +36,7 @@ use crate::clock::unix_now;
 use crate::core::conditions::{ConditionType, has_certificate, has_condition};
 
 pub use batch::PendingCreate;
+pub use data_dir_lock::{DataDirLockError, LOCK_FILE, lock_data_dir};
 pub use error::{StoreError, UpdateError};
 pub use feed::{Event, EventKind, Subscription};
 pub use first_address::FirstAddress;

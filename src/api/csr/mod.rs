@@ -49,7 +49,7 @@ const GENERATE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 const GENERATE_SUFFIX_LEN: usize = 5;
 
 pub(super) fn now() -> Time {
-    Time(k8s_openapi::jiff::Timestamp::from_second(crate::clock::unix_now()).unwrap_or_default())
+    crate::clock::k8s_now()
 }
 
 pub(super) fn now_unix() -> i64 {
@@ -207,8 +207,14 @@ fn resolve_name(body: &CertificateSigningRequest) -> Result<String, ApiError> {
     ) {
         (Some(n), _) if !n.is_empty() => n.to_owned(),
         (_, Some(g)) if !g.is_empty() => {
-            check_name(g)
-                .map_err(|m| invalid(g, "FieldValueInvalid", "metadata.generateName", m))?;
+            check_name(g).map_err(|e| {
+                invalid(
+                    g,
+                    "FieldValueInvalid",
+                    "metadata.generateName",
+                    e.to_string(),
+                )
+            })?;
             generated_name(g)?
         }
         _ => {
@@ -220,7 +226,8 @@ fn resolve_name(body: &CertificateSigningRequest) -> Result<String, ApiError> {
             ));
         }
     };
-    check_name(&name).map_err(|m| invalid(&name, "FieldValueInvalid", "metadata.name", m))?;
+    check_name(&name)
+        .map_err(|e| invalid(&name, "FieldValueInvalid", "metadata.name", e.to_string()))?;
     Ok(name)
 }
 

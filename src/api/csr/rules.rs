@@ -49,24 +49,41 @@ fn cause(reason: &'static str, field: &str, message: impl Into<String>) -> Cause
     }
 }
 
+/// Why a CSR name is refused (the message of the 422's cause).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// Empty.
+    #[error("name or generateName is required")]
+    Empty,
+    /// Longer than [`MAX_NAME_LEN`].
+    #[error("must be no more than {MAX_NAME_LEN} characters")]
+    TooLong,
+    /// `.` or `..`.
+    #[error("may not be '.' or '..'")]
+    Dots,
+    /// A byte outside `[A-Za-z0-9._:-]`.
+    #[error("may contain only letters, digits, '.', '_', '-' and ':'")]
+    Character,
+}
+
 /// A CSR name: non-empty, ≤ 253, printable ASCII from the set real clients use
 /// (`[A-Za-z0-9._:-]`, the kubelet's `node-csr-<base64url>` included), not `.` or `..`.
 /// Stricter than upstream, which only forbids `/` and `%`.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        return Err("name or generateName is required".to_owned());
+        return Err(NameError::Empty);
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(format!("must be no more than {MAX_NAME_LEN} characters"));
+        return Err(NameError::TooLong);
     }
     if name == "." || name == ".." {
-        return Err("may not be '.' or '..'".to_owned());
+        return Err(NameError::Dots);
     }
     if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
     {
-        return Err("may contain only letters, digits, '.', '_', '-' and ':'".to_owned());
+        return Err(NameError::Character);
     }
     Ok(())
 }
