@@ -9,6 +9,18 @@ use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
 
 use super::error::ApiError;
 
+/// A request body as the handlers take it: bytes, `Send`, with an error that can be boxed
+/// (hyper's `Incoming` in the server, `Full` in in-process tests).
+pub trait RequestBody:
+    Body<Data = Bytes, Error: std::error::Error + Send + Sync + 'static> + Send
+{
+}
+
+impl<B> RequestBody for B where
+    B: Body<Data = Bytes, Error: std::error::Error + Send + Sync + 'static> + Send
+{
+}
+
 /// The body type of every response: a whole buffer or a stream (watch).
 pub type ResponseBody = BoxBody<Bytes, Infallible>;
 
@@ -18,11 +30,11 @@ pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
 }
 
 /// Reads a request body of at most `limit` bytes (413 beyond it) within `timeout` (400 after).
-pub async fn read_limited<B>(body: B, limit: usize, timeout: Duration) -> Result<Bytes, ApiError>
-where
-    B: Body<Data = Bytes> + Send,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
+pub async fn read_limited<B: RequestBody>(
+    body: B,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
     // A declared length (Content-Length, or HTTP/2's) over the limit is refused before any byte
     // is read, so the client gets the 413 at once instead of after `limit` bytes.
     if body.size_hint().lower() > u64::try_from(limit).unwrap_or(u64::MAX) {

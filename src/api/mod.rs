@@ -42,14 +42,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body::Body;
 use rustls_pki_types::CertificateDer;
 use tokio::sync::Notify;
 
 use crate::authz::AuthzConfig;
 use crate::core::Core;
 use crate::store::Store;
-use body::{ResponseBody, full};
+use body::{RequestBody, ResponseBody, full};
 use decode::Query;
 use edge::admission;
 use error::ApiError;
@@ -273,15 +272,11 @@ impl Api {
     }
 
     /// Handles one request from a (TLS-verified) client chain.
-    pub async fn handle<B>(
+    pub async fn handle<B: RequestBody>(
         &self,
         req: Request<B>,
         client_chain: Option<&[CertificateDer<'static>]>,
-    ) -> Response<ResponseBody>
-    where
-        B: Body<Data = Bytes> + Send,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> Response<ResponseBody> {
         let auth = self.inner.authn.authenticate(
             client_chain,
             req.headers()
@@ -292,11 +287,11 @@ impl Api {
     }
 
     /// Handles one request for an already-authenticated caller (tests, and `handle`).
-    pub async fn handle_as<B>(&self, req: Request<B>, auth: AuthnResult) -> Response<ResponseBody>
-    where
-        B: Body<Data = Bytes> + Send,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    pub async fn handle_as<B: RequestBody>(
+        &self,
+        req: Request<B>,
+        auth: AuthnResult,
+    ) -> Response<ResponseBody> {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let request_id =
@@ -344,15 +339,11 @@ impl Api {
         resp
     }
 
-    async fn route<B>(
+    async fn route<B: RequestBody>(
         &self,
         req: Request<B>,
         auth: AuthnResult,
-    ) -> Result<Response<ResponseBody>, ApiError>
-    where
-        B: Body<Data = Bytes> + Send,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> Result<Response<ResponseBody>, ApiError> {
         let path = req.uri().path().trim_end_matches('/').to_owned();
         let method = req.method().clone();
         match path.as_str() {

@@ -15,7 +15,6 @@ pub(super) mod watch;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
-use http_body::Body;
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestStatus,
 };
@@ -23,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde_json::json;
 
 use self::rules::{GENERATE_NAME_BASE_MAX, check_name};
-use super::body::{ResponseBody, read_limited};
+use super::body::{RequestBody, ResponseBody, read_limited};
 use super::decode::{Decoded, FieldValidation, Query, decode_csr};
 use super::error::{ApiError, bad_request, invalid};
 use super::hooks::{Caller, CsrFacts, Verb};
@@ -322,11 +321,11 @@ impl Api {
         Ok(csr)
     }
 
-    async fn read_body<B>(&self, q: &Query, req: Request<B>) -> Result<Decoded, ApiError>
-    where
-        B: Body<Data = Bytes> + Send,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    async fn read_body<B: RequestBody>(
+        &self,
+        q: &Query,
+        req: Request<B>,
+    ) -> Result<Decoded, ApiError> {
         if q.get("dryRun").is_some() {
             return Err(bad_request("dryRun is not supported"));
         }
@@ -354,16 +353,12 @@ impl Api {
         }
     }
 
-    pub(super) async fn create<B>(
+    pub(super) async fn create<B: RequestBody>(
         &self,
         caller: &Caller,
         q: &Query,
         req: Request<B>,
-    ) -> Result<Response<ResponseBody>, ApiError>
-    where
-        B: Body<Data = Bytes> + Send,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> Result<Response<ResponseBody>, ApiError> {
         let accept = accept(&req);
         let peer = req
             .extensions()
@@ -507,18 +502,14 @@ impl Api {
         Ok(json_response(StatusCode::OK, &status, &[]))
     }
 
-    pub(super) async fn update<B>(
+    pub(super) async fn update<B: RequestBody>(
         &self,
         caller: &Caller,
         name: &str,
         path: UpdatePath,
         q: &Query,
         req: Request<B>,
-    ) -> Result<Response<ResponseBody>, ApiError>
-    where
-        B: Body<Data = Bytes> + Send,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> Result<Response<ResponseBody>, ApiError> {
         let accept = accept(&req);
         let Decoded {
             csr: body,
@@ -538,18 +529,14 @@ impl Api {
     /// PATCH (merge, strategic-merge, JSON patch) on the CSR, `/approval` or `/status`: the
     /// patch is applied to the stored object, then the PUT rules of that endpoint decide, with
     /// the stored resourceVersion as precondition (a concurrent change gives 409).
-    pub(super) async fn patch<B>(
+    pub(super) async fn patch<B: RequestBody>(
         &self,
         caller: &Caller,
         name: &str,
         path: UpdatePath,
         q: &Query,
         req: Request<B>,
-    ) -> Result<Response<ResponseBody>, ApiError>
-    where
-        B: Body<Data = Bytes> + Send,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> Result<Response<ResponseBody>, ApiError> {
         use crate::api::codec::patch::{PatchError, PatchKind, apply};
         let accept = accept(&req);
         if q.get("dryRun").is_some() {

@@ -9,12 +9,11 @@
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body::Body;
 use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::json;
 
 use super::lease_rules::{MAX_NAMESPACE, dns_name, table, validate};
-use crate::api::body::{ResponseBody, read_limited};
+use crate::api::body::{RequestBody, ResponseBody, read_limited};
 use crate::api::decode::{FieldValidation, Query};
 use crate::api::error::{ApiError, bad_request};
 use crate::api::hooks::Caller;
@@ -156,16 +155,12 @@ impl Api {
     }
 
     /// Routes a request under [`PREFIX`] (`rest` is the path after it).
-    pub(in crate::api) async fn route_lease<B>(
+    pub(in crate::api) async fn route_lease<B: RequestBody>(
         &self,
         caller: &Caller,
         rest: &str,
         req: Request<B>,
-    ) -> Result<Response<ResponseBody>, ApiError>
-    where
-        B: Body<Data = Bytes> + Send,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> Result<Response<ResponseBody>, ApiError> {
         let Some(t) = target(rest) else {
             return Err(ApiError::NoRoute {
                 path: format!("{PREFIX}{rest}"),
@@ -250,24 +245,16 @@ impl Api {
         Ok(json_response(StatusCode::OK, &list, &[]))
     }
 
-    async fn lease_body<B>(&self, req: Request<B>) -> Result<Bytes, ApiError>
-    where
-        B: Body<Data = Bytes> + Send,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    async fn lease_body<B: RequestBody>(&self, req: Request<B>) -> Result<Bytes, ApiError> {
         let limit = self.inner.limits.max_body_bytes.min(MAX_LEASE_BODY);
         read_limited(req.into_body(), limit, self.inner.limits.body_read_timeout).await
     }
 
-    async fn decode_lease<B>(
+    async fn decode_lease<B: RequestBody>(
         &self,
         q: &Query,
         req: Request<B>,
-    ) -> Result<(Lease, Vec<String>), ApiError>
-    where
-        B: Body<Data = Bytes> + Send,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> Result<(Lease, Vec<String>), ApiError> {
         let json_body = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -282,17 +269,13 @@ impl Api {
         super::lease_rules::decode(&bytes, fv)
     }
 
-    async fn lease_create<B>(
+    async fn lease_create<B: RequestBody>(
         &self,
         caller: &Caller,
         ns: &str,
         q: &Query,
         req: Request<B>,
-    ) -> Result<Response<ResponseBody>, ApiError>
-    where
-        B: Body<Data = Bytes> + Send,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> Result<Response<ResponseBody>, ApiError> {
         self.authorize_lease(caller, "create", Some(ns), None)?;
         if !dns_name(ns, MAX_NAMESPACE, false) {
             return Err(bad_request("invalid namespace"));
@@ -344,18 +327,14 @@ impl Api {
         lease_response(StatusCode::OK, &updated, &warnings)
     }
 
-    async fn lease_put<B>(
+    async fn lease_put<B: RequestBody>(
         &self,
         caller: &Caller,
         ns: &str,
         name: &str,
         q: &Query,
         req: Request<B>,
-    ) -> Result<Response<ResponseBody>, ApiError>
-    where
-        B: Body<Data = Bytes> + Send,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> Result<Response<ResponseBody>, ApiError> {
         self.authorize_lease(caller, "update", Some(ns), Some(name))?;
         let (lease, warnings) = self.decode_lease(q, req).await?;
         let expected = parse_rv(lease.metadata.resource_version.as_deref(), name)?;
@@ -363,18 +342,14 @@ impl Api {
             .await
     }
 
-    async fn lease_patch<B>(
+    async fn lease_patch<B: RequestBody>(
         &self,
         caller: &Caller,
         ns: &str,
         name: &str,
         q: &Query,
         req: Request<B>,
-    ) -> Result<Response<ResponseBody>, ApiError>
-    where
-        B: Body<Data = Bytes> + Send,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
+    ) -> Result<Response<ResponseBody>, ApiError> {
         use crate::api::codec::patch::{PatchError, PatchKind, apply};
         self.authorize_lease(caller, "patch", Some(ns), Some(name))?;
         let kind = req
