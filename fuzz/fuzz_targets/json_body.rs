@@ -5,7 +5,7 @@
 
 #![no_main]
 
-use kubesigner::api::decode::{FieldValidation, decode_csr};
+use kubesigner::api::codec::request::{FieldValidation, decode_csr};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -26,7 +26,6 @@
 pub mod body;
 pub mod codec;
 pub mod csr;
-pub mod decode;
 pub mod discovery;
 pub mod edge;
 pub mod error;
@@ -49,7 +48,7 @@ use crate::authz::AuthzConfig;
 use crate::core::Core;
 use crate::store::Store;
 use body::{RequestBody, ResponseBody, full};
-use decode::Query;
+use codec::request::Query;
 use edge::admission;
 use error::ApiError;
 use hooks::{Authenticate, AuthnResult, Caller, Verb};

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use kubesigner::api::codec::protobuf;
-use kubesigner::api::decode::{FieldValidation, decode_csr};
+use kubesigner::api::codec::request::{FieldValidation, decode_csr};
 use kubesigner::authn::StaticTokens;
 use kubesigner::config::IssuanceConfig;
 use kubesigner::issue::{self, CsrInput, Requester};

@@ -1,7 +1,7 @@
 //! Codecs for the CSR resource: which body format a request carries and which a response
 //! takes ([`media`]), Kubernetes protobuf bodies ([`protobuf`], [`protobuf_stream`]) and PATCH
-//! bodies ([`patch`]). Pure, self-contained pieces: they decide nothing, the API calls them.
-//! (JSON bodies are decoded with a bound in [`super::decode`].)
+//! bodies ([`patch`]), query parameters and JSON bodies with a depth bound ([`request`]). Pure,
+//! self-contained pieces: they decide nothing, the API calls them.
 //!
 //! # Where the API calls what
 //! | request | call |
@@ -17,3 +17,4 @@ pub mod media;
 pub mod patch;
 pub mod protobuf;
 pub mod protobuf_stream;
+pub mod request;

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::table;
 use crate::api::body::ResponseBody;
-use crate::api::decode::Query;
+use crate::api::codec::request::Query;
 use crate::api::error::{ApiError, bad_request};
 use crate::api::hooks::{Caller, Verb};
 use crate::api::{Api, MAX_LIST_LIMIT, blocking, json_response};

@@ -23,7 +23,7 @@ use serde_json::json;
 
 use self::rules::{GENERATE_NAME_BASE_MAX, check_name};
 use super::body::{RequestBody, ResponseBody, read_limited};
-use super::decode::{Decoded, FieldValidation, Query, decode_csr};
+use super::codec::request::{Decoded, FieldValidation, Query, decode_csr};
 use super::error::{ApiError, bad_request, invalid};
 use super::hooks::{Caller, CsrFacts, Verb};
 use super::{Api, blocking, json_response};

@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::list::Selectors;
 use super::table;
 use crate::api::body::ResponseBody;
-use crate::api::decode::Query;
+use crate::api::codec::request::Query;
 use crate::api::error::ApiError;
 use crate::api::hooks::{Caller, Verb};
 use crate::api::{Api, blocking};

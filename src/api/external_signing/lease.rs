@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::lease_rules::{MAX_NAMESPACE, dns_name, table, validate};
 use crate::api::body::{RequestBody, ResponseBody, read_limited};
-use crate::api::decode::{FieldValidation, Query};
+use crate::api::codec::request::{FieldValidation, Query};
 use crate::api::error::{ApiError, bad_request};
 use crate::api::hooks::Caller;
 use crate::api::{Api, blocking, json_response};

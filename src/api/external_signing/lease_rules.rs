@@ -5,7 +5,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::{Value, json};
 
 use super::lease::{GROUP, RESOURCE, lease_invalid};
-use crate::api::decode::{FieldValidation, MAX_JSON_DEPTH, depth_ok, unknown_fields};
+use crate::api::codec::request::{FieldValidation, MAX_JSON_DEPTH, depth_ok, unknown_fields};
 use crate::api::error::{ApiError, bad_request};
 
 const GROUP_VERSION: &str = "coordination.k8s.io/v1";

@@ -1,4 +1,4 @@
-//! Unit tests for `decode.rs`.
+//! Unit tests for `request.rs`.
 
 use super::*;
 

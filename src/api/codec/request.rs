@@ -7,8 +7,8 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::discovery::GROUP_VERSION;
-use super::error::{ApiError, bad_request};
+use crate::api::discovery::GROUP_VERSION;
+use crate::api::error::{ApiError, bad_request};
 
 /// Deepest JSON nesting accepted. A CSR object nests 5 levels (object → status → conditions →
 /// condition → time); 32 leaves room for labels/annotations and refuses stack-eating input long
@@ -95,7 +95,7 @@ pub struct Decoded {
     pub warnings: Vec<String>,
 }
 
-pub(super) fn depth_ok(bytes: &[u8]) -> bool {
+pub(in crate::api) fn depth_ok(bytes: &[u8]) -> bool {
     let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
     for &b in bytes {
         if in_str {
@@ -123,7 +123,12 @@ pub(super) fn depth_ok(bytes: &[u8]) -> bool {
 }
 
 /// Paths present (and non-null) in `input` but absent from `known`.
-pub(super) fn unknown_fields(input: &Value, known: &Value, path: &str, out: &mut Vec<String>) {
+pub(in crate::api) fn unknown_fields(
+    input: &Value,
+    known: &Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
     match (input, known) {
         (Value::Object(i), Value::Object(k)) => {
             for (key, v) in i {
