@@ -26,16 +26,7 @@ impl Drop for Serve {
 }
 
 fn setup(dir: &Path, addr: &str) {
-    let out = Command::new(bin())
-        .args(["dev", "--setup-only", "--listen", addr, "--dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dev_setup(dir, addr, &[]);
     std::fs::write(
         dir.join("tokens.csv"),
         format!("{SEED_TOKEN},kubelet-bootstrap,10001,\"system:kubelet-bootstrap\"\n"),

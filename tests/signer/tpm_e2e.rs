@@ -146,18 +146,9 @@ async fn a_burst_far_above_the_tpm_rate_is_queued_not_failed() {
     let addr: SocketAddr = format!("127.0.0.1:{}", appliance::free_port())
         .parse()
         .unwrap();
-    let mut setup = Command::new(tokens::bin());
-    setup
-        .args(["dev", "--setup-only", "--dir"])
-        .arg(&s)
-        .args(["--listen", &addr.to_string()])
-        .args(dev_args(&tok, "ca"));
-    let out = setup.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let extra = dev_args(&tok, "ca");
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    appliance::dev_setup(&s, &addr.to_string(), &extra);
     // The generated configuration with a bounded queue, a short sign timeout and the
     // per-requester limits off (the 429s below come from the queue alone).
     let mut cfg: toml::Table = std::fs::read_to_string(s.join("kubesigner.toml"))

@@ -12,6 +12,32 @@ pub use super::tools;
 
 pub use tools::{bin, free_port};
 
+/// The one setup step every launcher shares: `kubesigner dev --setup-only --dir STATE --listen
+/// ADDR [extra]` (a fresh SoftHSM token, CA, bootstrap token, kubeconfigs and
+/// `STATE/kubesigner.toml`); fails the test with dev's stderr when it fails.
+pub fn dev_setup(state: &Path, addr: &str, extra: &[&str]) {
+    let out = Command::new(bin())
+        .args(["dev", "--setup-only", "--dir"])
+        .arg(state)
+        .args(["--listen", addr])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Appends `toml` to the configuration file at `config`.
+pub fn append_config(config: &Path, toml: &str) {
+    let mut text = std::fs::read_to_string(config).unwrap();
+    text.push('\n');
+    text.push_str(toml);
+    std::fs::write(config, text).unwrap();
+}
+
 /// A running `kubesigner dev` appliance.
 pub struct Appliance {
     pub dir: tempfile::TempDir,
@@ -59,25 +85,8 @@ impl Appliance {
     pub fn serve_with_config(toml: &str) -> Appliance {
         let dir = tempfile::tempdir().unwrap();
         let addr = format!("127.0.0.1:{}", free_port());
-        let out = Command::new(bin())
-            .arg("dev")
-            .arg("--dir")
-            .arg(dir.path().join("state"))
-            .arg("--listen")
-            .arg(&addr)
-            .arg("--setup-only")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let config = dir.path().join("state").join("kubesigner.toml");
-        let mut text = std::fs::read_to_string(&config).unwrap();
-        text.push('\n');
-        text.push_str(toml);
-        std::fs::write(&config, text).unwrap();
+        dev_setup(&dir.path().join("state"), &addr, &[]);
+        append_config(&dir.path().join("state").join("kubesigner.toml"), toml);
         let mut a = Appliance {
             dir,
             addr,

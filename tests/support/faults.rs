@@ -123,18 +123,7 @@ impl Rig {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let s = state(dir.path());
-        let out = Command::new(bin())
-            .args(["dev", "--setup-only", "--dir"])
-            .arg(&s)
-            .arg("--listen")
-            .arg(addr.to_string())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::appliance::dev_setup(&s, &addr.to_string(), &[]);
         let generated = std::fs::read_to_string(s.join("kubesigner.toml")).unwrap();
         let key = toml_key(&generated);
         let module = key

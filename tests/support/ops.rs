@@ -23,17 +23,7 @@ impl Served {
     pub fn setup(extra: &str) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let addr = format!("127.0.0.1:{}", free_port());
-        let out = Command::new(bin())
-            .args(["dev", "--setup-only", "--dir"])
-            .arg(dir.path().join("state"))
-            .args(["--listen", &addr])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::appliance::dev_setup(&dir.path().join("state"), &addr, &[]);
         let s = Served {
             dir,
             addr,
