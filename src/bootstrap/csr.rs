@@ -83,7 +83,7 @@ pub enum CsrBuildError {
 /// The subject `CN=system:node:<n>, O=system:nodes` (O first in DER order, as Go writes it).
 pub fn node_subject(node: &NodeName) -> Result<Name, der::Error> {
     // RFC 4514 strings list RDNs last-first; a node name holds no characters needing escapes.
-    Name::from_str(&format!("CN={},O={NODES_GROUP}", node.common_name()))
+    Name::from_str(&format!("CN={},O={NODES_GROUP}", node.user_name()))
 }
 
 /// The `SubjectPublicKeyInfo` of `key`.

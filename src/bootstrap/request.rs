@@ -92,7 +92,7 @@ pub async fn request_certificate(
         Naming::Digest => {
             let name = digested_name(
                 &key.spki_der()?,
-                &node.common_name(),
+                &node.user_name(),
                 &[NODES_GROUP],
                 &kind.usages(),
             );

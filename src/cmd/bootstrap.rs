@@ -94,14 +94,14 @@ enum ArgError {
 impl BootstrapArgs {
     fn config(self) -> Result<BootstrapConfig, ArgError> {
         let node = match &self.node_name {
-            Some(n) => NodeName::parse(n)?,
-            None => NodeName::from_hostname()?,
+            Some(n) => crate::bootstrap::node::parse(n)?,
+            None => crate::bootstrap::node::from_hostname()?,
         };
         let serving = if self.serving {
             let mut dns = Vec::new();
             for h in &self.hostnames {
                 let h = h.to_lowercase();
-                NodeName::parse(&h).map_err(|_| ArgError::Hostname(h.clone()))?;
+                NodeName::parse(&h).ok_or_else(|| ArgError::Hostname(h.clone()))?;
                 dns.push(h);
             }
             let mut ips = self.addresses.clone();
