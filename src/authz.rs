@@ -1,5 +1,5 @@
-//! Authorization: who may do what with `certificatesigningrequests` (design.md
-//! "Authorization", issue 5 item 3). Pure functions, no I/O.
+//! Authorization: who may do what with `certificatesigningrequests` (SECURITY.md,
+//! mitigations). Pure functions, no I/O.
 //!
 //! - Discovery, `/version` and the OpenAPI documents: every authenticated caller.
 //! - Admins (configured users and groups, default group `system:masters`): create any CSR,

@@ -14,8 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Days before the CA's `notAfter` at which `kubesigner_ca_expiry_alert` turns 1 (issue 9:
-/// "an alert metric when the CA is within 90 days of expiry").
+/// Days before the CA's `notAfter` at which `kubesigner_ca_expiry_alert` turns 1 (the
+/// `KubesignerCACertificateExpiring` alert in deploy/prometheus).
 pub const CA_ALERT_DAYS: i64 = 90;
 
 /// Labels of `kubesigner_http_requests_total`.

@@ -1,5 +1,5 @@
-//! The HTTPS server's TLS configuration (issue 5 item 1): TLS 1.2 and 1.3 only, AEAD suites
-//! only (ECDHE for 1.2), server cipher preference, ALPN h2 + http/1.1. Client certificates are
+//! The HTTPS server's TLS configuration (SECURITY.md, mitigations): TLS 1.2 and 1.3 only, AEAD
+//! suites only (ECDHE for 1.2), server cipher preference, ALPN h2 + http/1.1. Client certificates are
 //! optional (so token authentication works) but a presented one must chain to the client CA
 //! roots and carry the clientAuth EKU (rustls' `WebPkiClientVerifier`). Crypto provider:
 //! aws-lc-rs, chosen explicitly.

@@ -1,4 +1,4 @@
-//! Authentication: who made the request. First match wins (issue 5 item 2):
+//! Authentication: who made the request. First match wins (SECURITY.md, mitigations):
 //! a verified client certificate (CN = user, O = groups), then an `Authorization: Bearer`
 //! token — a bootstrap token (`[a-z0-9]{6}.[a-z0-9]{16}`) or a static token from the seeds'
 //! CSV file. No credentials → [`AuthnOutcome::Anonymous`]; bad or expired credentials →

@@ -71,7 +71,7 @@ pub struct ServerConfig {
     pub max_watches_per_identity: Option<usize>,
     /// Watch slots only administrators may take. Default: a tenth of `max_watches`.
     pub admin_reserved_watches: Option<usize>,
-    /// External-signing mode (issue 10): CSRs are stored and served but never auto-approved
+    /// External-signing mode (docs/deployment.md): CSRs are stored and served but never auto-approved
     /// or signed; a controller (`kubesigner controller`) approves through `/approval` and
     /// writes `status.certificate` through `/status`, authorized by `[auth] rbac_manifests`.
     pub external_signing: bool,

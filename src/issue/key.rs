@@ -13,7 +13,7 @@ use super::oids;
 /// Named bound: smallest RSA modulus accepted (design.md; NIST SP 800-131A).
 pub const MIN_RSA_BITS: usize = 2048;
 /// Named bound: largest RSA modulus accepted, so a huge key cannot burn CPU in verification
-/// (issue 4; the same ceiling as aws-lc-rs' `RSA_*_2048_8192_*`).
+/// (the same ceiling as aws-lc-rs' `RSA_*_2048_8192_*`).
 pub const MAX_RSA_BITS: usize = 8192;
 
 /// The kind of subject public key in a CSR.

@@ -44,8 +44,9 @@ impl Default for Settings {
             acquire_timeout: config::DEFAULT_SIGN_TIMEOUT,
             keepalive_interval: config::DEFAULT_KEEPALIVE_INTERVAL,
             initial_backoff: Duration::from_millis(200),
-            // Signing must be back within 5 s of the token's return (issue 8); a failed
-            // re-initialisation against an absent token is cheap, so retry at least every 1 s.
+            // Signing must be back within 5 s of the token's return (SECURITY.md, mitigations);
+            // a failed re-initialisation against an absent token is cheap, so retry at least
+            // every 1 s.
             max_backoff: Duration::from_secs(1),
             credential: DEFAULT_CREDENTIAL.to_owned(),
         }

@@ -1,4 +1,4 @@
-//! `coordination.k8s.io/v1` Leases (issue 10: leader election of `kubesigner controller`
+//! `coordination.k8s.io/v1` Leases (leader election of `kubesigner controller`
 //! replicas against an external-signing appliance). A table of its own, with its own
 //! resourceVersion counter and its own row in `schema_version` (component `leases`), in the
 //! same database and under the same lock as the CSRs. Writes are durable (group sync) before

@@ -31,7 +31,7 @@
 //! entries, `$patch: merge` is the default; `$setElementOrder/conditions` is accepted and
 //! ignored. Any other `$` directive is refused. Other lists (`usages`, `groups`) are atomic.
 //!
-//! Deviation, on purpose (issue 6): upstream's Go struct for `conditions` carries
+//! Deviation, on purpose: upstream's Go struct for `conditions` carries
 //! `+listType=map`/`+listMapKey=type` but no `patchStrategy:"merge"` tag, so kube-apiserver's
 //! strategic merge replaces that list as a merge patch would. Merging by `type` (the list-map
 //! semantics server-side apply uses) differs only when the stored list is non-empty, and then

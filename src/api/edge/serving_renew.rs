@@ -14,7 +14,7 @@ use crate::issue::Issuer;
 use crate::tls::{TlsError, crypto_provider};
 
 /// Renew when less than this remains: testssl rates a certificate with under 60 days left as
-/// MEDIUM (issue 9), so renewal starts well before.
+/// MEDIUM, so renewal starts well before.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(60 * 86_400);
 
 /// Longest sleep between checks (a clock jump or suspend is noticed within this).

@@ -1,5 +1,5 @@
 //! `coordination.k8s.io/v1` Leases (namespaced), for leader election of `kubesigner controller`
-//! replicas (issue 10): discovery, get, list, create, update (PUT, resourceVersion-conditional:
+//! replicas: discovery, get, list, create, update (PUT, resourceVersion-conditional:
 //! a stale one is 409 Conflict), patch (merge, strategic merge as merge, JSON patch; applied to
 //! the stored object with its resourceVersion as precondition), delete. No watch.
 //!

@@ -1,4 +1,4 @@
-//! External-signing mode (issue 10, `[server] external_signing`): the appliance stores and
+//! External-signing mode (`[server] external_signing`): the appliance stores and
 //! serves CSRs as kube-apiserver does, and a controller writes `status.certificate` through
 //! `/status`. These are the apiserver's rules for that write (reference §1.4): the certificate is
 //! PEM `CERTIFICATE` blocks only, set once and never changed or cleared; and, stricter than
