@@ -5,6 +5,8 @@ use clap::{Parser, Subcommand};
 
 use crate::cmd;
 
+pub mod docs;
+
 /// `kubesigner --version`: the semantic version and the commit it was built from (`build.rs`;
 /// `unknown` when built outside a git checkout without `KUBESIGNER_GIT_REV`).
 pub const VERSION: &str = concat!(
@@ -61,7 +63,7 @@ pub enum Command {
     Controller(cmd::controller::ControllerArgs),
     /// Man pages and shell completions from these definitions (the package build runs it).
     #[command(hide = true)]
-    GenerateDocs(cmd::docs::DocsArgs),
+    GenerateDocs(docs::DocsArgs),
 }
 
 impl Cli {

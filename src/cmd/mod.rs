@@ -7,7 +7,6 @@ pub mod ca;
 pub mod controller;
 pub mod dev;
 mod dev_token;
-pub mod docs;
 pub mod hsm;
 pub mod node;
 pub mod serve;
