@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod clock;
 pub mod cmd;
+pub mod conditions;
 pub mod config;
 pub mod controller;
 pub mod core;

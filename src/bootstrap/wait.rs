@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::core::conditions::{ConditionType, find_condition};
+use crate::conditions::{ConditionType, find_condition};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::WatchEvent;
 use tokio::time::Instant;

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::approval::{self, TokenBindings};
 use super::write;
-use crate::core::conditions::{
+use crate::conditions::{
     ConditionType, SIGNER_VALIDATION_FAILURE, has_certificate, has_condition, needs_signing,
 };
 use crate::core::{Core, Decision};

@@ -8,7 +8,7 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 use super::reconcile::{Freshness, ReconcileError, Reconciler, name_of};
 use super::write::{self, Outcome};
-use crate::core::conditions::needs_signing;
+use crate::conditions::needs_signing;
 use crate::issue::ValidatedCsr;
 use crate::store::{AuditEvent, CertificateNote};
 

@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
 use kube::api::PostParams;
 
-use crate::core::conditions::{
+use crate::conditions::{
     ConditionType, add_condition, condition, has_condition, is_decided, needs_signing,
 };
 

@@ -9,7 +9,6 @@
 //!   ([`facts::node_facts`]), and signs with [`crate::issue::Issuer`] (every signature verified
 //!   with the CA public key before it leaves the signer, the finished certificate compared with
 //!   the profile).
-//! - [`conditions`] holds the condition rules both modes write (`Approved`, `Denied`, `Failed`).
 //! - [`unknown_signer`] holds the `Failed` condition for signer names the appliance does not
 //!   serve (serve mode only).
 //! - [`NodeLocks`] serializes the decisions about one node, so "one live certificate per node"
@@ -18,7 +17,6 @@
 //! The core never knows which mode runs it.
 
 mod build;
-pub mod conditions;
 mod engine;
 pub mod facts;
 mod node_locks;

@@ -26,7 +26,7 @@ use k8s_openapi::api::certificates::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::core::conditions::ConditionType;
+use crate::conditions::ConditionType;
 use crate::issue::names::MAX_SIGNER_NAME_LEN;
 
 /// The condition reason for an unknown signer name.

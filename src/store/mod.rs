@@ -33,7 +33,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::audit::Kind;
 use crate::clock::unix_now;
-use crate::core::conditions::{ConditionType, has_certificate, has_condition};
+use crate::conditions::{ConditionType, has_certificate, has_condition};
 
 pub use batch::PendingCreate;
 pub use data_dir_lock::{DataDirLockError, LOCK_FILE, lock_data_dir};

@@ -31,8 +31,8 @@ use crate::api::hooks::Caller;
 use crate::api::{Api, blocking};
 use crate::audit::Kind;
 use crate::authn::AuthMethod;
-use crate::core::conditions::{ConditionType, SIGNER_VALIDATION_FAILURE};
-use crate::core::conditions::{add_condition, condition};
+use crate::conditions::{ConditionType, SIGNER_VALIDATION_FAILURE};
+use crate::conditions::{add_condition, condition};
 use crate::core::{Decision, Inspection, Outcome, SignFailure, index_of, node_facts};
 use crate::issue::{CsrRequest, SpecFields};
 use crate::store::{

@@ -281,10 +281,9 @@ fn change_kind(
     body: &CertificateSigningRequest,
     stored: &CertificateSigningRequest,
 ) -> Kind {
-    use crate::core::conditions::ConditionType;
+    use crate::conditions::ConditionType;
     let added = |t: ConditionType| {
-        crate::core::conditions::has_condition(body, t)
-            && !crate::core::conditions::has_condition(stored, t)
+        crate::conditions::has_condition(body, t) && !crate::conditions::has_condition(stored, t)
     };
     match path {
         UpdatePath::Approval if added(ConditionType::Denied) => Kind::Deny,
@@ -672,7 +671,7 @@ impl Api {
         if kind != Kind::Update {
             tracing::info!(csr = %name, by = %caller.user, change = %kind, "csr updated");
         }
-        let latest = if crate::core::conditions::needs_signing(&updated) && !self.inner.external {
+        let latest = if crate::conditions::needs_signing(&updated) && !self.inner.external {
             self.sign_now(name).await?.unwrap_or(updated)
         } else {
             updated

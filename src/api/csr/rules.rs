@@ -2,7 +2,7 @@
 //! update path may change. Pure functions over the k8s-openapi types.
 
 use crate::api::error::{ApiError, Cause, invalid};
-use crate::core::conditions::ConditionType;
+use crate::conditions::ConditionType;
 use crate::issue::CsrRequest;
 use crate::issue::names::MAX_SIGNER_NAME_LEN;
 use k8s_openapi::api::certificates::v1::{

@@ -12,11 +12,11 @@ use tokio::task::JoinHandle;
 
 use crate::api::error::ApiError;
 use crate::api::{Api, BACKLOG_INTERVAL, blocking};
-use crate::core::SignFailure;
-use crate::core::conditions::{
+use crate::conditions::{
     ConditionType, SIGNER_VALIDATION_FAILURE, add_condition, condition, has_condition, is_decided,
     needs_signing,
 };
+use crate::core::SignFailure;
 use crate::store::UpdateError;
 
 /// How often a request waiting for a signature checks that the signer is still up (a hung

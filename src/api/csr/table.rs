@@ -3,7 +3,7 @@
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use serde_json::{Value, json};
 
-use crate::core::conditions::{ConditionType, has_condition};
+use crate::conditions::{ConditionType, has_condition};
 
 /// Whether the Accept header asks for a Table.
 pub fn wants_table(accept: Option<&str>) -> bool {

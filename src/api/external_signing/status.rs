@@ -90,7 +90,7 @@ pub fn apply_status(
     let Some(new) = new.filter(|_| old.is_none()) else {
         return Ok(None);
     };
-    use crate::core::conditions::{ConditionType, has_condition};
+    use crate::conditions::{ConditionType, has_condition};
     if !has_condition(stored, ConditionType::Approved)
         || has_condition(stored, ConditionType::Denied)
         || has_condition(stored, ConditionType::Failed)

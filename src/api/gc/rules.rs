@@ -27,7 +27,7 @@
 
 use std::time::Duration;
 
-use crate::core::conditions::ConditionType;
+use crate::conditions::ConditionType;
 use der::DecodePem;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

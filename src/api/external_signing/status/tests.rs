@@ -18,12 +18,7 @@ fn csr(conditions: &[&str], cert: Option<&[u8]>) -> CertificateSigningRequest {
     let conditions = conditions
         .iter()
         .map(|t| {
-            crate::core::conditions::condition(
-                t.parse().unwrap(),
-                "R",
-                "m",
-                &Time(Default::default()),
-            )
+            crate::conditions::condition(t.parse().unwrap(), "R", "m", &Time(Default::default()))
         })
         .collect();
     CertificateSigningRequest {
