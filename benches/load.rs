@@ -21,9 +21,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use kubesigner::bootstrap::csr::{CertKind, build_csr};
-use kubesigner::bootstrap::key::NodeKey;
-use kubesigner::bootstrap::node::NodeName;
+use kubesigner::node_client::csr::{CertKind, build_csr};
+use kubesigner::node_client::key::NodeKey;
+use kubesigner::node_client::node::NodeName;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 

@@ -16,13 +16,13 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::bootstrap::csr::CertKind;
-use crate::bootstrap::node::NodeName;
-use crate::bootstrap::request::RequestError;
-use crate::bootstrap::rotation::RenewAt;
-use crate::bootstrap::run::{BootstrapConfig, BootstrapError, run};
-use crate::bootstrap::wait::WaitError;
 use crate::exit;
+use crate::node_client::csr::CertKind;
+use crate::node_client::node::NodeName;
+use crate::node_client::request::RequestError;
+use crate::node_client::rotation::RenewAt;
+use crate::node_client::run::{BootstrapConfig, BootstrapError, run};
+use crate::node_client::wait::WaitError;
 
 /// The request was refused: Denied, Failed, or the credential was not accepted (EX_NOPERM).
 pub const EXIT_REFUSED: i32 = 77;
@@ -82,7 +82,7 @@ pub struct BootstrapArgs {
 enum ArgError {
     /// The node name (given or from the host name) is not valid.
     #[error(transparent)]
-    Node(#[from] crate::bootstrap::node::BadNodeName),
+    Node(#[from] crate::node_client::node::BadNodeName),
     /// `--serving` without any SAN, or too many.
     #[error("--serving needs between 1 and {MAX_SERVING_SANS} --address / --hostname values")]
     Sans,
@@ -94,8 +94,8 @@ enum ArgError {
 impl BootstrapArgs {
     fn config(self) -> Result<BootstrapConfig, ArgError> {
         let node = match &self.node_name {
-            Some(n) => crate::bootstrap::node::parse(n)?,
-            None => crate::bootstrap::node::from_hostname()?,
+            Some(n) => crate::node_client::node::parse(n)?,
+            None => crate::node_client::node::from_hostname()?,
         };
         let serving = if self.serving {
             let mut dns = Vec::new();

@@ -85,7 +85,7 @@ pub fn issued_record(v: &ValidatedCsr, csr: &CertificateSigningRequest) -> Optio
     let node = node_of(v)?;
     let pem = csr.status.as_ref()?.certificate.as_ref()?;
     let text = std::str::from_utf8(&pem.0).ok()?;
-    let leaf = crate::bootstrap::certdir::parse_chain(text)
+    let leaf = crate::node_client::certdir::parse_chain(text)
         .into_iter()
         .next()?;
     let tbs = leaf.tbs_certificate();

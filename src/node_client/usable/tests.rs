@@ -3,8 +3,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::*;
-use crate::bootstrap::certdir::CertStore;
-use crate::bootstrap::key::NodeKey;
+use crate::node_client::certdir::CertStore;
+use crate::node_client::key::NodeKey;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
