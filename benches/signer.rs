@@ -11,6 +11,15 @@
 //!
 //! The module reads SOFTHSM2_CONF when it loads, so the benchmark creates the token, then runs
 //! itself as a child with the variable set.
+//!
+//! With `--module`, it measures an existing token instead (`bench/run`'s slow-token phase, through
+//! p11-kit's client module and `benches/p11_relay.rs`; the module's environment, such as
+//! P11_KIT_SERVER_ADDRESS, comes from this process's):
+//!
+//!     signer --module M.so --token LABEL --object LABEL --pin-file F --threads N --secs S
+//!
+//! N threads, each with its own session and the key's handle found once, sign (software SHA-256
+//! + `C_Sign`) for S seconds; prints one `result threads=N signatures=… secs=… rate=…` line.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::Path;
@@ -45,6 +54,10 @@ fn token_script() -> &'static str {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "--module") {
+        timed(&TimedArgs::parse());
+        return;
+    }
     if std::env::var_os(CHILD).is_some() {
         child();
         return;
@@ -214,4 +227,98 @@ fn raw(module: &str, pin: &str, threads: usize, verify: Option<&ParsedPublicKey>
     drop(login);
     ctx.finalize().unwrap();
     elapsed
+}
+
+struct TimedArgs {
+    module: String,
+    token: String,
+    object: String,
+    pin_file: String,
+    threads: usize,
+    secs: f64,
+}
+
+impl TimedArgs {
+    fn parse() -> Self {
+        let mut a = TimedArgs {
+            module: String::new(),
+            token: String::new(),
+            object: "ca".into(),
+            pin_file: String::new(),
+            threads: 1,
+            secs: 5.0,
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(k) = it.next() {
+            match k.as_str() {
+                "--bench" => {}
+                "--module" => a.module = it.next().unwrap(),
+                "--token" => a.token = it.next().unwrap(),
+                "--object" => a.object = it.next().unwrap(),
+                "--pin-file" => a.pin_file = it.next().unwrap(),
+                "--threads" => a.threads = it.next().unwrap().parse().unwrap(),
+                "--secs" => a.secs = it.next().unwrap().parse().unwrap(),
+                other => panic!("signer: unknown argument {other}"),
+            }
+        }
+        a
+    }
+}
+
+/// N sessions signing for a fixed time on an existing token (selected by label).
+fn timed(a: &TimedArgs) {
+    let ctx = Pkcs11::new(&a.module).unwrap();
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label() == a.token)
+        .expect("no token with that label");
+    let pin = std::fs::read_to_string(&a.pin_file).unwrap();
+    let login = ctx.open_ro_session(slot).unwrap();
+    login
+        .login(UserType::User, Some(&SecretString::from(pin.trim())))
+        .unwrap();
+    let sessions: Vec<_> = (0..a.threads)
+        .map(|_| {
+            let session = ctx.open_ro_session(slot).unwrap();
+            let template = [
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(a.object.as_bytes().to_vec()),
+            ];
+            let key = session.find_objects(&template).unwrap()[0];
+            (session, key)
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs_f64(a.secs);
+    let start = Instant::now();
+    let total: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = sessions
+            .into_iter()
+            .enumerate()
+            .map(|(t, (session, key))| {
+                scope.spawn(move || {
+                    let mut i = 0;
+                    while Instant::now() < deadline {
+                        let msg = format!("tbs {t} {i}");
+                        let d = digest::digest(&digest::SHA256, msg.as_bytes());
+                        session.sign(&Mechanism::Ecdsa, key, d.as_ref()).unwrap();
+                        i += 1;
+                    }
+                    i
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    let secs = start.elapsed().as_secs_f64();
+    drop(login);
+    ctx.finalize().unwrap();
+    println!(
+        "result threads={} signatures={total} secs={secs:.3} rate={:.1}",
+        a.threads,
+        total as f64 / secs
+    );
 }
