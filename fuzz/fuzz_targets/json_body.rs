@@ -1,4 +1,4 @@
-//! Fuzz target: the JSON CertificateSigningRequest body decoder (`api::decode::decode_csr`),
+//! Fuzz target: the JSON CertificateSigningRequest body decoder (`api::codec::request::decode_csr`),
 //! with each `fieldValidation` mode. Must never panic (deep nesting, odd types, huge numbers).
 //!
 //! Run: `cargo +nightly fuzz run json_body -- -max_total_time=60`
