@@ -11,24 +11,7 @@ use std::process::{Command, Output};
 use appliance::*;
 
 fn create_csr(a: &Appliance, name: &str, node: &str) {
-    let (_, pem) = openssl_csr(
-        a.dir.path(),
-        name,
-        &format!("/O=system:nodes/CN=system:node:{node}"),
-        Some(&format!("DNS:{node}.example.com")),
-    );
-    let manifest = csr_manifest(
-        name,
-        &pem,
-        "kubernetes.io/kubelet-serving",
-        &["digital signature", "server auth"],
-    );
-    let f = a.dir.path().join(format!("{name}.yaml"));
-    std::fs::write(&f, manifest).unwrap();
-    kubectl_ok(
-        &a.admin_kubeconfig(),
-        &["create", "-f", f.to_str().unwrap()],
-    );
+    create_serving_csr(a.dir.path(), &a.admin_kubeconfig(), name, node);
 }
 
 fn verify(path: &std::path::Path, head: Option<&str>) -> Output {

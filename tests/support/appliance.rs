@@ -232,6 +232,26 @@ pub fn csr_manifest(name: &str, csr_pem: &str, signer: &str, usages: &[&str]) ->
     )
 }
 
+/// Creates a kubelet-serving CSR `name` for `node` (an openssl key and CSR in `dir`) with the
+/// admin kubeconfig `admin`.
+pub fn create_serving_csr(dir: &Path, admin: &Path, name: &str, node: &str) {
+    let (_, pem) = openssl_csr(
+        dir,
+        name,
+        &format!("/O=system:nodes/CN=system:node:{node}"),
+        Some(&format!("DNS:{node}.example.com")),
+    );
+    let manifest = csr_manifest(
+        name,
+        &pem,
+        "kubernetes.io/kubelet-serving",
+        &["digital signature", "server auth"],
+    );
+    let f = dir.join(format!("{name}.yaml"));
+    std::fs::write(&f, manifest).unwrap();
+    kubectl_ok(admin, &["create", "-f", f.to_str().unwrap()]);
+}
+
 /// Checks a PEM certificate (leaf first) with `openssl verify` against `ca` and with pkilint at
 /// WARNING; returns the pkilint findings other than the `allowed` codes (must be empty).
 pub fn check_certificate(dir: &Path, cert_pem: &str, ca: &Path, allowed: &[&str]) -> Vec<String> {

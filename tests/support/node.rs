@@ -422,32 +422,9 @@ pub fn x509_text(pem_file: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `openssl verify -CAfile ca leaf` and pkilint at WARNING: returns the findings.
+/// `openssl verify -CAfile ca leaf` and pkilint at WARNING: returns the findings
+/// (`appliance::check_certificate` with nothing allowed).
 pub fn verify_and_lint(dir: &Path, pem_file: &Path, ca: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(pem_file).unwrap();
-    let end = text.find("-----END CERTIFICATE-----").unwrap() + 25;
-    let leaf = dir.join("leaf-check.pem");
-    std::fs::write(&leaf, format!("{}\n", &text[..end])).unwrap();
-    let v = Command::new("openssl")
-        .args(["verify", "-CAfile"])
-        .arg(ca)
-        .arg(&leaf)
-        .output()
-        .unwrap();
-    assert!(
-        v.status.success(),
-        "openssl verify: {}{}",
-        String::from_utf8_lossy(&v.stdout),
-        String::from_utf8_lossy(&v.stderr)
-    );
-    let lint = Command::new("lint_pkix_cert")
-        .args(["lint", "-s", "WARNING"])
-        .arg(&leaf)
-        .output()
-        .expect("pkilint (lint_pkix_cert) must be installed");
-    String::from_utf8_lossy(&lint.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_owned)
-        .collect()
+    super::appliance::check_certificate(dir, &text, ca, &[])
 }

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+// Re-exported for the ops tests (not every binary that mounts support uses them).
+#[allow(unused_imports)]
 pub use super::appliance::{bin, csr_manifest, free_port, kubectl, kubectl_ok, openssl_csr, tools};
 
 /// A configured (and maybe running) `kubesigner serve`.
@@ -153,21 +155,7 @@ impl Served {
 
     /// Creates a kubelet-serving CSR as the admin.
     pub fn create_csr(&self, name: &str, node: &str) {
-        let (_, pem) = openssl_csr(
-            self.dir.path(),
-            name,
-            &format!("/O=system:nodes/CN=system:node:{node}"),
-            Some(&format!("DNS:{node}.example.com")),
-        );
-        let manifest = csr_manifest(
-            name,
-            &pem,
-            "kubernetes.io/kubelet-serving",
-            &["digital signature", "server auth"],
-        );
-        let f = self.dir.path().join(format!("{name}.yaml"));
-        std::fs::write(&f, manifest).unwrap();
-        kubectl_ok(&self.admin(), &["create", "-f", f.to_str().unwrap()]);
+        super::appliance::create_serving_csr(self.dir.path(), &self.admin(), name, node);
     }
 }
 

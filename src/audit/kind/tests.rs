@@ -29,3 +29,21 @@ fn signature_kinds_are_the_five_that_sign() {
         ]
     );
 }
+
+#[test]
+fn a_stored_kind_outside_the_set_is_an_error_that_names_it() {
+    let db = rusqlite::Connection::open_in_memory().unwrap();
+    db.execute_batch("CREATE TABLE t (kind TEXT); INSERT INTO t VALUES ('issue'), ('issue2');")
+        .unwrap();
+    let mut stmt = db.prepare("SELECT kind FROM t ORDER BY rowid").unwrap();
+    let read: Vec<rusqlite::Result<Kind>> = stmt
+        .query_map([], |r| r.get::<_, Kind>(0))
+        .unwrap()
+        .collect();
+    assert_eq!(read[0].as_ref().unwrap(), &Kind::Issue);
+    let err = read[1].as_ref().unwrap_err().to_string();
+    assert!(
+        err.contains("unknown audit record kind \"issue2\""),
+        "{err}"
+    );
+}
