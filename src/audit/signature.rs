@@ -36,7 +36,7 @@ pub fn entry<'a>(
     Ok(Entry {
         name,
         actor,
-        subject: Some(tbs.subject().to_string()),
+        subject: Some(crate::issue::rfc4514::rfc4514(tbs.subject())),
         serial: Some(hex::encode(tbs.serial_number().as_bytes())),
         outcome: Some("signed".to_owned()),
         ..Entry::new(kind)

@@ -16,6 +16,7 @@ mod leaf;
 pub mod names;
 pub mod oids;
 mod profile;
+pub mod rfc4514;
 mod serial;
 pub mod subject;
 mod usage;

@@ -166,7 +166,7 @@ impl Subject {
 
     /// RFC 4514 text, for logs and the audit record.
     pub fn describe(&self) -> String {
-        self.name.to_string()
+        super::rfc4514::rfc4514(&self.name)
     }
 }
 
