@@ -53,6 +53,8 @@ fn sign_raw(
 struct Idle {
     sessions: Vec<Pooled>,
     open: usize,
+    /// Sessions checked out now (signing).
+    in_use: usize,
     /// Callers waiting for a session, first come first served: a free session goes to the
     /// front waiter only, and a newcomer never takes one while others wait (no barging). With
     /// a slow token under a burst the wait is then bounded by the position in the queue.
@@ -92,6 +94,7 @@ pub(crate) struct Live {
     anchor: Mutex<Session>,
     idle: Mutex<Idle>,
     max: usize,
+    /// Most sessions checked out at once.
     peak: AtomicUsize,
     /// The token has a random number generator (`CKF_RNG`): the keepalive uses it.
     rng: bool,
@@ -127,12 +130,14 @@ impl Live {
                 idle: Mutex::new(Idle {
                     sessions: Vec::new(),
                     open: 0,
+                    in_use: 0,
                     waiting: VecDeque::new(),
                 }),
                 max: max.max(1),
                 peak: AtomicUsize::new(0),
                 rng,
             };
+            live.fill();
             Ok((live, public))
         })();
         if started.is_err() {
@@ -184,13 +189,14 @@ impl Live {
             if first {
                 if let Some(p) = idle.sessions.pop() {
                     idle.waiting.pop_front();
+                    self.check_out(&mut idle);
                     idle.wake_front(self.max);
                     return Ok(p);
                 }
                 if idle.open < self.max {
                     idle.waiting.pop_front();
                     idle.open += 1;
-                    self.peak.fetch_max(idle.open, Ordering::Relaxed);
+                    self.check_out(&mut idle);
                     idle.wake_front(self.max);
                     drop(idle);
                     return self.open_pooled().inspect_err(|_| self.forget_one());
@@ -241,6 +247,32 @@ impl Live {
         signed
     }
 
+    fn check_out(&self, idle: &mut Idle) {
+        idle.in_use += 1;
+        self.peak.fetch_max(idle.in_use, Ordering::Relaxed);
+    }
+
+    /// Opens the signing sessions (each with its key handle) before the first signatures, so
+    /// that the first requests after a start or a recovery do not each wait for a session's
+    /// open and key lookup (four calls; round trips to a network HSM) while holding their
+    /// place in line. Stops at the first refusal (a token that allows fewer sessions than
+    /// configured): the pool opens the rest when they are needed, as it always could.
+    fn fill(&self) {
+        let mut opened = Vec::with_capacity(self.max);
+        while opened.len() < self.max {
+            match self.open_pooled() {
+                Ok(p) => opened.push(p),
+                Err(e) => {
+                    tracing::debug!(error = %e, opened = opened.len(), "signing sessions opened ahead");
+                    break;
+                }
+            }
+        }
+        let mut idle = lock(&self.idle);
+        idle.open += opened.len();
+        idle.sessions.extend(opened);
+    }
+
     fn open_pooled(&self) -> Result<Pooled, SignerError> {
         let session = module::map(self.ctx.open_ro_session(self.slot))?;
         let key = module::find_private_key(&session, &self.uri)?;
@@ -251,6 +283,7 @@ impl Live {
     pub(crate) fn give(&self, p: Pooled) {
         crate::metrics::global().sessions_in_use.dec();
         let mut idle = lock(&self.idle);
+        idle.in_use = idle.in_use.saturating_sub(1);
         idle.sessions.push(p);
         idle.wake_front(self.max);
     }
@@ -265,6 +298,7 @@ impl Live {
     fn forget_one(&self) {
         let mut idle = lock(&self.idle);
         idle.open = idle.open.saturating_sub(1);
+        idle.in_use = idle.in_use.saturating_sub(1);
         idle.wake_front(self.max);
     }
 
@@ -286,7 +320,7 @@ impl Live {
         lock(&self.idle).open
     }
 
-    /// Most signing sessions ever open at once.
+    /// Most signing sessions ever in use (signing) at once.
     pub(crate) fn peak_sessions(&self) -> usize {
         self.peak.load(Ordering::Relaxed)
     }

@@ -293,7 +293,7 @@ impl SignerCore {
         self.max_sessions
     }
 
-    /// Most signing sessions open at once since the last (re)initialisation.
+    /// Most signing sessions in use (signing) at once since the last (re)initialisation.
     pub fn peak_sessions(&self) -> usize {
         self.read_live().as_ref().map_or(0, Live::peak_sessions)
     }

@@ -1,6 +1,6 @@
 //! The session pool under concurrent signing from 8 threads: every signature verifies
-//! (independently, with aws-lc-rs on the exported SubjectPublicKeyInfo) and the number of open
-//! sessions never exceeds max-sessions.
+//! (independently, with aws-lc-rs on the exported SubjectPublicKeyInfo), the sessions are open
+//! before the first signature, and the number of open sessions never exceeds max-sessions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::support::signer_support;
@@ -22,6 +22,9 @@ fn eight_threads_share_a_bounded_pool() {
         let uri = Pkcs11Uri::parse(&text, UriOrigin::CommandLine).unwrap();
         let signer = TokenSigner::open(&uri, Settings::default()).unwrap();
         assert_eq!(signer.max_sessions(), MAX_SESSIONS);
+        // Opened ahead, before the first signature; none in use yet.
+        assert_eq!(signer.open_sessions(), MAX_SESSIONS);
+        assert_eq!(signer.peak_sessions(), 0);
         let point = signer.public_key().subject_public_key.raw_bytes().to_vec();
         let start = Arc::new(std::sync::Barrier::new(THREADS));
         let handles: Vec<_> = (0..THREADS)
