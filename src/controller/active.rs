@@ -149,11 +149,14 @@ impl Member {
             }
             return;
         }
-        let attempt = tokio::time::timeout(
-            self.timing.renew_deadline,
-            self.elector.try_acquire_or_renew(),
-        )
-        .await;
+        // A member waits for a renewal no longer than its window lasts: when the API stalls,
+        // it leaves (and says so) as the window closes, not a renew deadline later.
+        let window_end = self.last_renew.map(|t| t + self.timing.signing_window);
+        let limit = window_end.map_or(self.timing.renew_deadline, |end| {
+            end.saturating_duration_since(Instant::now())
+                .min(self.timing.renew_deadline)
+        });
+        let attempt = tokio::time::timeout(limit, self.elector.try_acquire_or_renew()).await;
         match attempt {
             Ok(Ok(Attempt::Held { started, .. })) => self.renewed(started).await,
             Ok(Ok(Attempt::HeldBy { holder })) => {
@@ -168,11 +171,8 @@ impl Member {
                     Err(_) => tracing::warn!("member lease renewal timed out"),
                     _ => tracing::debug!("member lease write lost a race"),
                 }
-                let overdue = self
-                    .last_renew
-                    .is_some_and(|t| t.elapsed() > self.timing.renew_deadline);
-                if overdue {
-                    self.leave("renew deadline passed");
+                if window_end.is_some_and(|end| Instant::now() >= end) {
+                    self.leave("signing window ended without a renewal");
                 }
             }
         }

@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod controller_active;
 mod controller_burst;
 mod controller_cli;
 mod controller_failover;
