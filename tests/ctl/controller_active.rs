@@ -109,6 +109,22 @@ impl Cluster {
             .collect()
     }
 
+    /// Name → claim annotation of every CSR.
+    async fn claims(&self) -> BTreeMap<String, String> {
+        let l = self.admin.list(&ListParams::default()).await.unwrap();
+        l.items
+            .iter()
+            .filter_map(|c| {
+                let claim = c
+                    .metadata
+                    .annotations
+                    .as_ref()?
+                    .get(kubesigner::controller::members::CLAIM_ANNOTATION)?;
+                Some((c.metadata.name.clone()?, claim.clone()))
+            })
+            .collect()
+    }
+
     /// Waits until every name in `names` is signed; returns when each was first seen signed
     /// (polled every `every`), relative to `t0`.
     async fn wait_signed(
@@ -322,29 +338,31 @@ async fn replica_killed_mid_storm_its_csrs_move_and_none_is_signed_twice() {
             Duration::from_millis(200),
         )
         .await;
-    let first_orphan = orphans.iter().filter_map(|n| seen.get(n)).min().copied();
-    let last_orphan = orphans.iter().filter_map(|n| seen.get(n)).max().copied();
+    // The claim annotation names the replica that wrote the certificate (the write is
+    // conditional on the claim): the orphans the others took over.
+    let claims = c.claims().await;
+    let taken_over: Vec<Duration> = orphans
+        .iter()
+        .filter(|n| claims.get(*n).is_some_and(|c| !c.starts_with("replica-b/")))
+        .filter_map(|n| seen.get(n).copied())
+        .collect();
+    let first = taken_over.iter().min().copied();
+    let last = taken_over.iter().max().copied();
     let all = seen.values().max().copied().unwrap();
     eprintln!(
-        "kill -9 of replica-b after {:?}: {} of its CSRs unsigned at the kill (some in flight); \
-         first of them signed by the others {first_orphan:?} after the kill, last {last_orphan:?}; \
-         all {STORM} signed {all:?} after the kill",
+        "kill -9 of replica-b after {:?}: {} of its CSRs unsigned at the kill, {} of them signed \
+         by the others, the first {first:?} after the kill, the last {last:?}; all {STORM} signed \
+         {all:?} after the kill (the backlog: the others work at capacity)",
         killed - t0,
-        orphans.len()
+        orphans.len(),
+        taken_over.len(),
     );
-    // Taken over within one lease duration plus one resync (relist), polling and load margin.
-    // Some orphans may have been signed by replica-b in flight, just before the kill.
-    if let Some(first_unsigned_at_kill) = orphans
-        .iter()
-        .filter_map(|n| seen.get(n))
-        .filter(|t| **t > Duration::from_millis(300))
-        .min()
-    {
-        assert!(
-            *first_unsigned_at_kill < LEASE_DURATION + Duration::from_secs(3),
-            "take-over after {first_unsigned_at_kill:?}"
-        );
-    }
+    // Taken over within one lease duration plus one resync (a relist), polling and load margin.
+    let first = first.expect("the others signed some of replica-b's CSRs");
+    assert!(
+        first < LEASE_DURATION + Duration::from_secs(3),
+        "take-over after {first:?}"
+    );
     let certs = c.signed().await;
     tokio::task::block_in_place(|| {
         verify_all(&c.a, &certs);
@@ -357,7 +375,7 @@ async fn replica_killed_mid_storm_its_csrs_move_and_none_is_signed_twice() {
             );
         }
         let set: HashSet<String> = names.iter().cloned().collect();
-        let (mut written, mut discarded) = (0, 0);
+        let (mut written, mut discarded, mut unrecorded) = (0, 0, 0);
         for r in &rs {
             let (s, w, d) = local_counts(r, &set);
             eprintln!("{}: spent {s}, written {w}, discarded {d}", r.identity);
@@ -370,8 +388,18 @@ async fn replica_killed_mid_storm_its_csrs_move_and_none_is_signed_twice() {
             }
             written += w;
             discarded += d;
+            if r.identity == "replica-b" {
+                unrecorded = s - w - d;
+            }
         }
-        eprintln!("signatures discarded in the fail-over: {discarded}");
-        assert_eq!(written, STORM);
+        eprintln!(
+            "signatures discarded in the fail-over: {discarded}; replica-b's signatures with no \
+             local outcome (killed in flight; each either written once or never): {unrecorded}"
+        );
+        // A write that landed just before the kill may lack its local `status_written`.
+        assert!(
+            written <= STORM && written + unrecorded >= STORM,
+            "{written}"
+        );
     });
 }

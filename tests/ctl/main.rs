@@ -6,6 +6,7 @@
 mod support;
 
 mod controller_active;
+mod controller_active_faults;
 mod controller_burst;
 mod controller_cli;
 mod controller_failover;

@@ -150,7 +150,7 @@ impl Replica {
                 format!("unix:path={}", sock.display()),
                 // Notice a dead token quickly while idle (a slow one: within its round trips).
                 if opts.token_delay.is_some() {
-                    "keepalive_interval = \"5s\"\nsign_timeout = \"20s\"\nmax_sessions = 8\n"
+                    "keepalive_interval = \"5s\"\nsign_timeout = \"20s\"\nmax_sessions = 2\n"
                 } else {
                     "keepalive_interval = \"300ms\"\nsign_timeout = \"1s\"\n"
                 },
