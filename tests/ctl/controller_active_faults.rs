@@ -383,3 +383,71 @@ async fn three_slow_token_replicas_sign_at_least_two_and_a_half_times_one() {
     );
     assert!(r3 >= 2.5 * r1, "1: {r1:.1}/s, 3: {r3:.1}/s");
 }
+
+/// A member whose token dies leaves the group at once: it releases its Lease (no
+/// lease-duration wait), the peer's view shrinks on its next renewal, and the peer signs every
+/// new CSR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_that_loses_its_token_leaves_and_its_share_moves_at_once() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let a = tokio::task::spawn_blocking(start_cluster).await.unwrap();
+    let bootstrap = Api::all(client(&a.bootstrap_kubeconfig()).await);
+    let admin: Api<CertificateSigningRequest> = Api::all(client(&a.admin_kubeconfig()).await);
+    let mut sick = Replica::new(
+        &a,
+        "replica-sick",
+        &ReplicaOptions {
+            active: true,
+            metrics: true,
+            p11: true,
+            ..ReplicaOptions::default()
+        },
+    );
+    let mut peer = Replica::new(
+        &a,
+        "replica-peer",
+        &ReplicaOptions {
+            active: true,
+            metrics: true,
+            ..ReplicaOptions::default()
+        },
+    );
+    let took = tokio::task::block_in_place(|| {
+        sick.start_hsm();
+        sick.start();
+        peer.start();
+        wait_for(Duration::from_secs(30), "two members", || {
+            (sick.metric("kubesigner_controller_members") == Some(2.0)
+                && peer.metric("kubesigner_controller_members") == Some(2.0))
+            .then_some(())
+        });
+        let lost = Instant::now();
+        sick.kill_hsm();
+        wait_for(Duration::from_secs(30), "the peer alone", || {
+            (peer.metric("kubesigner_controller_members") == Some(1.0)).then_some(())
+        });
+        lost.elapsed()
+    });
+    eprintln!("token killed → the peer's view has one member after {took:?}");
+    assert!(
+        took < LEASE_DURATION,
+        "{took:?}: the Lease was not released"
+    );
+    let names = create(&bootstrap, "sick", 10).await;
+    let t0 = Instant::now();
+    while signed_count(&admin, &names).await < names.len() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "not signed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let set: HashSet<String> = names.iter().cloned().collect();
+    tokio::task::block_in_place(|| {
+        assert_eq!(
+            counts(&peer, &set).1,
+            names.len(),
+            "the peer wrote every one"
+        );
+        assert_eq!(counts(&sick, &set).0, 0, "the sick replica spent nothing");
+        assert!(sick.log().contains("signer not ready"), "{}", sick.log());
+        assert_eq!(sick.metric("kubesigner_controller_members"), Some(0.0));
+    });
+}
