@@ -377,10 +377,12 @@ async fn replica_killed_mid_storm_its_csrs_move_and_none_is_signed_twice() {
         orphans.len(),
         taken_over.len(),
     );
-    // Taken over within one lease duration plus one resync (a relist), polling and load margin.
+    // Taken over within one lease duration plus one resync (a relist of the storm), with the
+    // margin controller_failover gives a loaded CI machine (measured 3.2–3.9 s alone, 6.2 s
+    // beside the other storm before the storms were put in one test group).
     let first = first.expect("the others signed some of replica-b's CSRs");
     assert!(
-        first < LEASE_DURATION + Duration::from_secs(3),
+        first < LEASE_DURATION * 2 + Duration::from_secs(2),
         "take-over after {first:?}"
     );
     let certs = c.signed().await;
