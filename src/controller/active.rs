@@ -13,7 +13,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::lease::{Attempt, Elector};
-use super::members::{View, live_members};
+use super::members::{STALE_MEMBER_AGE, View, live_members, stale_member_leases};
+
+/// Stale member Leases deleted per round at most (a backlog of thousands, from a long history
+/// of restarts, drains over rounds instead of one burst of deletes).
+const MAX_COLLECT_PER_ROUND: usize = 5;
 use super::{HealthFn, Leadership, Reconciler, Timing};
 
 /// The running active-active replica.
@@ -78,7 +82,11 @@ impl Member {
     async fn members(&self) -> Option<Vec<String>> {
         let limit = self.timing.renew_deadline;
         match tokio::time::timeout(limit, self.elector.list_namespace()).await {
-            Ok(Ok(leases)) => Some(live_members(&leases, &self.group, SystemTime::now())),
+            Ok(Ok(leases)) => {
+                let now = SystemTime::now();
+                self.collect_stale(&leases, now).await;
+                Some(live_members(&leases, &self.group, now))
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot list the member leases");
                 None
@@ -86,6 +94,25 @@ impl Member {
             Err(_) => {
                 tracing::warn!("listing the member leases timed out");
                 None
+            }
+        }
+    }
+
+    /// Deletes up to [`MAX_COLLECT_PER_ROUND`] member Leases of the group that expired long
+    /// ago ([`STALE_MEMBER_AGE`]); failures (a 409: renewed meanwhile; a 404: another member
+    /// was first) are left for a later round.
+    async fn collect_stale(
+        &self,
+        leases: &[k8s_openapi::api::coordination::v1::Lease],
+        now: SystemTime,
+    ) {
+        let stale = stale_member_leases(leases, &self.group, now, STALE_MEMBER_AGE);
+        for (name, rv) in stale.into_iter().take(MAX_COLLECT_PER_ROUND) {
+            match self.elector.delete_at(&name, &rv).await {
+                Ok(()) => tracing::info!(lease = %name, "deleted a member lease expired long ago"),
+                Err(e) => {
+                    tracing::debug!(lease = %name, error = %e, "stale member lease not deleted")
+                }
             }
         }
     }

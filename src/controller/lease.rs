@@ -108,6 +108,23 @@ impl Elector {
             .map_err(|e| self.err(e))
     }
 
+    /// Deletes Lease `name` of our namespace if it is still at `resource_version` (a delete
+    /// precondition: a Lease renewed since is left alone).
+    pub async fn delete_at(&self, name: &str, resource_version: &str) -> Result<(), LeaseError> {
+        let dp = kube::api::DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                resource_version: Some(resource_version.to_owned()),
+                uid: None,
+            }),
+            ..kube::api::DeleteParams::default()
+        };
+        self.api
+            .delete(name, &dp)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     fn err(&self, source: kube::Error) -> LeaseError {
         LeaseError::Api {
             namespace: self.settings.namespace.clone(),

@@ -58,6 +58,54 @@ pub fn live_members(leases: &[Lease], lease_name: &str, now: SystemTime) -> Vec<
     out
 }
 
+/// How long after its term ended a member Lease of the group is deleted (by whichever member
+/// sees it first): left behind by a replica that was killed, or restarted under a new identity
+/// (a Deployment's pod names). An hour: far beyond any renewal, so only the dead are collected,
+/// and the delete is conditional on the resourceVersion seen expired besides.
+pub const STALE_MEMBER_AGE: Duration = Duration::from_secs(3600);
+
+/// The member Leases of group `lease_name` whose term ended more than `after` before `now`
+/// (released ones included), as (name, resourceVersion), oldest first.
+pub fn stale_member_leases(
+    leases: &[Lease],
+    lease_name: &str,
+    now: SystemTime,
+    after: Duration,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(SystemTime, String, String)> = leases
+        .iter()
+        .filter(|l| {
+            l.metadata
+                .labels
+                .as_ref()
+                .and_then(|m| m.get(MEMBER_LABEL))
+                .is_some_and(|v| v == lease_name)
+        })
+        .filter_map(|l| {
+            let spec = l.spec.as_ref();
+            let renewed = spec
+                .and_then(|s| s.renew_time.as_ref())
+                .map_or(SystemTime::UNIX_EPOCH, |t| SystemTime::from(t.0));
+            let secs = spec
+                .and_then(|s| s.lease_duration_seconds)
+                .and_then(|s| u64::try_from(s).ok())
+                .unwrap_or(0);
+            let end = renewed.checked_add(Duration::from_secs(secs))?;
+            let stale = end.checked_add(after).is_some_and(|t| t < now);
+            if !stale {
+                return None;
+            }
+            Some((
+                end,
+                l.metadata.name.clone()?,
+                l.metadata.resource_version.clone()?,
+            ))
+        })
+        .collect();
+    out.sort();
+    out.into_iter().map(|(_, n, rv)| (n, rv)).collect()
+}
+
 /// The weight of `member` for `key` (rendezvous hashing): the first 8 bytes of
 /// SHA-256(member ‖ 0 ‖ key). A fixed function, so every replica, of any version, computes
 /// the same owner from the same membership.

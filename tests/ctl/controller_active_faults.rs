@@ -16,7 +16,8 @@ use futures_util::StreamExt;
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestSpec,
 };
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams, Preconditions};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 async fn client(kubeconfig: &std::path::Path) -> kube::Client {
@@ -384,9 +385,33 @@ async fn three_slow_token_replicas_sign_at_least_two_and_a_half_times_one() {
     assert!(r3 >= 2.5 * r1, "1: {r1:.1}/s, 3: {r3:.1}/s");
 }
 
+const GHOST: &str = "kubesigner-controller-ghost";
+
+/// A member Lease of the default group whose term ended two days ago.
+fn ghost_lease() -> Lease {
+    let renewed = SystemTime::now() - Duration::from_secs(2 * 86_400);
+    Lease {
+        metadata: ObjectMeta {
+            name: Some(GHOST.into()),
+            namespace: Some("kubesigner".into()),
+            labels: Some(BTreeMap::from([(
+                "kubesigner.io/member-of".to_owned(),
+                "kubesigner-controller".to_owned(),
+            )])),
+            ..Default::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some("ghost".into()),
+            lease_duration_seconds: Some(3),
+            renew_time: Some(kubesigner::controller::election::micro_now(renewed)),
+            ..Default::default()
+        }),
+    }
+}
+
 /// A member whose token dies leaves the group at once: it releases its Lease (no
 /// lease-duration wait), the peer's view shrinks on its next renewal, and the peer signs every
-/// new CSR.
+/// new CSR. A member Lease that expired long ago (a replica gone for good) is deleted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_that_loses_its_token_leaves_and_its_share_moves_at_once() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -412,6 +437,26 @@ async fn member_that_loses_its_token_leaves_and_its_share_moves_at_once() {
             ..ReplicaOptions::default()
         },
     );
+    // A member Lease left two days ago by a replica that is gone: a member deletes it (a delete
+    // with a stale resourceVersion precondition is refused first: the stand-in honours it, as
+    // kube-apiserver does).
+    let leases: Api<Lease> = Api::namespaced(client(&a.admin_kubeconfig()).await, "kubesigner");
+    let ghost = leases
+        .create(&PostParams::default(), &ghost_lease())
+        .await
+        .unwrap();
+    let rv: u64 = ghost.metadata.resource_version.unwrap().parse().unwrap();
+    let stale = DeleteParams {
+        preconditions: Some(Preconditions {
+            resource_version: Some((rv - 1).to_string()),
+            uid: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match leases.delete(GHOST, &stale).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 409),
+        other => panic!("a stale delete precondition: {other:?}"),
+    }
     let took = tokio::task::block_in_place(|| {
         sick.start_hsm();
         sick.start();
@@ -429,6 +474,14 @@ async fn member_that_loses_its_token_leaves_and_its_share_moves_at_once() {
         lost.elapsed()
     });
     eprintln!("token killed → the peer's view has one member after {took:?}");
+    let t0 = Instant::now();
+    while leases.get_opt(GHOST).await.unwrap().is_some() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the ghost's Lease stays"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         took < LEASE_DURATION,
         "{took:?}: the Lease was not released"

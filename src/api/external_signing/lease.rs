@@ -105,6 +105,20 @@ fn parse_rv(rv: Option<&str>, name: &str) -> Result<Option<u64>, ApiError> {
     }
 }
 
+/// The `preconditions.resourceVersion` of a DELETE's `DeleteOptions` body (empty body: none).
+fn delete_precondition(body: &[u8], name: &str) -> Result<Option<u64>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let opts: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| bad_request(format!("DeleteOptions: {e}")))?;
+    let rv = opts
+        .get("preconditions")
+        .and_then(|p| p.get("resourceVersion"))
+        .and_then(serde_json::Value::as_str);
+    parse_rv(rv, name)
+}
+
 /// Which lease request.
 enum Target<'a> {
     /// `/leases` across namespaces.
@@ -191,9 +205,10 @@ impl Api {
             }
             (Target::One(ns, name), &Method::DELETE) => {
                 self.authorize_lease(caller, "delete", Some(ns), Some(name))?;
+                let expected_rv = delete_precondition(&self.lease_body(req).await?, name)?;
                 let store = self.inner.store.clone();
                 let (n, m) = (ns.to_owned(), name.to_owned());
-                let gone = blocking(move || store.lease_delete(&n, &m)).await??;
+                let gone = blocking(move || store.lease_delete(&n, &m, expected_rv)).await??;
                 let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                     "details": {"name": name, "group": GROUP, "kind": RESOURCE, "uid": gone.metadata.uid}});
                 Ok(json_response(StatusCode::OK, &body, &[]))

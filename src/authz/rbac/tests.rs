@@ -212,18 +212,19 @@ fn deploy_rbac_yaml_grants_the_controller() {
     assert!(!p.allows(&sa, &lease("update", Some("other"))));
     assert!(!p.allows(&sa, &lease("list", None)));
     assert!(!p.allows(&id("someone", &[]), &lease("create", None)));
-    // Active-active members: any Lease, but only in the kubesigner namespace; no delete.
+    // Active-active members: any Lease, but only in the kubesigner namespace.
     let member = |verb: &'static str, name: Option<&'static str>| Request {
         namespace: Some("kubesigner"),
         ..lease(verb, name)
     };
-    for verb in ["create", "get", "list", "update"] {
+    for verb in ["create", "get", "list", "update", "delete"] {
         assert!(
             p.allows(&sa, &member(verb, Some("kubesigner-controller-r0"))),
             "{verb}"
         );
     }
-    assert!(!p.allows(&sa, &member("delete", Some("kubesigner-controller-r0"))));
+    assert!(!p.allows(&sa, &member("patch", Some("kubesigner-controller-r0"))));
+    assert!(!p.allows(&sa, &lease("delete", Some("kubesigner-controller"))));
     assert!(!p.allows(&sa, &lease("update", Some("kube-scheduler"))));
 }
 

@@ -54,6 +54,34 @@ fn live_members_are_the_unexpired_leases_of_the_group() {
 }
 
 #[test]
+fn stale_member_leases_are_the_groups_long_expired_ones_oldest_first() {
+    let now = SystemTime::now();
+    let h = Duration::from_secs(3600);
+    let rv = |mut l: Lease, v: &str| {
+        l.metadata.resource_version = Some(v.into());
+        l
+    };
+    let mut released = member("g", "r", now - 3 * h, 1);
+    released.spec.as_mut().unwrap().holder_identity = None;
+    let leases = [
+        rv(member("g", "live", now, 3), "1"),
+        rv(member("g", "recent", now - h / 2, 3), "2"), // expired, not for long
+        rv(member("g", "old", now - 2 * h, 3), "3"),
+        rv(member("g", "older", now - 5 * h, 3), "4"),
+        rv(member("other", "old", now - 9 * h, 3), "5"),
+        rv(released, "6"),
+    ];
+    assert_eq!(
+        stale_member_leases(&leases, "g", now, h),
+        [
+            ("g-older".to_owned(), "4".to_owned()),
+            ("g-r".to_owned(), "6".to_owned()),
+            ("g-old".to_owned(), "3".to_owned()),
+        ]
+    );
+}
+
+#[test]
 fn owner_is_deterministic_and_none_without_members() {
     let m = ids(&["r-a", "r-b", "r-c"]);
     assert_eq!(owner("uid-1", &[]), None);
