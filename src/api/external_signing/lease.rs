@@ -1,7 +1,8 @@
 //! `coordination.k8s.io/v1` Leases (namespaced), for leader election of `kubesigner controller`
 //! replicas: discovery, get, list, create, update (PUT, resourceVersion-conditional:
 //! a stale one is 409 Conflict), patch (merge, strategic merge as merge, JSON patch; applied to
-//! the stored object with its resourceVersion as precondition), delete. No watch.
+//! the stored object with its resourceVersion as precondition), delete (with
+//! `preconditions.resourceVersion` honoured). No watch.
 //!
 //! Served in every mode (harmless: only administrators, and in external-signing mode what the
 //! RBAC manifests grant, may touch them). `spec.acquireTime` / `renewTime` are `MicroTime`
