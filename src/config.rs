@@ -21,7 +21,7 @@ pub mod signer;
 
 pub use audit::AuditConfig;
 pub use auth::AuthConfig;
-pub use controller::{ControllerConfig, NodePatterns};
+pub use controller::{ControllerConfig, ControllerMode, NodePatterns};
 pub use gc::GcConfig;
 pub use issuance::IssuanceConfig;
 pub use limits::LimitsConfig;

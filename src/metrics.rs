@@ -108,6 +108,14 @@ pub struct Metrics {
     pub audit_checkpoint_interval: Gauge,
     /// Always 1, labelled with the version and commit.
     pub build_info: Family<BuildLabels, Gauge>,
+    /// Controller, active-active: live members in this replica's view (0 while it is not one).
+    pub controller_members: Gauge,
+    /// Controller, active-active: CSRs needing work that this replica owned at its last list.
+    pub controller_csrs_owned: Gauge,
+    /// Controller, active-active: claim attempts, by result (`won`, `lost`, `deferred`).
+    pub controller_claims: Family<ResultLabels, Counter>,
+    /// Controller: signatures made and never written (`signature_discarded` audit records).
+    pub controller_signatures_discarded: Counter,
 }
 
 /// Label set for [`Metrics::reloads`].
@@ -148,6 +156,10 @@ impl Metrics {
             audit_checkpoint_ok: Gauge::default(),
             audit_checkpoint_interval: Gauge::default(),
             build_info: Family::default(),
+            controller_members: Gauge::default(),
+            controller_csrs_owned: Gauge::default(),
+            controller_claims: Family::default(),
+            controller_signatures_discarded: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -223,6 +235,7 @@ impl Metrics {
             m.ca_signatures.clone(),
         );
         m.register_operations(r);
+        m.register_controller(r);
         Metrics { registry, ..m }
     }
 
@@ -278,6 +291,43 @@ impl Metrics {
             "Always 1: the version and commit running",
             self.build_info.clone(),
         );
+    }
+
+    /// The controller's families (`kubesigner controller --metrics-address`).
+    fn register_controller(&self, r: &mut Registry) {
+        for result in ["won", "lost", "deferred"] {
+            drop(
+                self.controller_claims
+                    .get_or_create(&ResultLabels { result }),
+            );
+        }
+        r.register(
+            "controller_members",
+            "Active-active: live members in this replica's view (0: not a member)",
+            self.controller_members.clone(),
+        );
+        r.register(
+            "controller_csrs_owned",
+            "Active-active: CSRs needing work owned by this replica at its last list",
+            self.controller_csrs_owned.clone(),
+        );
+        r.register(
+            "controller_claims",
+            "Active-active: claim attempts, by result (won, lost, deferred)",
+            self.controller_claims.clone(),
+        );
+        r.register(
+            "controller_signatures_discarded",
+            "Controller: signatures made and never written (audited signature_discarded)",
+            self.controller_signatures_discarded.clone(),
+        );
+    }
+
+    /// Counts one claim attempt (`won`, `lost`, `deferred`).
+    pub fn claim(&self, result: &'static str) {
+        self.controller_claims
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// Records the CA's `notAfter` and sets the 90-day alert from `now_unix`.

@@ -11,10 +11,14 @@ use tokio::sync::watch;
 use crate::app::keys::Keys;
 use crate::app::lifecycle;
 use crate::config::Config;
+use crate::config::ControllerMode;
+use crate::controller::active::Member;
 use crate::controller::approval::TokenBindings;
-use crate::controller::config::parse_signers;
+use crate::controller::claim::Active;
+use crate::controller::config::{member_identity_from, parse_signers};
 use crate::controller::election::signing_window;
 use crate::controller::lease::{Elector, LeaseSettings};
+use crate::controller::members::{MEMBER_LABEL, View, member_lease_name};
 use crate::controller::{
     Controller, ControllerConfigError, HealthFn, Leadership, Reconciler, Timing,
 };
@@ -52,6 +56,14 @@ pub enum ControllerStartError {
     /// The local store.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The metrics address cannot be bound.
+    #[error("metrics address {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A blocking start-up task failed.
     #[error("start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -64,6 +76,7 @@ impl ControllerStartError {
             ControllerStartError::Signer(e) => e.exit_code(),
             ControllerStartError::Store(_) => exit::UNAVAILABLE,
             ControllerStartError::Join(_) => exit::SOFTWARE,
+            ControllerStartError::Metrics { .. } => exit::UNAVAILABLE,
             _ => exit::USAGE,
         }
     }
@@ -94,12 +107,15 @@ pub fn run(prepared: Prepared) -> i32 {
     }
 }
 
-fn default_identity() -> String {
-    let host = rustix::system::uname()
+fn host_name() -> String {
+    rustix::system::uname()
         .nodename()
         .to_string_lossy()
-        .into_owned();
-    format!("{host}_{}", std::process::id())
+        .into_owned()
+}
+
+fn default_identity() -> String {
+    format!("{}_{}", host_name(), std::process::id())
 }
 
 /// The kube-rs client from the parsed kubeconfig (no network yet).
@@ -136,8 +152,16 @@ async fn run_controller(p: Prepared) -> Result<(), ControllerStartError> {
         let d = cfg.data_dir.clone();
         tokio::task::spawn_blocking(move || Store::open(&d)).await??
     };
-    let identity = c.identity.clone().unwrap_or_else(default_identity);
+    let active = c.mode == ControllerMode::ActiveActive;
+    let identity = c.identity.clone().unwrap_or_else(|| {
+        if active {
+            member_identity_from(&host_name(), std::process::id())
+        } else {
+            default_identity()
+        }
+    });
     let (tx, rx) = watch::channel(Leadership::Follower);
+    let (view_tx, view_rx) = watch::channel(View::outside());
     let reconciler = Reconciler {
         csrs: kube::Api::all(client.clone()),
         signers: parse_signers(&c.signers)?,
@@ -147,12 +171,25 @@ async fn run_controller(p: Prepared) -> Result<(), ControllerStartError> {
         bindings: Arc::new(TokenBindings::new(&c.bootstrap_token_nodes)?),
         identity: identity.clone(),
         leadership: rx,
+        active: active.then(|| Active {
+            view: view_rx,
+            stale_after: c.lease_duration,
+        }),
     };
     let settings = LeaseSettings {
-        name: c.lease_name.clone(),
-        namespace: c.lease_namespace.clone(),
+        name: if active {
+            member_lease_name(&c.lease_name, &identity)
+        } else {
+            c.lease_name.clone()
+        },
+        namespace: c.lease_namespace().to_owned(),
         identity: identity.clone(),
         lease_duration: c.lease_duration,
+        labels: if active {
+            [(MEMBER_LABEL.to_owned(), c.lease_name.clone())].into()
+        } else {
+            Default::default()
+        },
     };
     // The local audit log gets the same signed checkpoints as `serve`'s (audit key in the token).
     let checkpoints = crate::audit::checkpoint::spawn(
@@ -173,19 +210,38 @@ async fn run_controller(p: Prepared) -> Result<(), ControllerStartError> {
         renew_deadline: c.renew_deadline,
         signing_window: signing_window(c.lease_duration, c.renew_deadline),
     };
-    tracing::info!(%identity, lease = %format!("{}/{}", c.lease_namespace, c.lease_name),
-        approve = c.approve, "controller started");
+    let metrics = match c.metrics_address {
+        Some(addr) => Some(
+            crate::app::metrics_listener::spawn(addr, Arc::clone(&health))
+                .await
+                .map_err(|source| ControllerStartError::Metrics { addr, source })?,
+        ),
+        None => None,
+    };
+    tracing::info!(%identity, lease = %format!("{}/{}", c.lease_namespace(), settings.name),
+        mode = c.mode.as_str(), approve = c.approve, "controller started");
     lifecycle::notify_ready();
-    Controller::new(
-        Elector::new(client, settings),
-        reconciler,
-        tx,
-        health,
-        timing,
-    )
-    .run(lifecycle::shutdown_signal())
-    .await;
+    let elector = Elector::new(client, settings);
+    if active {
+        Member::new(
+            elector,
+            c.lease_name.clone(),
+            reconciler,
+            (tx, view_tx),
+            health,
+            timing,
+        )
+        .run(lifecycle::shutdown_signal())
+        .await;
+    } else {
+        Controller::new(elector, reconciler, tx, health, timing)
+            .run(lifecycle::shutdown_signal())
+            .await;
+    }
     lifecycle::notify_stopping();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     reload.abort();
     checkpoints.finish().await;
     Ok(())

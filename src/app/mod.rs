@@ -10,4 +10,5 @@
 pub mod controller;
 pub mod keys;
 pub mod lifecycle;
+pub mod metrics_listener;
 pub mod serve;

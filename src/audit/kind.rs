@@ -47,6 +47,11 @@ pub enum Kind {
     /// Controller mode: a certificate was signed, recorded before it is written to the API.
     #[serde(rename = "signature_spent")]
     SignatureSpent,
+    /// Controller mode: a signature recorded as spent was never written to the API (another
+    /// writer won: a certificate or, active-active, a later claim was there first; or the
+    /// signing window closed). Same serial and SHA-256 as its `signature_spent` record.
+    #[serde(rename = "signature_discarded")]
+    SignatureDiscarded,
     /// The appliance's serving certificate was signed.
     ServingCertificate,
     /// An administrator client certificate was signed (`kubesigner dev`).
@@ -57,7 +62,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 22] = [
         Kind::Create,
         Kind::Approve,
         Kind::Deny,
@@ -76,6 +81,7 @@ impl Kind {
         Kind::TokenDelete,
         Kind::Checkpoint,
         Kind::SignatureSpent,
+        Kind::SignatureDiscarded,
         Kind::ServingCertificate,
         Kind::AdminCertificate,
         Kind::CaSelfSigned,
@@ -102,6 +108,7 @@ impl Kind {
             Kind::TokenDelete => "token-delete",
             Kind::Checkpoint => "checkpoint",
             Kind::SignatureSpent => "signature_spent",
+            Kind::SignatureDiscarded => "signature_discarded",
             Kind::ServingCertificate => "serving-certificate",
             Kind::AdminCertificate => "admin-certificate",
             Kind::CaSelfSigned => "ca-self-signed",

@@ -10,7 +10,7 @@ use kube::config::Kubeconfig;
 
 use crate::app::controller::{ControllerStartError, Prepared};
 use crate::app::lifecycle;
-use crate::config::Config;
+use crate::config::{Config, ControllerMode};
 use crate::controller::ControllerConfigError;
 use crate::controller::approval::TokenBindings;
 use crate::exit;
@@ -28,6 +28,14 @@ pub struct ControllerArgs {
     /// Signer names to serve, comma-separated, short or full (`[controller] signers`).
     #[arg(long, value_delimiter = ',')]
     pub signers: Vec<String>,
+    /// How replicas share the work: `leader` (one Lease, one signer; the default) or
+    /// `active-active` (every replica signs the CSRs it owns) (`[controller] mode`).
+    #[arg(long, value_parser = parse_mode)]
+    pub mode: Option<ControllerMode>,
+    /// Serve Prometheus metrics over plain HTTP here, e.g. `127.0.0.1:9464`
+    /// (`[controller] metrics_address`).
+    #[arg(long)]
+    pub metrics_address: Option<std::net::SocketAddr>,
     /// Approve by policy through `/approval` (`[controller] approve`).
     #[arg(long)]
     pub approve: bool,
@@ -54,6 +62,13 @@ pub struct ControllerArgs {
     pub identity: Option<String>,
 }
 
+fn parse_mode(s: &str) -> Result<ControllerMode, String> {
+    [ControllerMode::Leader, ControllerMode::ActiveActive]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+        .ok_or_else(|| format!("{s:?}: expected `leader` or `active-active`"))
+}
+
 impl ControllerArgs {
     fn apply(self, cfg: &mut Config) {
         let c = &mut cfg.controller;
@@ -64,11 +79,17 @@ impl ControllerArgs {
             c.signers = self.signers;
         }
         c.approve |= self.approve;
+        if let Some(m) = self.mode {
+            c.mode = m;
+        }
+        if let Some(a) = self.metrics_address {
+            c.metrics_address = Some(a);
+        }
         if let Some(v) = self.lease_name {
             c.lease_name = v;
         }
         if let Some(v) = self.lease_namespace {
-            c.lease_namespace = v;
+            c.lease_namespace = Some(v);
         }
         if let Some(v) = self.lease_duration {
             c.lease_duration = v;

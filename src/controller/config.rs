@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::config::ControllerConfig;
 use crate::config::controller::{MAX_LEASE_DURATION, MIN_LEASE_DURATION, MIN_RETRY_PERIOD};
+use crate::config::{ControllerConfig, ControllerMode};
 use crate::issue::SignerName;
 
 /// Why the `[controller]` settings are unusable.
@@ -45,6 +45,18 @@ pub enum ControllerConfigError {
     Name {
         /// Which setting.
         what: &'static str,
+    },
+    /// Active-active mode: the identity cannot be part of a Lease name.
+    #[error(
+        "identity {identity:?}: in active-active mode it names this replica's Lease \
+         ({lease_name}-<identity>), so it must be 1 to 63 lowercase letters, digits or '-', \
+         starting and ending with a letter or digit"
+    )]
+    MemberIdentity {
+        /// The identity given.
+        identity: String,
+        /// `lease_name`.
+        lease_name: String,
     },
     /// No kubeconfig was given.
     #[error("no kubeconfig: pass --kubeconfig or set [controller] kubeconfig")]
@@ -93,7 +105,7 @@ impl ControllerConfig {
         }
         for (what, v) in [
             ("lease_name", Some(&self.lease_name)),
-            ("lease_namespace", Some(&self.lease_namespace)),
+            ("lease_namespace", self.lease_namespace.as_ref()),
             ("identity", self.identity.as_ref()),
         ] {
             if let Some(v) = v
@@ -101,6 +113,15 @@ impl ControllerConfig {
             {
                 return Err(ControllerConfigError::Name { what });
             }
+        }
+        if self.mode == ControllerMode::ActiveActive
+            && let Some(id) = &self.identity
+            && !is_member_identity(id, &self.lease_name)
+        {
+            return Err(ControllerConfigError::MemberIdentity {
+                identity: id.clone(),
+                lease_name: self.lease_name.clone(),
+            });
         }
         for (id, pats) in &self.bootstrap_token_nodes {
             let bad = |why: String| ControllerConfigError::TokenBinding {
@@ -115,6 +136,48 @@ impl ControllerConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// Longest DNS label (RFC 1123), the bound of a member identity.
+const MAX_LABEL_LEN: usize = 63;
+
+/// True when `id` is a DNS label and `<lease_name>-<id>` is a valid Lease name length.
+pub fn is_member_identity(id: &str, lease_name: &str) -> bool {
+    let b = id.as_bytes();
+    let ok_char = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-';
+    let alnum = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    !b.is_empty()
+        && b.len() <= MAX_LABEL_LEN
+        && b.iter().all(ok_char)
+        && alnum(b.first())
+        && alnum(b.last())
+        && lease_name.len() + 1 + b.len() <= MAX_NAME_LEN
+}
+
+/// A member identity made from a host name and process id: lowercased, every other
+/// character `-`, cut to a DNS label.
+pub fn member_identity_from(host: &str, pid: u32) -> String {
+    let host: String = host
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let pid = pid.to_string();
+    let room = MAX_LABEL_LEN - pid.len() - 1;
+    let host = host.trim_matches('-');
+    let host: String = host.chars().take(room).collect();
+    let host = host.trim_end_matches('-');
+    if host.is_empty() {
+        format!("r-{pid}")
+    } else {
+        format!("{host}-{pid}")
     }
 }
 

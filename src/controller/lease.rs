@@ -55,6 +55,8 @@ pub struct LeaseSettings {
     pub identity: String,
     /// Term written into the Lease.
     pub lease_duration: Duration,
+    /// Labels the Lease carries (active-active: its group), set on every write.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Acquires, renews and releases one Lease.
@@ -97,6 +99,32 @@ impl Elector {
         &self.settings.identity
     }
 
+    /// The Leases of our namespace (active-active: the members are read from them).
+    pub async fn list_namespace(&self) -> Result<Vec<Lease>, LeaseError> {
+        self.api
+            .list(&kube::api::ListParams::default())
+            .await
+            .map(|l| l.items)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Deletes Lease `name` of our namespace if it is still at `resource_version` (a delete
+    /// precondition: a Lease renewed since is left alone).
+    pub async fn delete_at(&self, name: &str, resource_version: &str) -> Result<(), LeaseError> {
+        let dp = kube::api::DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                resource_version: Some(resource_version.to_owned()),
+                uid: None,
+            }),
+            ..kube::api::DeleteParams::default()
+        };
+        self.api
+            .delete(name, &dp)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     fn err(&self, source: kube::Error) -> LeaseError {
         LeaseError::Api {
             namespace: self.settings.namespace.clone(),
@@ -137,7 +165,7 @@ impl Elector {
                 Step::Create => (None, true),
                 Step::Claim { transition } => (read.as_ref(), transition),
             };
-        let ours = claimed(
+        let mut ours = claimed(
             write,
             &s.name,
             &s.namespace,
@@ -145,6 +173,10 @@ impl Elector {
             s.lease_duration,
             wall,
         );
+        if !s.labels.is_empty() {
+            let labels = ours.metadata.labels.get_or_insert_with(Default::default);
+            labels.extend(s.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         let pp = PostParams::default();
         let result = match write {
             None => self.api.create(&pp, &ours).await,

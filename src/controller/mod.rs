@@ -8,11 +8,18 @@
 //! (Lease I/O), `reconcile` (list + watch + per-CSR work), `sign` (one signature, the
 //! `/status` write, the local audit around it), `approval` (policy inputs),
 //! `write` (conditional subresource writes).
+//!
+//! Active-active mode (`mode = "active-active"`): `members` (pure: live members, rendezvous
+//! owner, claim rules), `active` (each replica's own Lease and the membership view), `claim`
+//! (the conditional claim annotation written before a signature).
 
+pub mod active;
 pub mod approval;
+pub mod claim;
 pub mod config;
 pub mod election;
 pub mod lease;
+pub mod members;
 pub mod reconcile;
 mod sign;
 pub mod write;

@@ -13,6 +13,7 @@ use kube::runtime::watcher;
 use tokio::sync::{mpsc, watch};
 
 use super::approval::{self, TokenBindings};
+use super::claim::Active;
 use super::write;
 use crate::conditions::{
     ConditionType, SIGNER_VALIDATION_FAILURE, has_certificate, has_condition, needs_signing,
@@ -78,6 +79,15 @@ pub enum ReconcileError {
     /// The leadership (signing window) ended: nothing more is written.
     #[error("not leading: stopped before writing")]
     NotLeader,
+    /// Active-active: a live member's fresh claim is on the CSR.
+    #[error("claimed by {holder}: left to it")]
+    Deferred {
+        /// The claimant.
+        holder: String,
+    },
+    /// Active-active: our claim write lost a race (409).
+    #[error("claim lost a race")]
+    ClaimLost,
     /// A blocking task failed.
     #[error("blocking task: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -99,8 +109,10 @@ pub struct Reconciler {
     pub bindings: Arc<TokenBindings>,
     /// Our holder identity (the audit actor).
     pub identity: String,
-    /// The election's verdict.
+    /// The election's verdict (active-active: our membership's signing window).
     pub leadership: watch::Receiver<Leadership>,
+    /// Active-active mode: the membership view and the claim rules (None: leader mode).
+    pub active: Option<Active>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -134,12 +146,23 @@ impl Reconciler {
         let mut initial: Vec<CertificateSigningRequest> = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
         let busy: Busy = Arc::new(std::sync::Mutex::new(HashSet::new()));
+        let mut view = self.active.as_ref().map(|a| a.view.clone());
+        let mut members = view.as_ref().map(|v| v.borrow().members.clone());
         loop {
             let csrs = tokio::select! {
+                Some(()) = membership_changed(&mut view, &mut members) => {
+                    // Ownership moved: list again (every CSR is looked at with the new view).
+                    stream = watcher(self.csrs.clone(), watcher::Config::default()).boxed();
+                    initial.clear();
+                    continue;
+                }
                 ev = stream.next() => match ev {
                     Some(Ok(watcher::Event::Init)) => { initial.clear(); continue; }
                     Some(Ok(watcher::Event::InitApply(o))) => { initial.push(o); continue; }
-                    Some(Ok(watcher::Event::InitDone)) => std::mem::take(&mut initial),
+                    Some(Ok(watcher::Event::InitDone)) => {
+                        self.count_owned(&initial);
+                        std::mem::take(&mut initial)
+                    }
                     Some(Ok(watcher::Event::Apply(o))) => vec![o],
                     Some(Ok(watcher::Event::Delete(_))) => continue,
                     Some(Err(e)) => {
@@ -187,12 +210,12 @@ impl Reconciler {
         // The one parse of this object's request: the per-node key and every decision below
         // read it.
         let validated = crate::issue::validate(&csr.spec, self.core.config());
-        let key = match &validated {
-            Ok(v) => {
-                approval::node_of(v).map_or_else(|| format!("csr/{name}"), |n| format!("node/{n}"))
-            }
-            Err(_) => format!("csr/{name}"),
-        };
+        let key = work_key(&csr, &validated);
+        if let Some(a) = &self.active
+            && !a.view().owns(&self.identity, &key, Instant::now())
+        {
+            return;
+        }
         let taken = busy
             .lock()
             .map(|mut b| b.insert(key.clone()))
@@ -203,7 +226,7 @@ impl Reconciler {
         }
         let (me, busy, tx) = (Arc::clone(self), Arc::clone(busy), retry_tx.clone());
         tasks.spawn(async move {
-            let r = Arc::clone(&me).handle(csr, validated).await;
+            let r = Arc::clone(&me).handle(csr, validated, &key).await;
             if let Ok(mut b) = busy.lock() {
                 b.remove(&key);
             }
@@ -211,6 +234,10 @@ impl Reconciler {
                 Ok(()) => {}
                 Err(ReconcileError::NotLeader) => {
                     tracing::info!(csr = %name, "signing window closed; leaving it to the next leader");
+                }
+                Err(e @ (ReconcileError::Deferred { .. } | ReconcileError::ClaimLost)) => {
+                    tracing::debug!(csr = %name, why = %e, "not claimed; looking again later");
+                    requeue(&tx, name);
                 }
                 Err(e) => {
                     tracing::warn!(csr = %name, error = %e, "csr not handled; retrying");
@@ -238,6 +265,32 @@ impl Reconciler {
                 None => return,
             }
         }
+    }
+
+    /// Active-active: sets the gauge of CSRs needing work that this replica owns (at each
+    /// full list).
+    fn count_owned(&self, csrs: &[CertificateSigningRequest]) {
+        let Some(a) = &self.active else {
+            return;
+        };
+        let view = a.view();
+        let now = Instant::now();
+        let owned = csrs
+            .iter()
+            .filter(|c| {
+                self.ours(c)
+                    && !has_certificate(c)
+                    && !has_condition(c, ConditionType::Denied)
+                    && !has_condition(c, ConditionType::Failed)
+            })
+            .filter(|c| {
+                let v = crate::issue::validate(&c.spec, self.core.config());
+                view.owns(&self.identity, &work_key(c, &v), now)
+            })
+            .count();
+        crate::metrics::global()
+            .controller_csrs_owned
+            .set(i64::try_from(owned).unwrap_or(i64::MAX));
     }
 
     /// Records the kubelet client certificates in `csrs` as node facts (before any decision,
@@ -276,6 +329,7 @@ impl Reconciler {
         self: Arc<Self>,
         csr: CertificateSigningRequest,
         validated: Result<ValidatedCsr, CsrRejection>,
+        key: &str,
     ) -> Result<(), ReconcileError> {
         if !self.ours(&csr)
             || has_certificate(&csr)
@@ -312,7 +366,7 @@ impl Reconciler {
             }
         };
         tracing::debug!(csr = %name, "signing");
-        self.sign(csr, v, fresh).await
+        self.sign(csr, v, fresh, key).await
     }
 
     async fn fail(
@@ -360,6 +414,43 @@ impl Reconciler {
             })?;
         tracing::info!(csr = %name, condition = type_.as_str(), %reason, "approval written");
         Ok(written)
+    }
+}
+
+/// The key a CSR is handled and owned by: its node (so one node's CSRs are handled one at a
+/// time, by one replica: the ★ one-live-certificate-per-node check stays in one local store),
+/// else its name.
+fn work_key(
+    csr: &CertificateSigningRequest,
+    validated: &Result<ValidatedCsr, CsrRejection>,
+) -> String {
+    let name = name_of(csr);
+    match validated {
+        Ok(v) => {
+            approval::node_of(v).map_or_else(|| format!("csr/{name}"), |n| format!("node/{n}"))
+        }
+        Err(_) => format!("csr/{name}"),
+    }
+}
+
+/// Completes when the membership (not just the window) changed; never when `view` is None
+/// (leader mode) or its sender is gone.
+async fn membership_changed(
+    view: &mut Option<watch::Receiver<super::members::View>>,
+    last: &mut Option<Vec<String>>,
+) -> Option<()> {
+    let Some(rx) = view.as_mut() else {
+        return std::future::pending().await;
+    };
+    loop {
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        let now = rx.borrow_and_update().members.clone();
+        if last.as_ref() != Some(&now) {
+            *last = Some(now);
+            return Some(());
+        }
     }
 }
 

@@ -25,6 +25,9 @@ pub enum Outcome {
     NoLongerApproved,
     /// The signing window closed before the write.
     NotLeader,
+    /// Active-active: after a 409 the CSR no longer carries our claim (another replica
+    /// claimed it): ours is discarded, never written.
+    ClaimLost,
 }
 
 type KubeResult<T> = Result<T, Box<kube::Error>>;
@@ -136,12 +139,14 @@ async fn add_condition_through(
 }
 
 /// Writes `pem` as `status.certificate` with the resourceVersion read; on 409 re-reads and
-/// writes the same certificate again only if the CSR still needs one.
+/// writes the same certificate again only if the CSR still needs one and `still_ours` holds
+/// for it (active-active: our claim is still on it).
 pub async fn write_certificate(
     api: &Api<CertificateSigningRequest>,
     mut csr: CertificateSigningRequest,
     pem: &[u8],
     may_sign: impl Fn() -> bool,
+    still_ours: impl Fn(&CertificateSigningRequest) -> bool,
 ) -> KubeResult<Outcome> {
     let name = csr.metadata.name.clone().unwrap_or_default();
     for _ in 0..MAX_CONFLICTS {
@@ -164,6 +169,9 @@ pub async fn write_certificate(
             } else {
                 Outcome::NoLongerApproved
             });
+        }
+        if !still_ours(&csr) {
+            return Ok(Outcome::ClaimLost);
         }
         if !may_sign() {
             return Ok(Outcome::NotLeader);

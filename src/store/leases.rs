@@ -233,8 +233,14 @@ impl Store {
         Ok(lease)
     }
 
-    /// Deletes a lease; returns its last state.
-    pub fn lease_delete(&self, ns: &str, name: &str) -> Result<Lease, LeaseError> {
+    /// Deletes a lease (only at resourceVersion `expected_rv` when given: a delete precondition,
+    /// else 409 as kube-apiserver); returns its last state.
+    pub fn lease_delete(
+        &self,
+        ns: &str,
+        name: &str,
+        expected_rv: Option<u64>,
+    ) -> Result<Lease, LeaseError> {
         let mut st = self.lock()?;
         let tx = st.conn.transaction()?;
         let Some(old) = stored(&tx, ns, name)? else {
@@ -243,6 +249,22 @@ impl Store {
                 name: name.to_owned(),
             });
         };
+        let current = old
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if let Some(given) = expected_rv
+            && given != current
+        {
+            return Err(LeaseError::Conflict {
+                namespace: ns.to_owned(),
+                name: name.to_owned(),
+                given,
+                current,
+            });
+        }
         tx.execute(
             "DELETE FROM leases WHERE namespace = ?1 AND name = ?2",
             params![ns, name],

@@ -74,6 +74,11 @@ fn bad_controller_settings_exit_64() {
             "[controller.bootstrap_token_nodes]\n\"NOTANID\" = \"n*\"",
             "NOTANID",
         ),
+        ("mode = \"both\"", "mode"),
+        (
+            "mode = \"active-active\"\nidentity = \"Host_1\"",
+            "names this replica's Lease",
+        ),
     ] {
         let (code, err) = run(
             &config(dir.path(), &format!("{kcline}\n{section}")),
@@ -82,6 +87,27 @@ fn bad_controller_settings_exit_64() {
         assert_eq!(code, Some(64), "{section}: {err}");
         assert!(err.contains(needle), "{section}: {err}");
     }
+}
+
+#[test]
+fn bad_mode_flag_exits_64_and_the_flag_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kc");
+    std::fs::write(&kc, "apiVersion: v1\nkind: Config\n").unwrap();
+    let kcline = format!("kubeconfig = {:?}", kc.to_str().unwrap());
+    let (code, err) = run(
+        &config(dir.path(), &kcline),
+        &["--allow-root", "--mode", "sideways"],
+    );
+    assert_eq!(code, Some(2), "clap refuses an unknown mode: {err}");
+    assert!(err.contains("active-active"), "{err}");
+    // The file's identity is fine for leader mode; --mode active-active makes it a Lease name.
+    let (code, err) = run(
+        &config(dir.path(), &format!("{kcline}\nidentity = \"Host_1\"")),
+        &["--allow-root", "--mode", "active-active"],
+    );
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("Host_1"), "{err}");
 }
 
 #[test]

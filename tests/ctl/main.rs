@@ -5,6 +5,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod controller_active;
+mod controller_active_faults;
 mod controller_burst;
 mod controller_cli;
 mod controller_failover;

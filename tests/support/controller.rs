@@ -58,6 +58,10 @@ pub struct Replica {
     hsm: Option<Child>,
     socket: Option<PathBuf>,
     module: String,
+    token_delay: Option<Duration>,
+    relay: Option<super::relay::DelayRelay>,
+    proxy: Option<super::relay::StallProxy>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Options of a replica.
@@ -67,6 +71,15 @@ pub struct ReplicaOptions<'a> {
     pub controller_extra: &'a str,
     /// Put the token copy behind a `p11-kit server` (the "HSM" can then be killed).
     pub p11: bool,
+    /// With `p11`: a delay line in front of the p11-kit server (every client→server chunk
+    /// waits this long: a network HSM's round trip).
+    pub token_delay: Option<Duration>,
+    /// `mode = "active-active"` (member Leases in the `kubesigner` namespace).
+    pub active: bool,
+    /// Serve `/metrics` on a free local port ([`Replica::metrics`]).
+    pub metrics: bool,
+    /// Reach the API through a [`StallProxy`] ([`Replica::stall_api`]).
+    pub api_proxy: bool,
 }
 
 impl Default for ReplicaOptions<'_> {
@@ -75,6 +88,10 @@ impl Default for ReplicaOptions<'_> {
             approve: true,
             controller_extra: "",
             p11: false,
+            token_delay: None,
+            active: false,
+            metrics: false,
+            api_proxy: false,
         }
     }
 }
@@ -131,12 +148,42 @@ impl Replica {
                 key.replace(&module, tools::p11_kit_client_module().to_str().unwrap()),
                 "P11_KIT_SERVER_ADDRESS",
                 format!("unix:path={}", sock.display()),
-                // Notice a dead token quickly while idle.
-                "keepalive_interval = \"300ms\"\nsign_timeout = \"1s\"\n",
+                // Notice a dead token quickly while idle (a slow one: within its round trips).
+                if opts.token_delay.is_some() {
+                    "keepalive_interval = \"5s\"\nsign_timeout = \"20s\"\nmax_sessions = 2\n"
+                } else {
+                    "keepalive_interval = \"300ms\"\nsign_timeout = \"1s\"\n"
+                },
             ),
             None => (key, "SOFTHSM2_CONF", conf.to_str().unwrap().to_owned(), ""),
         };
         let esc = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let mut extra = opts.controller_extra.to_owned();
+        if opts.active {
+            extra.push_str("\nmode = \"active-active\"\n");
+        }
+        let metrics_addr = opts.metrics.then(|| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        });
+        if let Some(m) = metrics_addr {
+            extra.push_str(&format!("\nmetrics_address = \"{m}\"\n"));
+        }
+        let proxy = opts
+            .api_proxy
+            .then(|| super::relay::StallProxy::start(&a.addr.to_string()));
+        let mut kubeconfig = a.state().join("controller.kubeconfig");
+        if let Some(p) = &proxy {
+            let text = std::fs::read_to_string(&kubeconfig).unwrap();
+            let from = format!("https://{}", a.addr);
+            assert!(text.contains(&from), "kubeconfig server is {from}");
+            kubeconfig = dir.join("controller.kubeconfig");
+            std::fs::write(
+                &kubeconfig,
+                text.replace(&from, &format!("https://{}", p.addr)),
+            )
+            .unwrap();
+        }
         let config = dir.join("controller.toml");
         let text = format!(
             "data_dir = {data}\n[signer]\nkey = {key}\n{signer_extra}[signer.environment]\n{env_key} = {env}\n\
@@ -148,10 +195,9 @@ impl Replica {
             env = esc(&env_value),
             ca = esc(a.state().join("ca.crt").to_str().unwrap()),
             inv = esc(inventory.to_str().unwrap()),
-            kc = esc(a.state().join("controller.kubeconfig").to_str().unwrap()),
+            kc = esc(kubeconfig.to_str().unwrap()),
             id = esc(identity),
             approve = opts.approve,
-            extra = opts.controller_extra,
         );
         std::fs::write(&config, text).unwrap();
         Replica {
@@ -163,12 +209,50 @@ impl Replica {
             hsm: None,
             socket,
             module,
+            token_delay: opts.token_delay,
+            relay: None,
+            proxy,
+            metrics_addr,
         }
+    }
+
+    /// Stops (true) or resumes (false) this replica's API traffic (needs `api_proxy`).
+    pub fn stall_api(&self, on: bool) {
+        self.proxy
+            .as_ref()
+            .expect("replica without api_proxy")
+            .stall(on);
+    }
+
+    /// This replica's `/metrics` text (needs `metrics`); empty when it does not answer.
+    pub fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let addr = self.metrics_addr.expect("replica without metrics");
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+            return String::new();
+        };
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    /// One sample's value from [`Replica::metrics`] (`name` with its labels, as exposed).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     /// Starts the p11-kit server for this replica's token copy (own process group).
     pub fn start_hsm(&mut self) {
-        let socket = self.socket.clone().expect("replica without p11");
+        let client_socket = self.socket.clone().expect("replica without p11");
+        // With a delay: p11-kit listens on its own socket, the relay on the replica's.
+        let socket = match self.token_delay {
+            Some(_) => self.dir.join("p11-kit-upstream.sock"),
+            None => client_socket.clone(),
+        };
         let _ = std::fs::remove_file(&socket);
         let child = Command::new("p11-kit")
             .args(["server", "-f", "-n"])
@@ -187,6 +271,9 @@ impl Replica {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.hsm = Some(child);
+        if let Some(d) = self.token_delay {
+            self.relay = Some(super::relay::DelayRelay::start(&client_socket, &socket, d));
+        }
     }
 
     /// Kills the p11-kit server and the processes it forked.
@@ -312,6 +399,33 @@ pub fn certificates_written(a: &Appliance, csr: &str) -> usize {
         .iter()
         .filter(|(k, n)| k == "certificate_written" && n == csr)
         .count()
+}
+
+/// The active-active member Leases (namespace `kubesigner`) as (holder, renewTime,
+/// leaseDurationSeconds), through admin kubectl.
+pub fn member_leases(a: &Appliance) -> Vec<(String, String, u64)> {
+    let out = kubectl(
+        &a.admin_kubeconfig(),
+        &[
+            "get",
+            "lease",
+            "-n",
+            "kubesigner",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.holderIdentity} {.spec.renewTime} {.spec.leaseDurationSeconds}{\"\\n\"}{end}",
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((
+                it.next()?.to_owned(),
+                it.next()?.to_owned(),
+                it.next()?.parse().ok()?,
+            ))
+        })
+        .collect()
 }
 
 /// The Lease holder as the cluster stores it (admin kubectl), if any.

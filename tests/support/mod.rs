@@ -15,6 +15,7 @@ pub mod issue_tools;
 pub mod node;
 pub mod ops;
 pub mod regressions;
+pub mod relay;
 pub mod signer_support;
 pub mod table;
 pub mod tokens;

@@ -1,7 +1,8 @@
 //! `coordination.k8s.io/v1` Leases (namespaced), for leader election of `kubesigner controller`
 //! replicas: discovery, get, list, create, update (PUT, resourceVersion-conditional:
 //! a stale one is 409 Conflict), patch (merge, strategic merge as merge, JSON patch; applied to
-//! the stored object with its resourceVersion as precondition), delete. No watch.
+//! the stored object with its resourceVersion as precondition), delete (with
+//! `preconditions.resourceVersion` honoured). No watch.
 //!
 //! Served in every mode (harmless: only administrators, and in external-signing mode what the
 //! RBAC manifests grant, may touch them). `spec.acquireTime` / `renewTime` are `MicroTime`
@@ -105,6 +106,20 @@ fn parse_rv(rv: Option<&str>, name: &str) -> Result<Option<u64>, ApiError> {
     }
 }
 
+/// The `preconditions.resourceVersion` of a DELETE's `DeleteOptions` body (empty body: none).
+fn delete_precondition(body: &[u8], name: &str) -> Result<Option<u64>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let opts: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| bad_request(format!("DeleteOptions: {e}")))?;
+    let rv = opts
+        .get("preconditions")
+        .and_then(|p| p.get("resourceVersion"))
+        .and_then(serde_json::Value::as_str);
+    parse_rv(rv, name)
+}
+
 /// Which lease request.
 enum Target<'a> {
     /// `/leases` across namespaces.
@@ -191,9 +206,10 @@ impl Api {
             }
             (Target::One(ns, name), &Method::DELETE) => {
                 self.authorize_lease(caller, "delete", Some(ns), Some(name))?;
+                let expected_rv = delete_precondition(&self.lease_body(req).await?, name)?;
                 let store = self.inner.store.clone();
                 let (n, m) = (ns.to_owned(), name.to_owned());
-                let gone = blocking(move || store.lease_delete(&n, &m)).await??;
+                let gone = blocking(move || store.lease_delete(&n, &m, expected_rv)).await??;
                 let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                     "details": {"name": name, "group": GROUP, "kind": RESOURCE, "uid": gone.metadata.uid}});
                 Ok(json_response(StatusCode::OK, &body, &[]))

@@ -183,6 +183,9 @@ fn deploy_rbac_yaml_grants_the_controller() {
         &req("update", "certificatesigningrequests", Some("approval"))
     ));
     assert!(!p.allows(&sa, &req("delete", "certificatesigningrequests", None)));
+    // Active-active: the claim annotation (a conditional PUT), never a patch of the object.
+    assert!(p.allows(&sa, &req("update", "certificatesigningrequests", None)));
+    assert!(!p.allows(&sa, &req("patch", "certificatesigningrequests", None)));
     for signer in [
         "kubernetes.io/kube-apiserver-client-kubelet",
         "kubernetes.io/kubelet-serving",
@@ -207,7 +210,22 @@ fn deploy_rbac_yaml_grants_the_controller() {
     assert!(p.allows(&sa, &lease("create", None)));
     assert!(p.allows(&sa, &lease("update", Some("kubesigner-controller"))));
     assert!(!p.allows(&sa, &lease("update", Some("other"))));
+    assert!(!p.allows(&sa, &lease("list", None)));
     assert!(!p.allows(&id("someone", &[]), &lease("create", None)));
+    // Active-active members: any Lease, but only in the kubesigner namespace.
+    let member = |verb: &'static str, name: Option<&'static str>| Request {
+        namespace: Some("kubesigner"),
+        ..lease(verb, name)
+    };
+    for verb in ["create", "get", "list", "update", "delete"] {
+        assert!(
+            p.allows(&sa, &member(verb, Some("kubesigner-controller-r0"))),
+            "{verb}"
+        );
+    }
+    assert!(!p.allows(&sa, &member("patch", Some("kubesigner-controller-r0"))));
+    assert!(!p.allows(&sa, &lease("delete", Some("kubesigner-controller"))));
+    assert!(!p.allows(&sa, &lease("update", Some("kube-scheduler"))));
 }
 
 #[test]

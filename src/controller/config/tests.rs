@@ -69,3 +69,52 @@ fn unknown_key_and_bad_values_are_refused() {
         Err(ControllerConfigError::Name { .. })
     ));
 }
+
+#[test]
+fn active_active_needs_an_identity_that_can_name_a_lease() {
+    let c = parse("mode = \"active-active\"\nidentity = \"kubesigner-0\"\n").unwrap();
+    assert_eq!(c.mode, crate::config::ControllerMode::ActiveActive);
+    c.check().unwrap();
+    for bad in [
+        "Kubesigner-0",
+        "host_123",
+        "-a",
+        "a-",
+        "a.b",
+        &"a".repeat(64),
+    ] {
+        let c = ControllerConfig {
+            mode: crate::config::ControllerMode::ActiveActive,
+            identity: Some(bad.to_owned()),
+            ..ControllerConfig::default()
+        };
+        assert!(
+            matches!(c.check(), Err(ControllerConfigError::MemberIdentity { .. })),
+            "{bad:?}"
+        );
+        // The same identity is fine for the single leader Lease.
+        let leader = ControllerConfig {
+            identity: Some(bad.to_owned()),
+            ..ControllerConfig::default()
+        };
+        assert!(leader.check().is_ok() || bad.len() > 253);
+    }
+    assert!(parse("mode = \"both\"\n").is_err());
+}
+
+#[test]
+fn default_member_identity_is_a_dns_label() {
+    for (host, pid, want) in [
+        ("Node_1.example.com", 42, "node-1-example-com-42"),
+        ("___", 7, "r-7"),
+        (
+            &"x".repeat(100),
+            12345,
+            &format!("{}-12345", "x".repeat(57)),
+        ),
+    ] {
+        let id = member_identity_from(host, pid);
+        assert_eq!(id, want);
+        assert!(is_member_identity(&id, "kubesigner-controller"), "{id}");
+    }
+}

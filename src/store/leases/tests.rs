@@ -62,10 +62,17 @@ fn create_replace_conflict_delete_and_reopen() {
     assert_eq!(all.len(), 2);
     assert!(list_rv >= rv(&b));
     assert_eq!(store.lease_list(Some("other")).unwrap().0.len(), 1);
-    store.lease_delete("kube-system", "l").unwrap();
+    // A delete precondition on a stale resourceVersion is a conflict; the current one deletes.
+    assert!(matches!(
+        store.lease_delete("kube-system", "l", Some(rv(&b) - 1)),
+        Err(LeaseError::Conflict { .. })
+    ));
+    store
+        .lease_delete("kube-system", "l", Some(rv(&b)))
+        .unwrap();
     assert!(store.lease_get("kube-system", "l").unwrap().is_none());
     assert!(matches!(
-        store.lease_delete("kube-system", "l"),
+        store.lease_delete("kube-system", "l", None),
         Err(LeaseError::NotFound { .. })
     ));
 }
