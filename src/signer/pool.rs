@@ -23,6 +23,18 @@ use crate::signer::uri::Pkcs11Uri;
 pub(crate) struct Pooled {
     session: Session,
     key: ObjectHandle,
+    /// The other key last used on this session ([`Live::sign_other`]: the audit key), found
+    /// once per session like `key`.
+    other: Option<OtherKey>,
+}
+
+/// Another key of the token as found in one session: its id and label as asked for, its
+/// handle and its public half.
+struct OtherKey {
+    id: Option<Vec<u8>>,
+    object: Option<String>,
+    handle: ObjectHandle,
+    spki: spki::SubjectPublicKeyInfoOwned,
 }
 
 impl Pooled {
@@ -48,6 +60,26 @@ fn sign_raw(
         }
         None => module::map(session.sign(&Mechanism::Sha256RsaPkcs, key, msg)),
     }
+}
+
+/// The handle and public half of `other` in `p`'s session: kept from an earlier call on this
+/// session when it asked for the same id and label, else found and kept now.
+fn other_key(p: &mut Pooled, other: &Pkcs11Uri) -> Result<(ObjectHandle, PublicKey), SignerError> {
+    if let Some(k) = &p.other
+        && k.id == other.id
+        && k.object == other.object
+    {
+        return Ok((k.handle, PublicKey::from_spki(k.spki.clone())?));
+    }
+    let handle = module::find_private_key(&p.session, other)?;
+    let public = module::read_public_key(&p.session, handle, other)?;
+    p.other = Some(OtherKey {
+        id: other.id.clone(),
+        object: other.object.clone(),
+        handle,
+        spki: public.spki.clone(),
+    });
+    Ok((handle, public))
 }
 
 struct Idle {
@@ -226,19 +258,23 @@ impl Live {
 
     /// Signs with another private key of the same token (found by `other`'s id / label in a
     /// pooled session, e.g. the audit key); returns the signature and that key's public half.
-    /// Rare (audit checkpoints), so the key is looked up on every call.
+    /// The key is looked up once per session and kept with it, as the signing key is: an
+    /// audit checkpoint on a network HSM then costs the signature's round trips, not five more
+    /// for the lookup. A failed signature forgets it (looked up again next time).
     pub(crate) fn sign_other(
         &self,
         other: &Pkcs11Uri,
         timeout: Duration,
         msg: &[u8],
     ) -> Result<(Vec<u8>, PublicKey), SignerError> {
-        let p = self.take(timeout, &|| false)?;
+        let mut p = self.take(timeout, &|| false)?;
         let signed: Result<(Vec<u8>, PublicKey), SignerError> = (|| {
-            let key = module::find_private_key(&p.session, other)?;
-            let public = module::read_public_key(&p.session, key, other)?;
-            let sig = sign_raw(&p.session, key, &public, msg)?;
-            Ok((sig, public))
+            let (key, public) = other_key(&mut p, other)?;
+            let sig = sign_raw(&p.session, key, &public, msg);
+            if sig.is_err() {
+                p.other = None;
+            }
+            Ok((sig?, public))
         })();
         match &signed {
             Err(e) if e.class() == Some(crate::signer::ErrorClass::Session) => self.evict(p),
@@ -276,7 +312,11 @@ impl Live {
     fn open_pooled(&self) -> Result<Pooled, SignerError> {
         let session = module::map(self.ctx.open_ro_session(self.slot))?;
         let key = module::find_private_key(&session, &self.uri)?;
-        Ok(Pooled { session, key })
+        Ok(Pooled {
+            session,
+            key,
+            other: None,
+        })
     }
 
     /// Returns a healthy session to the pool.

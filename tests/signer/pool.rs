@@ -107,3 +107,38 @@ fn a_signer_reopened_right_after_a_drop_waits_for_the_finalize() {
         &[],
     );
 }
+
+/// Another key of the token (the audit key's path: `sign_with_label`) is looked up once per
+/// session and kept with it. With one session, labels asked in turn must each get their own
+/// key: the public half returned (and checked against the signature) for a label asked again
+/// is the one found the first time, and differs from the other label's.
+#[test]
+fn other_keys_kept_per_session_answer_for_their_own_label() {
+    if let Some(tok) = TokenEnv::child("other_keys_kept_per_session_answer_for_their_own_label") {
+        let text = tok.uri_with(&tok.module, "ca", "&max-sessions=1");
+        let uri = Pkcs11Uri::parse(&text, UriOrigin::CommandLine).unwrap();
+        let signer = TokenSigner::open(&uri, Settings::default()).unwrap();
+        let (_, a1) = signer.sign_with_label("audit-a", b"one").unwrap();
+        let (_, b1) = signer.sign_with_label("audit-b", b"two").unwrap();
+        let (_, a2) = signer.sign_with_label("audit-a", b"three").unwrap();
+        let (_, a3) = signer.sign_with_label("audit-a", b"four").unwrap();
+        assert_ne!(a1.spki, b1.spki, "two labels, one key");
+        assert_eq!(a1.spki, a2.spki, "audit-a after audit-b");
+        assert_eq!(a1.spki, a3.spki, "audit-a kept");
+        assert!(signer.sign_with_label("no-such-key", b"five").is_err());
+        let (_, a4) = signer.sign_with_label("audit-a", b"six").unwrap();
+        assert_eq!(a1.spki, a4.spki, "audit-a after a failed lookup");
+        assert_eq!(signer.open_sessions(), 1);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tok = TokenEnv::create(dir.path(), "others");
+    tok.keygen("ca", "ecdsa-p256");
+    tok.keygen("audit-a", "ecdsa-p256");
+    tok.keygen("audit-b", "ecdsa-p256");
+    tok.run_child(
+        module_path!(),
+        "other_keys_kept_per_session_answer_for_their_own_label",
+        &[],
+    );
+}
