@@ -18,14 +18,14 @@
 //! `calls total=N C_Sign=N C_SignInit=N ...` (calls with a non-zero count, by name).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "../tests/support/delay_line.rs"]
+mod delay_line;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::net::UnixListener;
 
 /// p11-kit's RPC call ids (`p11-kit/rpc-message.h`), in id order.
 const CALLS: &[&str] = &[
@@ -245,65 +245,14 @@ async fn main() {
                 let upstream = a.upstream.clone();
                 let counts = counts.clone();
                 let delay = a.delay;
+                let mut state = State::Version;
+                let seen = move |chunk: &[u8]| state.feed(chunk, &counts);
                 tokio::spawn(async move {
-                    if let Err(e) = relay(client, &upstream, delay, counts).await {
+                    if let Err(e) = delay_line::delay_line(client, upstream.as_ref(), delay, seen).await {
                         eprintln!("p11_relay: connection: {e}");
                     }
                 });
             }
         }
     }
-}
-
-async fn relay(
-    client: UnixStream,
-    upstream: &str,
-    delay: Duration,
-    counts: Arc<Counts>,
-) -> std::io::Result<()> {
-    let server = UnixStream::connect(upstream).await?;
-    let (mut client_rd, mut client_wr) = client.into_split();
-    let (mut server_rd, mut server_wr) = server.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
-    // client → delay line: stamp each chunk as it is read.
-    let reader = tokio::spawn(async move {
-        let mut state = State::Version;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = client_rd.read(&mut buf).await?;
-            if n == 0 {
-                return Ok::<_, std::io::Error>(());
-            }
-            state.feed(&buf[..n], &counts);
-            if tx
-                .send((Instant::now() + delay, buf[..n].to_vec()))
-                .is_err()
-            {
-                return Ok(());
-            }
-        }
-    });
-    // delay line → server: each chunk at its due time, in order.
-    let writer = tokio::spawn(async move {
-        while let Some((due, mut chunk)) = rx.recv().await {
-            // A deadline already passed is not slept on: the timer would wait for its next tick.
-            if due > Instant::now() {
-                tokio::time::sleep_until(due).await;
-            }
-            // Whatever else is due goes in the same write (p11-kit writes a message in three).
-            while let Ok((due, more)) = rx.try_recv() {
-                chunk.extend_from_slice(&more);
-                if due > Instant::now() {
-                    tokio::time::sleep_until(due).await;
-                }
-            }
-            server_wr.write_all(&chunk).await?;
-        }
-        server_wr.shutdown().await
-    });
-    // server → client, undelayed.
-    let back = tokio::io::copy(&mut server_rd, &mut client_wr).await;
-    reader.abort();
-    writer.abort();
-    back.map(|_| ())
 }

@@ -8,6 +8,7 @@ pub mod api_support;
 pub mod appliance;
 pub mod auth;
 pub mod controller;
+pub mod delay_line;
 pub mod faults;
 pub mod issue_csr;
 pub mod issue_soft_key;

@@ -1,8 +1,7 @@
 //! In-test relays for the controller tests, each on its own thread and runtime:
 //! - [`DelayRelay`]: a Unix-socket delay line between p11-kit's client module and
-//!   `p11-kit server` (the test twin of benches/p11_relay.rs: every client→server chunk is
-//!   forwarded `delay` after it was read, in order; answers at once), so one replica's token
-//!   answers like a network HSM.
+//!   `p11-kit server` (the delay line of benches/p11_relay.rs, `delay_line.rs`), so one
+//!   replica's token answers like a network HSM.
 //! - [`StallProxy`]: a TCP proxy in front of the cluster stand-in that can stop moving bytes
 //!   (a replica whose API connection stalls, without killing it).
 
@@ -15,9 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+use tokio::net::{TcpListener, TcpStream, UnixListener};
+use tokio::sync::oneshot;
 
 /// A relay thread; stopped when dropped.
 struct Thread {
@@ -81,7 +79,7 @@ impl DelayRelay {
                 };
                 let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    let _ = delay_line(client, &upstream, delay).await;
+                    let _ = super::delay_line::delay_line(client, &upstream, delay, |_| {}).await;
                 });
             }
         });
@@ -90,45 +88,6 @@ impl DelayRelay {
             _thread: thread,
         }
     }
-}
-
-async fn delay_line(client: UnixStream, upstream: &Path, delay: Duration) -> std::io::Result<()> {
-    let server = UnixStream::connect(upstream).await?;
-    let (mut client_rd, mut client_wr) = client.into_split();
-    let (mut server_rd, mut server_wr) = server.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
-    let reader = tokio::spawn(async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = client_rd.read(&mut buf).await?;
-            if n == 0
-                || tx
-                    .send((Instant::now() + delay, buf[..n].to_vec()))
-                    .is_err()
-            {
-                return Ok::<_, std::io::Error>(());
-            }
-        }
-    });
-    let writer = tokio::spawn(async move {
-        while let Some((due, mut chunk)) = rx.recv().await {
-            if due > Instant::now() {
-                tokio::time::sleep_until(due).await;
-            }
-            while let Ok((due, more)) = rx.try_recv() {
-                chunk.extend_from_slice(&more);
-                if due > Instant::now() {
-                    tokio::time::sleep_until(due).await;
-                }
-            }
-            server_wr.write_all(&chunk).await?;
-        }
-        server_wr.shutdown().await
-    });
-    let back = tokio::io::copy(&mut server_rd, &mut client_wr).await;
-    reader.abort();
-    writer.abort();
-    back.map(|_| ())
 }
 
 /// A TCP proxy to `upstream` that stops moving bytes (both ways) while stalled.
