@@ -207,28 +207,14 @@ impl Member {
 
     /// Runs until `shutdown` completes; then stops signing and releases the member Lease.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
         let observer = tokio::spawn(Arc::clone(&self.reconciler).observe_forever());
-        let mut tick = tokio::time::interval(self.timing.retry_period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                _ = tick.tick() => {}
-            }
-            tokio::select! {
-                () = &mut shutdown => break,
-                () = self.round() => {}
-            }
-        }
+        super::every_round_until(self.timing.retry_period, shutdown, async || {
+            self.round().await;
+        })
+        .await;
         self.leave("shutting down");
         observer.abort();
         let limit = self.timing.renew_deadline;
-        match tokio::time::timeout(limit, self.elector.release()).await {
-            Ok(Ok(true)) => tracing::info!("member lease released"),
-            Ok(Ok(false)) => tracing::info!("member lease not held: nothing to release"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot release the member lease"),
-            Err(_) => tracing::warn!(?limit, "member lease release timed out: it expires"),
-        }
+        self.elector.release_at_stop(limit, "member lease").await;
     }
 }

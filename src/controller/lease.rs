@@ -236,4 +236,16 @@ impl Elector {
         tracing::warn!("the lease kept changing under the release: leaving it to expire");
         Ok(false)
     }
+
+    /// [`Elector::release`] at shutdown, within `limit` (an unreachable API server must not
+    /// hold the stop: the Lease then expires by itself); says what happened, naming the Lease
+    /// `what` ("lease", "member lease").
+    pub async fn release_at_stop(&mut self, limit: Duration, what: &str) {
+        match tokio::time::timeout(limit, self.release()).await {
+            Ok(Ok(true)) => tracing::info!("{what} released"),
+            Ok(Ok(false)) => tracing::info!("{what} not held: nothing to release"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot release the {what}"),
+            Err(_) => tracing::warn!(?limit, "{what} release timed out: it expires by itself"),
+        }
+    }
 }

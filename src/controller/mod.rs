@@ -155,31 +155,38 @@ impl Controller {
 
     /// Runs until `shutdown` completes; then stops signing and releases the Lease.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
         let observer = tokio::spawn(Arc::clone(&self.reconciler).observe_forever());
-        let mut tick = tokio::time::interval(self.timing.retry_period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                _ = tick.tick() => {}
-            }
-            tokio::select! {
-                () = &mut shutdown => break,
-                () = self.round() => {}
-            }
-        }
+        every_round_until(self.timing.retry_period, shutdown, async || {
+            self.round().await
+        })
+        .await;
         self.step_down("shutting down");
         observer.abort();
         // Also when not leading by our own count: an acquisition cancelled by the shutdown may
         // have been written. `release` reads the Lease and gives it up only if it is ours.
-        // Bounded: an unreachable API server must not hold the stop (the Lease then expires).
         let limit = self.timing.renew_deadline;
-        match tokio::time::timeout(limit, self.elector.release()).await {
-            Ok(Ok(true)) => tracing::info!("lease released"),
-            Ok(Ok(false)) => tracing::info!("lease not held: nothing to release"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot release the lease"),
-            Err(_) => tracing::warn!(?limit, "lease release timed out: it expires by itself"),
+        self.elector.release_at_stop(limit, "lease").await;
+    }
+}
+
+/// The loop both modes run: one `round` every `retry_period` (none skipped to catch up) until
+/// `shutdown` completes, which also ends a round in progress.
+async fn every_round_until(
+    retry_period: Duration,
+    shutdown: impl Future<Output = ()>,
+    mut round: impl AsyncFnMut(),
+) {
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(retry_period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = tick.tick() => {}
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = round() => {}
         }
     }
 }
