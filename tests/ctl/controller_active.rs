@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::support::controller::run_bounded;
 use crate::support::{api_support, appliance, controller};
 
 use std::collections::{BTreeMap, HashSet};
@@ -275,8 +276,12 @@ fn start_three(a: &Appliance, opts: impl Fn() -> ReplicaOptions<'static>) -> Vec
     rs
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn storm_of_3000_is_signed_once_each_by_three_replicas() {
+#[test]
+fn storm_of_3000_is_signed_once_each_by_three_replicas() {
+    run_bounded(storm_of_3000_is_signed_once_each_by_three_replicas_body());
+}
+
+async fn storm_of_3000_is_signed_once_each_by_three_replicas_body() {
     let c = cluster().await;
     let rs = tokio::task::block_in_place(|| {
         let rs = start_three(&c.a, || active(ReplicaOptions::default()));
@@ -321,8 +326,12 @@ async fn storm_of_3000_is_signed_once_each_by_three_replicas() {
     });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replica_killed_mid_storm_its_csrs_move_and_none_is_signed_twice() {
+#[test]
+fn replica_killed_mid_storm_its_csrs_move_and_none_is_signed_twice() {
+    run_bounded(replica_killed_mid_storm_its_csrs_move_and_none_is_signed_twice_body());
+}
+
+async fn replica_killed_mid_storm_its_csrs_move_and_none_is_signed_twice_body() {
     let c = cluster().await;
     let mut rs = tokio::task::block_in_place(|| {
         let rs = start_three(&c.a, || active(ReplicaOptions::default()));

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::support::controller::run_bounded;
 use crate::support::{api_support, appliance, controller};
 
 use std::collections::{BTreeMap, HashSet};
@@ -127,8 +128,12 @@ fn written_in_cluster(a: &Appliance, names: &[String]) -> Vec<usize> {
 /// group), signs and writes; the slow one's certificate writes, conditional on its claim's
 /// resourceVersion, fail with 409 and it finds another claim: its signatures are discarded
 /// and audited so. Exactly one certificate per CSR.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_forced_onto_the_same_csrs_write_one_certificate_each() {
+#[test]
+fn two_replicas_forced_onto_the_same_csrs_write_one_certificate_each() {
+    run_bounded(two_replicas_forced_onto_the_same_csrs_write_one_certificate_each_body());
+}
+
+async fn two_replicas_forced_onto_the_same_csrs_write_one_certificate_each_body() {
     const N: usize = 12;
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let a = tokio::task::spawn_blocking(start_cluster).await.unwrap();
@@ -215,8 +220,12 @@ async fn two_replicas_forced_onto_the_same_csrs_write_one_certificate_each() {
 /// A replica whose API traffic stops (a stalled connection, not a dead process) stops
 /// signing when its signing window closes — before its Lease's term, as written in the Lease,
 /// runs out for the others — and the other replica signs its CSRs after that.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replica_with_a_stalled_api_connection_stops_before_its_lease_expires() {
+#[test]
+fn replica_with_a_stalled_api_connection_stops_before_its_lease_expires() {
+    run_bounded(replica_with_a_stalled_api_connection_stops_before_its_lease_expires_body());
+}
+
+async fn replica_with_a_stalled_api_connection_stops_before_its_lease_expires_body() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let a = tokio::task::spawn_blocking(start_cluster).await.unwrap();
     let bootstrap = Api::all(client(&a.bootstrap_kubeconfig()).await);
@@ -331,8 +340,12 @@ async fn rate(admin: &Api<CertificateSigningRequest>, names: &[String]) -> f64 {
 
 /// One replica, then three, each token behind the same delay line: the token is the limit,
 /// and three replicas sign ≥ 2.5 × the certificates/s of one (measured in one run).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_slow_token_replicas_sign_at_least_two_and_a_half_times_one() {
+#[test]
+fn three_slow_token_replicas_sign_at_least_two_and_a_half_times_one() {
+    run_bounded(three_slow_token_replicas_sign_at_least_two_and_a_half_times_one_body());
+}
+
+async fn three_slow_token_replicas_sign_at_least_two_and_a_half_times_one_body() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let a = tokio::task::spawn_blocking(start_cluster).await.unwrap();
     let bootstrap = Api::all(client(&a.bootstrap_kubeconfig()).await);
@@ -412,8 +425,12 @@ fn ghost_lease() -> Lease {
 /// A member whose token dies leaves the group at once: it releases its Lease (no
 /// lease-duration wait), the peer's view shrinks on its next renewal, and the peer signs every
 /// new CSR. A member Lease that expired long ago (a replica gone for good) is deleted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn member_that_loses_its_token_leaves_and_its_share_moves_at_once() {
+#[test]
+fn member_that_loses_its_token_leaves_and_its_share_moves_at_once() {
+    run_bounded(member_that_loses_its_token_leaves_and_its_share_moves_at_once_body());
+}
+
+async fn member_that_loses_its_token_leaves_and_its_share_moves_at_once_body() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let a = tokio::task::spawn_blocking(start_cluster).await.unwrap();
     let bootstrap = Api::all(client(&a.bootstrap_kubeconfig()).await);

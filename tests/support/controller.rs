@@ -361,6 +361,21 @@ impl Drop for Replica {
     }
 }
 
+/// Runs an async controller test on a runtime with two workers (as `#[tokio::test(flavor =
+/// "multi_thread", worker_threads = 2)]` does), then shuts the runtime down within 10 s. A
+/// dropped runtime waits for every blocking task without limit: a storm test once hung after
+/// its last assertion until nextest's timeout (CI only, not reproduced in six runs here).
+pub fn run_bounded(body: impl std::future::Future<Output = ()>) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(body);
+    eprintln!("test body done; shutting the runtime down");
+    rt.shutdown_timeout(Duration::from_secs(10));
+}
+
 /// `kubesigner audit export --config FILE` as (kind, csr_name) pairs.
 pub fn audit_pairs(config: &Path) -> Vec<(String, String)> {
     audit_records(config)
