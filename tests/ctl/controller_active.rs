@@ -26,6 +26,7 @@ use k8s_openapi::api::certificates::v1::{
 };
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::WatchStreamExt;
 
 const IDS: [&str; 3] = ["replica-a", "replica-b", "replica-c"];
 /// CSRs in a storm.
@@ -72,6 +73,15 @@ struct Cluster {
     bootstrap: Api<CertificateSigningRequest>,
     admin: Api<CertificateSigningRequest>,
     seen: Arc<Mutex<BTreeMap<String, Instant>>>,
+    /// The task behind `seen`: stopped before the cluster is (see [`track`]).
+    tracker: tokio::task::AbortHandle,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Before the fields: the appliance (`a`) goes first among them.
+        self.tracker.abort();
+    }
 }
 
 async fn cluster() -> Cluster {
@@ -79,12 +89,13 @@ async fn cluster() -> Cluster {
     let a = tokio::task::spawn_blocking(start_cluster).await.unwrap();
     let bootstrap = Api::all(client(&a.bootstrap_kubeconfig()).await);
     let admin = Api::all(client(&a.admin_kubeconfig()).await);
-    let seen = track(admin.clone());
+    let (seen, tracker) = track(admin.clone());
     Cluster {
         a,
         bootstrap,
         admin,
         seen,
+        tracker,
     }
 }
 
@@ -165,13 +176,21 @@ impl Cluster {
     }
 }
 
-/// Records when each CSR is first seen with a certificate.
-fn track(admin: Api<CertificateSigningRequest>) -> Arc<Mutex<BTreeMap<String, Instant>>> {
+/// Records when each CSR is first seen with a certificate. The watch backs off after an error:
+/// without it, once the cluster stand-in is gone each retry failed at once and the task never
+/// yielded, so the runtime could not shut down (a storm test hung after its last assertion).
+fn track(
+    admin: Api<CertificateSigningRequest>,
+) -> (
+    Arc<Mutex<BTreeMap<String, Instant>>>,
+    tokio::task::AbortHandle,
+) {
     let seen = Arc::new(Mutex::new(BTreeMap::new()));
     let map = Arc::clone(&seen);
-    tokio::spawn(async move {
-        let mut stream =
-            kube::runtime::watcher(admin, kube::runtime::watcher::Config::default()).boxed();
+    let task = tokio::spawn(async move {
+        let mut stream = kube::runtime::watcher(admin, kube::runtime::watcher::Config::default())
+            .default_backoff()
+            .boxed();
         while let Some(ev) = stream.next().await {
             if let Ok(
                 kube::runtime::watcher::Event::Apply(c)
@@ -184,7 +203,7 @@ fn track(admin: Api<CertificateSigningRequest>) -> Arc<Mutex<BTreeMap<String, In
             }
         }
     });
-    seen
+    (seen, task.abort_handle())
 }
 
 fn active(opts: ReplicaOptions<'_>) -> ReplicaOptions<'_> {
