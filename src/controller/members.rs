@@ -27,19 +27,22 @@ pub fn member_lease_name(lease_name: &str, identity: &str) -> String {
     format!("{lease_name}-{identity}")
 }
 
+/// Whether `l` is labelled a member Lease of group `lease_name`.
+fn in_group(l: &Lease, lease_name: &str) -> bool {
+    l.metadata
+        .labels
+        .as_ref()
+        .and_then(|m| m.get(MEMBER_LABEL))
+        .is_some_and(|v| v == lease_name)
+}
+
 /// The live members of group `lease_name` among `leases`, at wall time `now`: the holders of
 /// the Leases labelled for the group (and named for their holder) whose term, counted from
 /// their last renewal, has not run out. Sorted, without duplicates.
 pub fn live_members(leases: &[Lease], lease_name: &str, now: SystemTime) -> Vec<String> {
     let mut out: Vec<String> = leases
         .iter()
-        .filter(|l| {
-            l.metadata
-                .labels
-                .as_ref()
-                .and_then(|m| m.get(MEMBER_LABEL))
-                .is_some_and(|v| v == lease_name)
-        })
+        .filter(|l| in_group(l, lease_name))
         .filter_map(|l| {
             let spec = l.spec.as_ref()?;
             let holder = spec.holder_identity.as_deref().filter(|h| !h.is_empty())?;
@@ -74,13 +77,7 @@ pub fn stale_member_leases(
 ) -> Vec<(String, String)> {
     let mut out: Vec<(SystemTime, String, String)> = leases
         .iter()
-        .filter(|l| {
-            l.metadata
-                .labels
-                .as_ref()
-                .and_then(|m| m.get(MEMBER_LABEL))
-                .is_some_and(|v| v == lease_name)
-        })
+        .filter(|l| in_group(l, lease_name))
         .filter_map(|l| {
             let spec = l.spec.as_ref();
             let renewed = spec

@@ -209,22 +209,7 @@ impl Store {
                 name,
             });
         };
-        let current = old
-            .metadata
-            .resource_version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        if let Some(given) = expected_rv
-            && given != current
-        {
-            return Err(LeaseError::Conflict {
-                namespace: ns,
-                name,
-                given,
-                current,
-            });
-        }
+        precondition(&old, expected_rv, &ns, &name)?;
         lease.metadata.uid = old.metadata.uid;
         lease.metadata.creation_timestamp = old.metadata.creation_timestamp;
         write(&tx, &ns, &name, &mut lease)?;
@@ -249,22 +234,7 @@ impl Store {
                 name: name.to_owned(),
             });
         };
-        let current = old
-            .metadata
-            .resource_version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        if let Some(given) = expected_rv
-            && given != current
-        {
-            return Err(LeaseError::Conflict {
-                namespace: ns.to_owned(),
-                name: name.to_owned(),
-                given,
-                current,
-            });
-        }
+        precondition(&old, expected_rv, ns, name)?;
         tx.execute(
             "DELETE FROM leases WHERE namespace = ?1 AND name = ?2",
             params![ns, name],
@@ -273,6 +243,31 @@ impl Store {
         tx.commit()?;
         self.lease_durable(st)?;
         Ok(old)
+    }
+}
+
+/// A write's resourceVersion precondition against the stored lease: none, or equal (409
+/// otherwise), for replace and delete alike.
+fn precondition(
+    stored: &Lease,
+    expected_rv: Option<u64>,
+    ns: &str,
+    name: &str,
+) -> Result<(), LeaseError> {
+    let current = stored
+        .metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    match expected_rv {
+        Some(given) if given != current => Err(LeaseError::Conflict {
+            namespace: ns.to_owned(),
+            name: name.to_owned(),
+            given,
+            current,
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -21,11 +21,8 @@ use std::time::{Duration, Instant};
 use appliance::*;
 use controller::*;
 use futures_util::StreamExt;
-use k8s_openapi::api::certificates::v1::{
-    CertificateSigningRequest, CertificateSigningRequestSpec,
-};
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::WatchStreamExt;
 
 const IDS: [&str; 3] = ["replica-a", "replica-b", "replica-c"];
@@ -34,29 +31,9 @@ const STORM: usize = 3000;
 /// Creates in flight at once.
 const CREATE_CONCURRENCY: usize = 32;
 
-async fn client(kubeconfig: &std::path::Path) -> kube::Client {
-    let kc = Kubeconfig::read_from(kubeconfig).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(cfg).unwrap()
-}
-
 fn bootstrap_csr(name: &str, node: &str) -> CertificateSigningRequest {
     let pem = api_support::csr_pem(&format!("CN=system:node:{node},O=system:nodes"));
-    CertificateSigningRequest {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            ..Default::default()
-        },
-        spec: CertificateSigningRequestSpec {
-            request: k8s_openapi::ByteString(pem.into_bytes()),
-            signer_name: "kubernetes.io/kube-apiserver-client-kubelet".into(),
-            usages: Some(vec!["digital signature".into(), "client auth".into()]),
-            ..Default::default()
-        },
-        status: None,
-    }
+    kubelet_client_csr(name, pem)
 }
 
 fn certificate(c: &CertificateSigningRequest) -> Option<&[u8]> {
@@ -87,8 +64,8 @@ impl Drop for Cluster {
 async fn cluster() -> Cluster {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let a = tokio::task::spawn_blocking(start_cluster).await.unwrap();
-    let bootstrap = Api::all(client(&a.bootstrap_kubeconfig()).await);
-    let admin = Api::all(client(&a.admin_kubeconfig()).await);
+    let bootstrap = Api::all(kube_client(&a.bootstrap_kubeconfig()).await);
+    let admin = Api::all(kube_client(&a.admin_kubeconfig()).await);
     let (seen, tracker) = track(admin.clone());
     Cluster {
         a,

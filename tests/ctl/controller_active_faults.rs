@@ -14,36 +14,13 @@ use std::time::{Duration, Instant, SystemTime};
 use appliance::*;
 use controller::*;
 use futures_util::StreamExt;
-use k8s_openapi::api::certificates::v1::{
-    CertificateSigningRequest, CertificateSigningRequestSpec,
-};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams, Preconditions};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-
-async fn client(kubeconfig: &std::path::Path) -> kube::Client {
-    let kc = Kubeconfig::read_from(kubeconfig).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(cfg).unwrap()
-}
 
 fn bootstrap_csr(name: &str) -> CertificateSigningRequest {
     let pem = api_support::csr_pem(&format!("CN=system:node:{name},O=system:nodes"));
-    CertificateSigningRequest {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            ..Default::default()
-        },
-        spec: CertificateSigningRequestSpec {
-            request: k8s_openapi::ByteString(pem.into_bytes()),
-            signer_name: "kubernetes.io/kube-apiserver-client-kubelet".into(),
-            usages: Some(vec!["digital signature".into(), "client auth".into()]),
-            ..Default::default()
-        },
-        status: None,
-    }
+    kubelet_client_csr(name, pem)
 }
 
 async fn create(api: &Api<CertificateSigningRequest>, prefix: &str, n: usize) -> Vec<String> {
@@ -137,8 +114,8 @@ async fn two_replicas_forced_onto_the_same_csrs_write_one_certificate_each_body(
     const N: usize = 12;
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let a = tokio::task::spawn_blocking(start_cluster).await.unwrap();
-    let bootstrap = Api::all(client(&a.bootstrap_kubeconfig()).await);
-    let admin: Api<CertificateSigningRequest> = Api::all(client(&a.admin_kubeconfig()).await);
+    let bootstrap = Api::all(kube_client(&a.bootstrap_kubeconfig()).await);
+    let admin: Api<CertificateSigningRequest> = Api::all(kube_client(&a.admin_kubeconfig()).await);
     let mut slow = Replica::new(
         &a,
         "replica-slow",
@@ -228,8 +205,8 @@ fn replica_with_a_stalled_api_connection_stops_before_its_lease_expires() {
 async fn replica_with_a_stalled_api_connection_stops_before_its_lease_expires_body() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let a = tokio::task::spawn_blocking(start_cluster).await.unwrap();
-    let bootstrap = Api::all(client(&a.bootstrap_kubeconfig()).await);
-    let admin: Api<CertificateSigningRequest> = Api::all(client(&a.admin_kubeconfig()).await);
+    let bootstrap = Api::all(kube_client(&a.bootstrap_kubeconfig()).await);
+    let admin: Api<CertificateSigningRequest> = Api::all(kube_client(&a.admin_kubeconfig()).await);
     let mut cut = Replica::new(
         &a,
         "replica-cut",
@@ -348,8 +325,8 @@ fn three_slow_token_replicas_sign_at_least_two_and_a_half_times_one() {
 async fn three_slow_token_replicas_sign_at_least_two_and_a_half_times_one_body() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let a = tokio::task::spawn_blocking(start_cluster).await.unwrap();
-    let bootstrap = Api::all(client(&a.bootstrap_kubeconfig()).await);
-    let admin: Api<CertificateSigningRequest> = Api::all(client(&a.admin_kubeconfig()).await);
+    let bootstrap = Api::all(kube_client(&a.bootstrap_kubeconfig()).await);
+    let admin: Api<CertificateSigningRequest> = Api::all(kube_client(&a.admin_kubeconfig()).await);
     let opts = |group: &'static str| ReplicaOptions {
         active: true,
         metrics: true,
@@ -433,8 +410,8 @@ fn member_that_loses_its_token_leaves_and_its_share_moves_at_once() {
 async fn member_that_loses_its_token_leaves_and_its_share_moves_at_once_body() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let a = tokio::task::spawn_blocking(start_cluster).await.unwrap();
-    let bootstrap = Api::all(client(&a.bootstrap_kubeconfig()).await);
-    let admin: Api<CertificateSigningRequest> = Api::all(client(&a.admin_kubeconfig()).await);
+    let bootstrap = Api::all(kube_client(&a.bootstrap_kubeconfig()).await);
+    let admin: Api<CertificateSigningRequest> = Api::all(kube_client(&a.admin_kubeconfig()).await);
     let mut sick = Replica::new(
         &a,
         "replica-sick",
@@ -457,7 +434,8 @@ async fn member_that_loses_its_token_leaves_and_its_share_moves_at_once_body() {
     // A member Lease left two days ago by a replica that is gone: a member deletes it (a delete
     // with a stale resourceVersion precondition is refused first: the stand-in honours it, as
     // kube-apiserver does).
-    let leases: Api<Lease> = Api::namespaced(client(&a.admin_kubeconfig()).await, "kubesigner");
+    let leases: Api<Lease> =
+        Api::namespaced(kube_client(&a.admin_kubeconfig()).await, "kubesigner");
     let ghost = leases
         .create(&PostParams::default(), &ghost_lease())
         .await

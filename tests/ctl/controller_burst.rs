@@ -13,40 +13,13 @@ use std::time::{Duration, Instant};
 
 use appliance::*;
 use controller::*;
-use k8s_openapi::api::certificates::v1::{
-    CertificateSigningRequest, CertificateSigningRequestSpec,
-};
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::api::{Api, ListParams, PostParams};
 
 /// Distinct nodes in the burst.
 const NODES: usize = 60;
 /// Nodes that get a second, racing CSR.
 const TWICE: usize = 5;
-
-async fn client(kubeconfig: &std::path::Path) -> kube::Client {
-    let kc = Kubeconfig::read_from(kubeconfig).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(cfg).unwrap()
-}
-
-fn csr(name: &str, pem: String) -> CertificateSigningRequest {
-    CertificateSigningRequest {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            ..Default::default()
-        },
-        spec: CertificateSigningRequestSpec {
-            request: k8s_openapi::ByteString(pem.into_bytes()),
-            signer_name: "kubernetes.io/kube-apiserver-client-kubelet".into(),
-            usages: Some(vec!["digital signature".into(), "client auth".into()]),
-            ..Default::default()
-        },
-        status: None,
-    }
-}
 
 fn signed(c: &CertificateSigningRequest) -> bool {
     c.status
@@ -69,14 +42,15 @@ async fn a_burst_is_signed_once_each_and_one_csr_per_node_wins() {
     for i in 0..NODES {
         let subject = format!("/O=system:nodes/CN=system:node:burst-{i}");
         let (_k, pem) = openssl_csr(a.dir.path(), &format!("b{i}"), &subject, None);
-        objects.push(csr(&format!("burst-{i}"), pem));
+        objects.push(kubelet_client_csr(&format!("burst-{i}"), pem));
         if i < TWICE {
             let (_k, pem) = openssl_csr(a.dir.path(), &format!("t{i}"), &subject, None);
-            objects.push(csr(&format!("twice-{i}"), pem));
+            objects.push(kubelet_client_csr(&format!("twice-{i}"), pem));
         }
     }
-    let api: Api<CertificateSigningRequest> = Api::all(client(&a.bootstrap_kubeconfig()).await);
-    let admin: Api<CertificateSigningRequest> = Api::all(client(&a.admin_kubeconfig()).await);
+    let api: Api<CertificateSigningRequest> =
+        Api::all(kube_client(&a.bootstrap_kubeconfig()).await);
+    let admin: Api<CertificateSigningRequest> = Api::all(kube_client(&a.admin_kubeconfig()).await);
     let t0 = Instant::now();
     let creates: Vec<_> = objects
         .into_iter()

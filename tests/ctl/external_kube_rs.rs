@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::support::appliance;
+use crate::support::controller::kube_client;
 
 use std::path::Path;
 use std::process::Command;
@@ -19,20 +20,10 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
 const RBAC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/rbac.yaml");
 const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
-
-async fn client(kubeconfig: &Path) -> kube::Client {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let kc = Kubeconfig::read_from(kubeconfig).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(cfg).unwrap()
-}
 
 fn controller_kubeconfig(a: &Appliance) -> std::path::PathBuf {
     a.state().join("controller.kubeconfig")
@@ -137,7 +128,8 @@ async fn ctl_external_controller_approves_and_writes_the_certificate_once() {
     bootstrap_csr(&a, "ext-2", "ext2");
     // Stays pending although the bootstrap group is auto-approved in normal mode.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let csrs: Api<CertificateSigningRequest> = Api::all(client(&controller_kubeconfig(&a)).await);
+    let csrs: Api<CertificateSigningRequest> =
+        Api::all(kube_client(&controller_kubeconfig(&a)).await);
     let listed = csrs.list(&ListParams::default()).await.unwrap();
     assert_eq!(listed.items.len(), 2, "the controller lists every CSR");
     for c in &listed.items {
@@ -314,7 +306,7 @@ async fn ctl_external_leases_conflict_and_keep_microtime() {
     .await
     .unwrap();
     let leases: Api<Lease> =
-        Api::namespaced(client(&controller_kubeconfig(&a)).await, "kube-system");
+        Api::namespaced(kube_client(&controller_kubeconfig(&a)).await, "kube-system");
     let lease = Lease {
         metadata: ObjectMeta {
             name: Some("kubesigner-controller".into()),

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::support::appliance;
+use crate::support::controller::kube_client;
 
 use std::time::Duration;
 
@@ -15,16 +16,7 @@ use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequestStatus,
 };
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
-
-async fn client(kubeconfig: &std::path::Path) -> kube::Client {
-    let kc = Kubeconfig::read_from(kubeconfig).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(cfg).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_rs_creates_patches_approval_and_watches_with_initial_events() {
@@ -36,7 +28,7 @@ async fn kube_rs_creates_patches_approval_and_watches_with_initial_events() {
         "/O=system:nodes/CN=system:node:kr1",
         Some("DNS:kr1.example.com"),
     );
-    let api: Api<CertificateSigningRequest> = Api::all(client(&a.admin_kubeconfig()).await);
+    let api: Api<CertificateSigningRequest> = Api::all(kube_client(&a.admin_kubeconfig()).await);
     let csr = CertificateSigningRequest {
         metadata: ObjectMeta {
             name: Some("kube-rs-1".into()),

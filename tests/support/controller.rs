@@ -361,6 +361,38 @@ impl Drop for Replica {
     }
 }
 
+/// A kube-rs client from a kubeconfig file (the test's admin, bootstrap or controller identity).
+pub async fn kube_client(kubeconfig: &Path) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(cfg).unwrap()
+}
+
+/// A kubelet client-certificate CSR object named `name` for the PEM request `pem`.
+pub fn kubelet_client_csr(
+    name: &str,
+    pem: String,
+) -> k8s_openapi::api::certificates::v1::CertificateSigningRequest {
+    use k8s_openapi::api::certificates::v1::{
+        CertificateSigningRequest, CertificateSigningRequestSpec,
+    };
+    CertificateSigningRequest {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        spec: CertificateSigningRequestSpec {
+            request: k8s_openapi::ByteString(pem.into_bytes()),
+            signer_name: "kubernetes.io/kube-apiserver-client-kubelet".into(),
+            usages: Some(vec!["digital signature".into(), "client auth".into()]),
+            ..Default::default()
+        },
+        status: None,
+    }
+}
+
 /// Runs an async controller test on a runtime with two workers (as `#[tokio::test(flavor =
 /// "multi_thread", worker_threads = 2)]` does), then shuts the runtime down within 10 s. A
 /// dropped runtime waits for every blocking task without limit: a storm test once hung after
