@@ -75,6 +75,39 @@ struct Added {
     checkpoint: Option<Checkpoint>,
 }
 
+/// [`Added`] borrowed from a record, for writing the column without copying the fields.
+#[derive(Serialize)]
+struct AddedRef<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<&'a Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<&'a String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sans: Option<&'a Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    serial: Option<&'a String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'a String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<&'a Checkpoint>,
+}
+
+impl<'a> AddedRef<'a> {
+    fn of(r: &'a AuditRecord) -> Self {
+        AddedRef {
+            groups: r.groups.as_ref(),
+            request_id: r.request_id.as_ref(),
+            subject: r.subject.as_ref(),
+            sans: r.sans.as_ref(),
+            serial: r.serial.as_ref(),
+            outcome: r.outcome.as_ref(),
+            checkpoint: r.checkpoint.as_ref(),
+        }
+    }
+}
+
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -111,6 +144,55 @@ pub fn last_checkpoint(conn: &Connection) -> Result<Option<(u64, u64)>, rusqlite
 /// Appends one hash-chained record in the caller's transaction (pass the transaction: it
 /// derefs to a connection) and logs its hash.
 pub fn append(conn: &Connection, entry: &Entry<'_>) -> Result<AuditRecord, rusqlite::Error> {
+    let rec = append_unlogged(conn, entry)?;
+    log_appended(&rec, None);
+    Ok(rec)
+}
+
+/// Appends the records of one change's steps in order (e.g. a create approved and issued at
+/// once) and logs ONE line for them: the last record's seq and hash (the head, which covers the
+/// ones before it), the first seq and every kind. `None` for no entries.
+pub fn append_steps<'a>(
+    conn: &Connection,
+    entries: impl IntoIterator<Item = Entry<'a>>,
+) -> Result<Option<AuditRecord>, rusqlite::Error> {
+    let mut first = None;
+    let mut kinds = String::new();
+    let mut last = None;
+    for entry in entries {
+        let rec = append_unlogged(conn, &entry)?;
+        first.get_or_insert(rec.seq);
+        if !kinds.is_empty() {
+            kinds.push(',');
+        }
+        kinds.push_str(rec.kind.as_str());
+        last = Some(rec);
+    }
+    if let (Some(rec), Some(first)) = (&last, first) {
+        log_appended(rec, Some((first, &kinds)));
+    }
+    Ok(last)
+}
+
+/// The system-log line of an append (the outside copy of the head); `steps`: the first seq
+/// and the kinds when one line stands for several records.
+fn log_appended(rec: &AuditRecord, steps: Option<(u64, &str)>) {
+    match steps {
+        Some((first_seq, kinds)) if first_seq != rec.seq => {
+            tracing::info!(target: "kubesigner::audit", seq = rec.seq, first_seq, kinds,
+                csr = %rec.csr_name, actor = %rec.actor,
+                request_id = rec.request_id.as_deref(), head = %rec.hash, "audit");
+        }
+        _ => {
+            tracing::info!(target: "kubesigner::audit", seq = rec.seq, kind = %rec.kind,
+                csr = %rec.csr_name, actor = %rec.actor,
+                request_id = rec.request_id.as_deref(), head = %rec.hash, "audit");
+        }
+    }
+}
+
+/// Writes one hash-chained record after the current head.
+fn append_unlogged(conn: &Connection, entry: &Entry<'_>) -> Result<AuditRecord, rusqlite::Error> {
     let (last_seq, prev_hash) = head(conn)?.unwrap_or((0, GENESIS.to_owned()));
     let ctx = context::current();
     let mut rec = AuditRecord::new(
@@ -136,17 +218,8 @@ pub fn append(conn: &Connection, entry: &Entry<'_>) -> Result<AuditRecord, rusql
     rec.certificate_serial.clone_from(&entry.certificate_serial);
     rec.certificate_sha256.clone_from(&entry.certificate_sha256);
     rec.hash = record_hash(&rec);
-    let added = Added {
-        groups: rec.groups.clone(),
-        request_id: rec.request_id.clone(),
-        subject: rec.subject.clone(),
-        sans: rec.sans.clone(),
-        serial: rec.serial.clone(),
-        outcome: rec.outcome.clone(),
-        checkpoint: rec.checkpoint.clone(),
-    };
     let extra = if rec.has_added_fields() {
-        serde_json::to_string(&added).unwrap_or_default()
+        serde_json::to_string(&AddedRef::of(&rec)).unwrap_or_default()
     } else {
         String::new()
     };
@@ -168,9 +241,6 @@ pub fn append(conn: &Connection, entry: &Entry<'_>) -> Result<AuditRecord, rusql
         rec.certificate_serial,
         rec.certificate_sha256
     ])?;
-    tracing::info!(target: "kubesigner::audit", seq = rec.seq, kind = %rec.kind,
-        csr = %rec.csr_name, actor = %rec.actor, request_id = rec.request_id.as_deref(),
-        head = %rec.hash, "audit");
     Ok(rec)
 }
 

@@ -17,7 +17,7 @@ mod verify;
 use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
 
-pub use append::{Entry, all, append, head, last_checkpoint, serial_of};
+pub use append::{Entry, all, append, append_steps, head, last_checkpoint, serial_of};
 pub use kind::Kind;
 pub use verify::{AuditError, Cadence, Summary, VerifyOptions, verify, verify_with};
 
@@ -135,33 +135,69 @@ impl AuditRecord {
 /// then the two certificate fields (external signing) when either is set; then the added
 /// fields as one more element when one is set — so records written before they existed keep
 /// their hash.
+///
+/// The array is written element by element in compact form, exactly as `serde_json::Value`
+/// prints it (the checkpoint, an object, goes through a `Value` so its keys stay sorted);
+/// `tests::hash_text_equals_the_value_form` holds the two to the same bytes.
 pub fn record_hash(r: &AuditRecord) -> String {
-    let mut body = vec![
-        serde_json::json!(r.seq),
-        serde_json::json!(r.at_unix),
-        serde_json::json!(r.kind),
-        serde_json::json!(r.csr_name),
-        serde_json::json!(r.actor),
-        serde_json::json!(r.resource_version),
-        serde_json::json!(r.prev_hash),
-    ];
+    hex::encode(digest::digest(&digest::SHA256, &hashed_text(r)))
+}
+
+/// The text [`record_hash`] digests.
+fn hashed_text(r: &AuditRecord) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.push(b'[');
+    let mut first = true;
+    let mut put = |out: &mut Vec<u8>, v: &dyn erased::Json| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        v.write(out);
+    };
+    put(&mut out, &r.seq);
+    put(&mut out, &r.at_unix);
+    put(&mut out, &r.kind);
+    put(&mut out, &r.csr_name.as_str());
+    put(&mut out, &r.actor.as_str());
+    put(&mut out, &r.resource_version);
+    put(&mut out, &r.prev_hash.as_str());
     if r.certificate_serial.is_some() || r.certificate_sha256.is_some() {
-        body.push(serde_json::json!(r.certificate_serial));
-        body.push(serde_json::json!(r.certificate_sha256));
+        put(&mut out, &r.certificate_serial);
+        put(&mut out, &r.certificate_sha256);
     }
     if r.has_added_fields() {
-        body.push(serde_json::json!([
-            r.groups,
-            r.request_id,
-            r.subject,
-            r.sans,
-            r.serial,
-            r.outcome,
-            r.checkpoint
-        ]));
+        let checkpoint = r
+            .checkpoint
+            .as_ref()
+            .map(|c| serde_json::to_value(c).unwrap_or(serde_json::Value::Null));
+        let added = (
+            &r.groups,
+            &r.request_id,
+            &r.subject,
+            &r.sans,
+            &r.serial,
+            &r.outcome,
+            checkpoint,
+        );
+        put(&mut out, &added);
     }
-    let text = serde_json::Value::Array(body).to_string();
-    hex::encode(digest::digest(&digest::SHA256, text.as_bytes()))
+    out.push(b']');
+    out
+}
+
+/// One JSON element, written compactly into a buffer.
+mod erased {
+    pub(super) trait Json {
+        fn write(&self, out: &mut Vec<u8>);
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn write(&self, out: &mut Vec<u8>) {
+            // Writing into a Vec cannot fail, and these types always serialize.
+            let _ = serde_json::to_writer(&mut *out, self);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -326,3 +326,101 @@ fn a_removed_checkpoint_breaks_the_cadence() {
     rehash_from(&mut cut, 4);
     assert!(verify_with(&lines(&cut), &opts).is_ok());
 }
+
+/// The hash as first written: a `serde_json::Value` array printed with `to_string`. Records
+/// already in stores were hashed this way, so [`record_hash`] must digest the same bytes.
+fn value_form(r: &AuditRecord) -> String {
+    let mut body = vec![
+        serde_json::json!(r.seq),
+        serde_json::json!(r.at_unix),
+        serde_json::json!(r.kind),
+        serde_json::json!(r.csr_name),
+        serde_json::json!(r.actor),
+        serde_json::json!(r.resource_version),
+        serde_json::json!(r.prev_hash),
+    ];
+    if r.certificate_serial.is_some() || r.certificate_sha256.is_some() {
+        body.push(serde_json::json!(r.certificate_serial));
+        body.push(serde_json::json!(r.certificate_sha256));
+    }
+    if r.has_added_fields() {
+        body.push(serde_json::json!([
+            r.groups,
+            r.request_id,
+            r.subject,
+            r.sans,
+            r.serial,
+            r.outcome,
+            r.checkpoint
+        ]));
+    }
+    serde_json::Value::Array(body).to_string()
+}
+
+mod hash_form {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Text with what JSON must escape (quotes, backslashes, control characters) and non-ASCII.
+    fn text() -> impl Strategy<Value = String> {
+        proptest::string::string_regex("[a-z0-9\"\\\\\u{0}-\u{1f}\u{7f}é🦀 :=,]{0,12}").unwrap()
+    }
+
+    fn opt_text() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of(text())
+    }
+
+    fn opt_list() -> impl Strategy<Value = Option<Vec<String>>> {
+        proptest::option::of(proptest::collection::vec(text(), 0..3))
+    }
+
+    prop_compose! {
+        fn record()(
+            seq in any::<u64>(), at in any::<i64>(), kind in 0..Kind::ALL.len(),
+            name in text(), actor in text(), rv in any::<u64>(), prev in text(),
+            cert in (opt_text(), opt_text()),
+            groups in opt_list(), request_id in opt_text(), subject in opt_text(),
+            sans in opt_list(), serial in opt_text(), outcome in opt_text(),
+            checkpoint in proptest::option::of((any::<u64>(), text(), text())),
+        ) -> AuditRecord {
+            let mut r = AuditRecord::new(seq, at, Kind::ALL[kind], &name, &actor);
+            r.resource_version = rv;
+            r.prev_hash = prev;
+            (r.certificate_serial, r.certificate_sha256) = cert;
+            r.groups = groups;
+            r.request_id = request_id;
+            r.subject = subject;
+            r.sans = sans;
+            r.serial = serial;
+            r.outcome = outcome;
+            r.checkpoint = checkpoint.map(|(seq, hash, sig)| Checkpoint { seq, hash, sig });
+            r
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn hash_text_equals_the_value_form(r in record()) {
+            prop_assert_eq!(String::from_utf8(hashed_text(&r)).unwrap(), value_form(&r));
+        }
+    }
+}
+
+#[test]
+fn a_checkpoint_hashes_with_its_keys_sorted() {
+    // The one object in the hashed text: `Value` sorts its keys, so hash < seq < sig.
+    let mut r = AuditRecord::new(9, 1_700_000_009, Kind::Checkpoint, "", "kubesigner");
+    r.checkpoint = Some(Checkpoint {
+        seq: 8,
+        hash: "ab".into(),
+        sig: "cd".into(),
+    });
+    let text = String::from_utf8(hashed_text(&r)).unwrap();
+    assert!(
+        text.ends_with(r#"[null,null,null,null,null,null,{"hash":"ab","seq":8,"sig":"cd"}]]"#),
+        "{text}"
+    );
+    assert_eq!(text, value_form(&r));
+}

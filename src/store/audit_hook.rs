@@ -18,7 +18,21 @@ pub(super) fn record_with(
     event: &AuditEvent<'_>,
     more: crate::audit::Entry<'_>,
 ) -> Result<(), rusqlite::Error> {
-    let entry = crate::audit::Entry {
+    crate::audit::append(tx, &entry_of(event, more)).map(|_| ())
+}
+
+/// The audit hook for one change made of several steps (a create approved and issued at
+/// once): one row per step, in order, and one log line with the head after the last.
+pub(super) fn record_steps<'a>(
+    tx: &Transaction<'_>,
+    steps: impl IntoIterator<Item = (AuditEvent<'a>, crate::audit::Entry<'a>)>,
+) -> Result<(), rusqlite::Error> {
+    let entries = steps.into_iter().map(|(e, more)| entry_of(&e, more));
+    crate::audit::append_steps(tx, entries).map(|_| ())
+}
+
+fn entry_of<'a>(event: &AuditEvent<'a>, more: crate::audit::Entry<'a>) -> crate::audit::Entry<'a> {
+    crate::audit::Entry {
         kind: event.kind,
         name: event.csr_name,
         actor: event.actor,
@@ -26,8 +40,7 @@ pub(super) fn record_with(
         certificate_serial: event.certificate.map(|c| c.serial_hex.to_owned()),
         certificate_sha256: event.certificate.map(|c| c.sha256_hex.to_owned()),
         ..more
-    };
-    crate::audit::append(tx, &entry).map(|_| ())
+    }
 }
 
 /// What the audit record of a CSR change adds: its phase afterwards (and the serial issued).

@@ -498,10 +498,7 @@ impl Store {
     /// How many pending CSRs (no Approved/Denied/Failed, no certificate) name this node.
     pub fn pending_for_node(&self, node: &str) -> Result<usize, StoreError> {
         let conn = self.read()?;
-        let n: i64 = conn
-            .prepare_cached(PENDING_FOR_NODE)?
-            .query_row(params![node], |r| r.get(0))?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        pending_count(&conn, node)
     }
 
     /// Marks a node disabled (its CSRs are denied) or enabled again.
@@ -550,8 +547,29 @@ impl Store {
     /// What the approver needs to know about a node at `now_unix`.
     pub fn node_state(&self, node: &str, now_unix: i64) -> Result<NodeState, StoreError> {
         let conn = self.read()?;
-        nodes::state(&conn, node, now_unix)
+        let tx = conn.unchecked_transaction()?;
+        let state = nodes::state(&tx, node, now_unix)?;
+        tx.commit()?;
+        Ok(state)
     }
+
+    /// A node's pending CSR count and state, read in one snapshot (one read transaction for
+    /// the four reads every create that names a node makes, not one each).
+    pub fn node_view(&self, node: &str, now_unix: i64) -> Result<(usize, NodeState), StoreError> {
+        let conn = self.read()?;
+        let tx = conn.unchecked_transaction()?;
+        let pending = pending_count(&tx, node)?;
+        let state = nodes::state(&tx, node, now_unix)?;
+        tx.commit()?;
+        Ok((pending, state))
+    }
+}
+
+fn pending_count(conn: &Connection, node: &str) -> Result<usize, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(PENDING_FOR_NODE)?
+        .query_row(params![node], |r| r.get(0))?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// Opens the store file at `path` in WAL mode with `synchronous` set, creating it 0600 first if

@@ -15,7 +15,7 @@ use super::{
     AuditEvent, CsrIndex, IssuedRecord, Store, StoreError, bump_rv, created_unix, nodes, phase,
 };
 use crate::audit::Kind;
-use crate::store::audit_hook::{outcome, record_with};
+use crate::store::audit_hook::{outcome, record_steps};
 
 /// The actor of the appliance's own decisions in the audit log.
 const APPLIANCE: &str = "kubesigner";
@@ -159,7 +159,7 @@ pub(super) fn insert_new(tx: &Transaction<'_>, new: &NewCsr) -> Result<Inserted,
         .chain(decided.iter().map(|k| (*k, APPLIANCE)));
     // Only the "create" record carries them.
     let mut requested = requested.clone();
-    for (kind, actor) in steps {
+    let records = steps.map(|(kind, actor)| {
         let event = AuditEvent {
             kind,
             csr_name: &name,
@@ -173,8 +173,9 @@ pub(super) fn insert_new(tx: &Transaction<'_>, new: &NewCsr) -> Result<Inserted,
             entry.subject = Some(subject);
             entry.sans = Some(sans);
         }
-        record_with(tx, &event, entry)?;
-    }
+        (event, entry)
+    });
+    record_steps(tx, records)?;
     Ok(Inserted {
         resource_version: rv,
         csr,

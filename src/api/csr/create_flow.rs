@@ -35,9 +35,7 @@ use crate::conditions::{ConditionType, SIGNER_VALIDATION_FAILURE};
 use crate::conditions::{add_condition, condition};
 use crate::core::{Decision, Inspection, Outcome, SignFailure, index_of, node_facts};
 use crate::issue::{CsrRequest, SpecFields};
-use crate::store::{
-    Creation, CsrIndex, FirstAddress, IssuedRecord, NodeState, PendingCreate, Stored,
-};
+use crate::store::{Creation, CsrIndex, FirstAddress, IssuedRecord, PendingCreate, Stored};
 
 /// What the blocking step did.
 enum Done {
@@ -281,7 +279,14 @@ impl Api {
         handoff: oneshot::Sender<Handoff>,
         claimed: &AtomicBool,
     ) -> Result<Done, ApiError> {
-        self.check_create_limits(caller, index.node_name.as_deref())?;
+        // One read snapshot of the node for the limits and the decision (not in external mode,
+        // where the appliance decides nothing).
+        let view = match (&index.node_name, self.inner.external) {
+            (Some(n), false) => Some(self.inner.store.node_view(n, super::now_unix())?),
+            _ => None,
+        };
+        let pending = view.as_ref().map(|(p, _)| *p);
+        self.check_create_limits(caller, index.node_name.as_deref(), pending)?;
         let requested = request.describe();
         let core = &self.inner.core;
         // The requester fields were set by the server (`prepare`) from the caller.
@@ -296,10 +301,7 @@ impl Api {
             );
         }
         let store = &self.inner.store;
-        let node = match &index.node_name {
-            Some(n) => store.node_state(n, super::now_unix())?,
-            None => NodeState::default(),
-        };
+        let node = view.map(|(_, state)| state).unwrap_or_default();
         let facts = node_facts(
             &node,
             token_node_patterns(caller),

@@ -390,10 +390,12 @@ impl Api {
 
     /// Per-node pending cap and create rates (`super::limits`); administrators are exempt.
     /// Blocking (reads the store).
+    /// `pending`: the node's pending CSR count when the caller has read it already.
     pub(super) fn check_create_limits(
         &self,
         caller: &Caller,
         node: Option<&str>,
+        pending: Option<usize>,
     ) -> Result<(), ApiError> {
         use crate::api::limits::{CreateAttempt, Decision, Requester};
         let Some(limiter) = &self.inner.limiter else {
@@ -403,9 +405,10 @@ impl Api {
         // limits target failing bootstrap loops (a shared token re-posting every 32 s); renewals
         // are auto-approved at once and stay bounded by the requester rate.
         let node = node.filter(|n| crate::authz::node_name(caller) != Some(*n));
-        let pending_for_node = match node {
-            Some(n) => self.inner.store.pending_for_node(n)?,
-            None => 0,
+        let pending_for_node = match (node, pending) {
+            (Some(_), Some(p)) => p,
+            (Some(n), None) => self.inner.store.pending_for_node(n)?,
+            (None, _) => 0,
         };
         let requester = if crate::authz::is_admin(caller, &self.inner.authz) {
             Requester::Admin
