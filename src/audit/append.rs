@@ -144,7 +144,7 @@ pub fn last_checkpoint(conn: &Connection) -> Result<Option<(u64, u64)>, rusqlite
 /// Appends one hash-chained record in the caller's transaction (pass the transaction: it
 /// derefs to a connection) and logs its hash.
 pub fn append(conn: &Connection, entry: &Entry<'_>) -> Result<AuditRecord, rusqlite::Error> {
-    let rec = append_unlogged(conn, entry)?;
+    let rec = append_unlogged(conn, entry, None)?;
     log_appended(&rec, None);
     Ok(rec)
 }
@@ -158,29 +158,31 @@ pub fn append_steps<'a>(
 ) -> Result<Option<AuditRecord>, rusqlite::Error> {
     let mut first = None;
     let mut kinds = String::new();
-    let mut last = None;
+    let mut last: Option<AuditRecord> = None;
     for entry in entries {
-        let rec = append_unlogged(conn, &entry)?;
-        first.get_or_insert(rec.seq);
+        // The head after the previous step is known: no query for it.
+        let prev = last.as_ref().map(|r| (r.seq, r.hash.clone()));
+        let rec = append_unlogged(conn, &entry, prev)?;
+        first.get_or_insert((rec.seq, rec.actor.clone()));
         if !kinds.is_empty() {
             kinds.push(',');
         }
         kinds.push_str(rec.kind.as_str());
         last = Some(rec);
     }
-    if let (Some(rec), Some(first)) = (&last, first) {
-        log_appended(rec, Some((first, &kinds)));
+    if let (Some(rec), Some((seq, actor))) = (&last, first) {
+        log_appended(rec, Some((seq, &actor, &kinds)));
     }
     Ok(last)
 }
 
-/// The system-log line of an append (the outside copy of the head); `steps`: the first seq
-/// and the kinds when one line stands for several records.
-fn log_appended(rec: &AuditRecord, steps: Option<(u64, &str)>) {
+/// The system-log line of an append (the outside copy of the head); `steps`: the first seq,
+/// its actor (who asked) and the kinds when one line stands for several records.
+fn log_appended(rec: &AuditRecord, steps: Option<(u64, &str, &str)>) {
     match steps {
-        Some((first_seq, kinds)) if first_seq != rec.seq => {
+        Some((first_seq, actor, kinds)) if first_seq != rec.seq => {
             tracing::info!(target: "kubesigner::audit", seq = rec.seq, first_seq, kinds,
-                csr = %rec.csr_name, actor = %rec.actor,
+                csr = %rec.csr_name, actor,
                 request_id = rec.request_id.as_deref(), head = %rec.hash, "audit");
         }
         _ => {
@@ -191,9 +193,17 @@ fn log_appended(rec: &AuditRecord, steps: Option<(u64, &str)>) {
     }
 }
 
-/// Writes one hash-chained record after the current head.
-fn append_unlogged(conn: &Connection, entry: &Entry<'_>) -> Result<AuditRecord, rusqlite::Error> {
-    let (last_seq, prev_hash) = head(conn)?.unwrap_or((0, GENESIS.to_owned()));
+/// Writes one hash-chained record after the head: `prev` when the caller just wrote it (in
+/// this transaction), else read.
+fn append_unlogged(
+    conn: &Connection,
+    entry: &Entry<'_>,
+    prev: Option<(u64, String)>,
+) -> Result<AuditRecord, rusqlite::Error> {
+    let (last_seq, prev_hash) = match prev {
+        Some(p) => p,
+        None => head(conn)?.unwrap_or((0, GENESIS.to_owned())),
+    };
     let ctx = context::current();
     let mut rec = AuditRecord::new(
         last_seq.saturating_add(1),
