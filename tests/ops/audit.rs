@@ -130,3 +130,114 @@ fn audit_export_verifies_and_detects_tampering() {
     let del = db.execute("DELETE FROM audit_events WHERE seq = 1", []);
     assert!(del.unwrap_err().to_string().contains("append-only"));
 }
+
+/// A create approved and issued in one transaction is one log line for its three records: the
+/// outside copy of the head must be the hash of the last (`issue`), with the first record's
+/// sequence number and the asking node as the actor; no line of its own for the other two.
+#[test]
+fn a_create_signed_at_once_logs_one_line_with_the_head_after_its_last_record() {
+    let a = Appliance::start();
+    let (_, pem) = openssl_csr(
+        a.dir.path(),
+        "oneline",
+        "/O=system:nodes/CN=system:node:oneline-node",
+        None,
+    );
+    let manifest = csr_manifest(
+        "oneline",
+        &pem,
+        "kubernetes.io/kube-apiserver-client-kubelet",
+        &["digital signature", "client auth"],
+    );
+    let f = a.dir.path().join("oneline.yaml");
+    std::fs::write(&f, manifest).unwrap();
+    kubectl_ok(
+        &a.bootstrap_kubeconfig(),
+        &["create", "-f", f.to_str().unwrap()],
+    );
+
+    let out = Command::new(bin())
+        .args(["audit", "export", "--config"])
+        .arg(a.state().join("kubesigner.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let export = String::from_utf8(out.stdout).unwrap();
+    let records: Vec<serde_json::Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["csr_name"] == "oneline")
+        .collect();
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["create", "approve", "issue"], "{export}");
+    let (first, last) = (&records[0], &records[2]);
+    // The hash of a record is the next record's prev_hash; the last one's is the head now.
+    let lines: Vec<&str> = export.lines().collect();
+    let last_pos = lines
+        .iter()
+        .position(|l| serde_json::from_str::<serde_json::Value>(l).unwrap() == *last)
+        .unwrap();
+    assert_eq!(
+        last_pos,
+        lines.len() - 1,
+        "the issue record is not the newest:\n{export}"
+    );
+
+    // The log line may follow the answer by a moment (the writer logs after the commit).
+    let mut log = String::new();
+    let found = crate::support::tools::poll(std::time::Duration::from_secs(10), || {
+        log = a.log();
+        log.lines()
+            .any(|l| l.contains("first_seq=") && l.contains("oneline"))
+    });
+    assert!(found, "no one-line audit record for the create:\n{log}");
+    let mine: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("head=") && l.contains("oneline"))
+        .collect();
+    assert_eq!(
+        mine.len(),
+        1,
+        "one audit line per create, got:\n{}",
+        mine.join("\n")
+    );
+    let line = mine[0];
+    let field = |name: &str| -> String {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name}= in {line}"))
+            .trim_matches('"')
+            .to_owned()
+    };
+    assert_eq!(field("seq"), last["seq"].to_string(), "{line}");
+    assert_eq!(field("first_seq"), first["seq"].to_string(), "{line}");
+    assert_eq!(field("kinds"), "create,approve,issue", "{line}");
+    assert_eq!(field("actor"), first["actor"].as_str().unwrap(), "{line}");
+    assert!(field("actor").starts_with("system:bootstrap:"), "{line}");
+    // The logged head verifies the export (and a truncation of the issue record would not).
+    let p = a.dir.path().join("oneline.jsonl");
+    std::fs::write(&p, &export).unwrap();
+    let head = field("head");
+    assert_eq!(last["hash"].as_str(), Some(head.as_str()), "{line}");
+    let ok = verify(&p, Some(&head));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let truncated = lines[..lines.len() - 1].join("\n") + "\n";
+    assert_rejected(
+        &a,
+        "oneline-cut.jsonl",
+        &truncated,
+        Some(&head),
+        "truncated",
+    );
+}
