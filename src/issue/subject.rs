@@ -278,15 +278,18 @@ pub fn node_subject(subject: &Subject) -> Result<NodeName, SignerValidationFailu
             "CN and O only",
         ));
     }
-    let orgs: Vec<Option<&str>> = subject
-        .values(oids::ORGANIZATION)
-        .map(AttrValue::text)
-        .collect();
-    if orgs.as_slice() != [Some(NODES_GROUP)] {
+    let orgs: Vec<&AttrValue> = subject.values(oids::ORGANIZATION).collect();
+    if orgs.iter().map(|v| v.text()).ne([Some(NODES_GROUP)]) {
         return Err(SignerValidationFailure::new(
             Rule::SubjectOrganization,
-            format!("{orgs:?}"),
-            format!("[\"{NODES_GROUP}\"]"),
+            format!(
+                "organizations [{}]",
+                orgs.iter()
+                    .map(|v| v.describe())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            format!("exactly one O, {NODES_GROUP:?}"),
         ));
     }
     let cn = one_common_name(subject)?;

@@ -123,3 +123,26 @@ fn the_common_name_is_the_single_decoded_cn() {
     )]));
     assert_eq!(bad.common_name(), None);
 }
+
+/// The failure message names what was asked in the CSR's terms (value and string type), not
+/// Rust's `Option` debug form: it is shown to the operator by `kubectl describe csr`.
+#[test]
+fn a_wrong_organization_is_named_plainly_in_the_failure() {
+    let utf8 = |s: &str| value(Tag::Utf8String, s.as_bytes());
+    let e = node_subject(&node(utf8("system:masters"), utf8("system:node:n1"))).unwrap_err();
+    assert_eq!(e.rule, Rule::SubjectOrganization);
+    assert_eq!(
+        e.to_string(),
+        "rule subject_organization: requested organizations [\"system:masters\" (UTF8String)], \
+         allowed exactly one O, \"system:nodes\""
+    );
+    let odd = node(
+        value(Tag::OctetString, b"system:nodes"),
+        utf8("system:node:n1"),
+    );
+    let e = node_subject(&odd).unwrap_err();
+    assert!(
+        e.requested.contains("a value of type") && !e.requested.contains("None"),
+        "{e}"
+    );
+}
