@@ -23,6 +23,21 @@ fn verify(path: &std::path::Path, head: Option<&str>) -> Output {
     cmd.output().unwrap()
 }
 
+/// `kubesigner audit export` of the running appliance's store (JSON lines).
+fn export(a: &Appliance) -> String {
+    let out = Command::new(bin())
+        .args(["audit", "export", "--config"])
+        .arg(a.state().join("kubesigner.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn assert_rejected(a: &Appliance, name: &str, text: &str, head: Option<&str>, needle: &str) {
     let p = a.dir.path().join(name);
     std::fs::write(&p, text).unwrap();
@@ -54,17 +69,7 @@ fn audit_export_verifies_and_detects_tampering() {
         String::from_utf8_lossy(&disabled.stderr)
     );
 
-    let out = Command::new(bin())
-        .args(["audit", "export", "--config"])
-        .arg(a.state().join("kubesigner.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let export = String::from_utf8(out.stdout).unwrap();
+    let export = export(&a);
     let lines: Vec<&str> = export.lines().collect();
     assert!(lines.len() >= 5, "too few records:\n{export}");
     for kind in [
@@ -149,24 +154,14 @@ fn a_create_signed_at_once_logs_one_line_with_the_head_after_its_last_record() {
         "kubernetes.io/kube-apiserver-client-kubelet",
         &["digital signature", "client auth"],
     );
-    let f = a.dir.path().join("oneline.yaml");
-    std::fs::write(&f, manifest).unwrap();
-    kubectl_ok(
+    create_csr_as(
+        a.dir.path(),
         &a.bootstrap_kubeconfig(),
-        &["create", "-f", f.to_str().unwrap()],
+        "oneline",
+        &manifest,
     );
 
-    let out = Command::new(bin())
-        .args(["audit", "export", "--config"])
-        .arg(a.state().join("kubesigner.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let export = String::from_utf8(out.stdout).unwrap();
+    let export = export(&a);
     let records: Vec<serde_json::Value> = export
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -241,15 +241,17 @@ pub fn create_serving_csr(dir: &Path, admin: &Path, name: &str, node: &str) {
         &format!("/O=system:nodes/CN=system:node:{node}"),
         Some(&format!("DNS:{node}.example.com")),
     );
-    let manifest = csr_manifest(
-        name,
-        &pem,
-        "kubernetes.io/kubelet-serving",
-        &["digital signature", "server auth"],
-    );
+    let usages = ["digital signature", "server auth"];
+    let manifest = csr_manifest(name, &pem, "kubernetes.io/kubelet-serving", &usages);
+    create_csr_as(dir, admin, name, &manifest);
+}
+
+/// `kubectl create -f` of the manifest of CSR `name` (written to `dir`) as the user of
+/// `kubeconfig`.
+pub fn create_csr_as(dir: &Path, kubeconfig: &Path, name: &str, manifest: &str) {
     let f = dir.join(format!("{name}.yaml"));
     std::fs::write(&f, manifest).unwrap();
-    kubectl_ok(admin, &["create", "-f", f.to_str().unwrap()]);
+    kubectl_ok(kubeconfig, &["create", "-f", f.to_str().unwrap()]);
 }
 
 /// Checks a PEM certificate (leaf first) with `openssl verify` against `ca` and with pkilint at
