@@ -1,6 +1,8 @@
 //! Appending to the chain inside the caller's transaction (so a crash cannot split a change
 //! from its record), and reading the head. Used by `store::Store` and the bootstrap-token table.
 
+use std::borrow::Cow;
+
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -56,54 +58,37 @@ impl<'a> Entry<'a> {
     }
 }
 
-/// The added fields, kept as one JSON text in the `extra` column.
+/// The added fields, kept as one JSON text in the `extra` column: borrowed from the record when
+/// written ([`Added::of`]), owned when read back.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Added {
+struct Added<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    groups: Option<Vec<String>>,
+    groups: Option<Cow<'a, [String]>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    request_id: Option<String>,
+    request_id: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    subject: Option<String>,
+    subject: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    sans: Option<Vec<String>>,
+    sans: Option<Cow<'a, [String]>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    serial: Option<String>,
+    serial: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    outcome: Option<String>,
+    outcome: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    checkpoint: Option<Checkpoint>,
+    checkpoint: Option<Cow<'a, Checkpoint>>,
 }
 
-/// [`Added`] borrowed from a record, for writing the column without copying the fields.
-#[derive(Serialize)]
-struct AddedRef<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    groups: Option<&'a Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<&'a String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    subject: Option<&'a String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sans: Option<&'a Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    serial: Option<&'a String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    outcome: Option<&'a String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    checkpoint: Option<&'a Checkpoint>,
-}
-
-impl<'a> AddedRef<'a> {
+impl<'a> Added<'a> {
+    /// The record's added fields, borrowed (no copy for writing the column).
     fn of(r: &'a AuditRecord) -> Self {
-        AddedRef {
-            groups: r.groups.as_ref(),
-            request_id: r.request_id.as_ref(),
-            subject: r.subject.as_ref(),
-            sans: r.sans.as_ref(),
-            serial: r.serial.as_ref(),
-            outcome: r.outcome.as_ref(),
-            checkpoint: r.checkpoint.as_ref(),
+        Added {
+            groups: r.groups.as_deref().map(Cow::Borrowed),
+            request_id: r.request_id.as_deref().map(Cow::Borrowed),
+            subject: r.subject.as_deref().map(Cow::Borrowed),
+            sans: r.sans.as_deref().map(Cow::Borrowed),
+            serial: r.serial.as_deref().map(Cow::Borrowed),
+            outcome: r.outcome.as_deref().map(Cow::Borrowed),
+            checkpoint: r.checkpoint.as_ref().map(Cow::Borrowed),
         }
     }
 }
@@ -229,7 +214,7 @@ fn append_unlogged(
     rec.certificate_sha256.clone_from(&entry.certificate_sha256);
     rec.hash = record_hash(&rec);
     let extra = if rec.has_added_fields() {
-        serde_json::to_string(&AddedRef::of(&rec)).unwrap_or_default()
+        serde_json::to_string(&Added::of(&rec)).unwrap_or_default()
     } else {
         String::new()
     };
@@ -292,13 +277,13 @@ pub fn all(conn: &Connection) -> Result<Vec<AuditRecord>, rusqlite::Error> {
         if !extra.is_empty() {
             // An unreadable column leaves the fields empty: the hash then shows the damage.
             let a: Added = serde_json::from_str(&extra).unwrap_or_default();
-            rec.groups = a.groups;
-            rec.request_id = a.request_id;
-            rec.subject = a.subject;
-            rec.sans = a.sans;
-            rec.serial = a.serial;
-            rec.outcome = a.outcome;
-            rec.checkpoint = a.checkpoint;
+            rec.groups = a.groups.map(Cow::into_owned);
+            rec.request_id = a.request_id.map(Cow::into_owned);
+            rec.subject = a.subject.map(Cow::into_owned);
+            rec.sans = a.sans.map(Cow::into_owned);
+            rec.serial = a.serial.map(Cow::into_owned);
+            rec.outcome = a.outcome.map(Cow::into_owned);
+            rec.checkpoint = a.checkpoint.map(Cow::into_owned);
         }
         Ok(rec)
     })?;

@@ -147,24 +147,16 @@ pub fn record_hash(r: &AuditRecord) -> String {
 fn hashed_text(r: &AuditRecord) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.push(b'[');
-    let mut first = true;
-    let mut put = |out: &mut Vec<u8>, v: &dyn erased::Json| {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        v.write(out);
-    };
-    put(&mut out, &r.seq);
-    put(&mut out, &r.at_unix);
-    put(&mut out, &r.kind);
-    put(&mut out, &r.csr_name.as_str());
-    put(&mut out, &r.actor.as_str());
-    put(&mut out, &r.resource_version);
-    put(&mut out, &r.prev_hash.as_str());
+    element(&mut out, &r.seq);
+    element(&mut out, &r.at_unix);
+    element(&mut out, &r.kind);
+    element(&mut out, &r.csr_name);
+    element(&mut out, &r.actor);
+    element(&mut out, &r.resource_version);
+    element(&mut out, &r.prev_hash);
     if r.certificate_serial.is_some() || r.certificate_sha256.is_some() {
-        put(&mut out, &r.certificate_serial);
-        put(&mut out, &r.certificate_sha256);
+        element(&mut out, &r.certificate_serial);
+        element(&mut out, &r.certificate_sha256);
     }
     if r.has_added_fields() {
         let checkpoint = r
@@ -180,24 +172,19 @@ fn hashed_text(r: &AuditRecord) -> Vec<u8> {
             &r.outcome,
             checkpoint,
         );
-        put(&mut out, &added);
+        element(&mut out, &added);
     }
     out.push(b']');
     out
 }
 
-/// One JSON element, written compactly into a buffer.
-mod erased {
-    pub(super) trait Json {
-        fn write(&self, out: &mut Vec<u8>);
+/// Appends one element of the array [`hashed_text`] writes (after `[`), compactly.
+fn element<T: Serialize>(out: &mut Vec<u8>, v: &T) {
+    if out.len() > 1 {
+        out.push(b',');
     }
-
-    impl<T: serde::Serialize> Json for T {
-        fn write(&self, out: &mut Vec<u8>) {
-            // Writing into a Vec cannot fail, and these types always serialize.
-            let _ = serde_json::to_writer(&mut *out, self);
-        }
-    }
+    // Writing into a Vec cannot fail, and these types always serialize.
+    let _ = serde_json::to_writer(&mut *out, v);
 }
 
 #[cfg(test)]

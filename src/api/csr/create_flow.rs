@@ -35,7 +35,9 @@ use crate::conditions::{ConditionType, SIGNER_VALIDATION_FAILURE};
 use crate::conditions::{add_condition, condition};
 use crate::core::{Decision, Inspection, Outcome, SignFailure, index_of, node_facts};
 use crate::issue::{CsrRequest, SpecFields};
-use crate::store::{Creation, CsrIndex, FirstAddress, IssuedRecord, PendingCreate, Stored};
+use crate::store::{
+    Creation, CsrIndex, FirstAddress, IssuedRecord, NodeState, PendingCreate, Stored,
+};
 
 /// What the blocking step did.
 enum Done {
@@ -279,13 +281,17 @@ impl Api {
         handoff: oneshot::Sender<Handoff>,
         claimed: &AtomicBool,
     ) -> Result<Done, ApiError> {
-        // One read snapshot of the node for the limits and the decision (not in external mode,
-        // where the appliance decides nothing).
-        let view = match (&index.node_name, self.inner.external) {
-            (Some(n), false) => Some(self.inner.store.node_view(n, super::now_unix())?),
-            _ => None,
+        // One read snapshot of the node for the limits and the decision (in external mode,
+        // where the appliance decides nothing, the pending count alone).
+        let store = &self.inner.store;
+        let view = match &index.node_name {
+            Some(n) if self.inner.external => {
+                Some((store.pending_for_node(n)?, NodeState::default()))
+            }
+            Some(n) => Some(store.node_view(n, super::now_unix())?),
+            None => None,
         };
-        let pending = view.as_ref().map(|(p, _)| *p);
+        let pending = view.as_ref().map_or(0, |(p, _)| *p);
         self.check_create_limits(caller, index.node_name.as_deref(), pending)?;
         let requested = request.describe();
         let core = &self.inner.core;
@@ -300,7 +306,6 @@ impl Api {
                 requested,
             );
         }
-        let store = &self.inner.store;
         let node = view.map(|(_, state)| state).unwrap_or_default();
         let facts = node_facts(
             &node,
