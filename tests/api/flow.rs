@@ -375,20 +375,19 @@ async fn watch_sees_approval_replays_and_expires() {
     );
     // The stream ends after timeoutSeconds.
     assert!(next_event(&mut replay, &mut b2).await.is_none());
-    // After a restart the window is empty: an old RV is 410 Expired.
+    // After a restart the window is empty: a watch from an old RV opens and ends with one
+    // ERROR event, 410 Expired (as kube-apiserver; clients list again).
     drop(h);
     let h2 = harness(dir.path());
-    let req = http::Request::get(format!("{CSRS}?watch=true&resourceVersion=1"))
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    let resp = h2
-        .api
-        .handle_as(
-            req,
-            kubesigner::api::hooks::AuthnResult::Authenticated(admin()),
-        )
-        .await;
-    assert_eq!(resp.status(), StatusCode::GONE);
+    let (code, mut gone) = open_watch(&h2, &admin(), "resourceVersion=1").await;
+    assert_eq!(code, StatusCode::OK);
+    let mut b4 = String::new();
+    let ev = next_event(&mut gone, &mut b4).await.unwrap();
+    assert_eq!(ev["type"], "ERROR", "{ev}");
+    assert_eq!(ev["object"]["kind"], "Status", "{ev}");
+    assert_eq!(ev["object"]["code"], 410, "{ev}");
+    assert_eq!(ev["object"]["reason"], "Expired", "{ev}");
+    assert!(next_event(&mut gone, &mut b4).await.is_none());
     // A node's watch does not show other nodes' CSRs.
     create(&h2.api, &kubelet_bootstrap(), &node_csr("other", "n2")).await;
     create(&h2.api, &node("n3"), &node_csr("mine", "n3")).await;

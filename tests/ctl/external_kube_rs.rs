@@ -464,3 +464,58 @@ async fn ctl_external_leases_conflict_and_keep_microtime() {
         "{table}"
     );
 }
+
+/// A watch from a resourceVersion the server no longer has (here: from before a restart, which
+/// empties the event window) reaches kube-rs as kube-apiserver sends it: the stream opens and
+/// its one event is an ERROR with a 410 Expired Status, on which kube-rs's `watcher` lists
+/// again. An HTTP 410 answer instead made the watcher retry the same version forever (seen as
+/// a controller stuck on "too old resource version" in a loaded active-active storm).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_a_watch_from_an_expired_version_ends_with_an_error_event_410() {
+    use futures_util::TryStreamExt;
+    use kube::api::WatchParams;
+    use kube::core::WatchEvent;
+    use kube::runtime::watcher;
+
+    let mut a = Appliance::start();
+    tokio::task::block_in_place(|| {
+        bootstrap_csr(&a, "exp-1", "exp-node-1");
+        bootstrap_csr(&a, "exp-2", "exp-node-2");
+        a.restart();
+    });
+    let csrs: Api<CertificateSigningRequest> = Api::all(kube_client(&a.admin_kubeconfig()).await);
+    let stream = csrs
+        .watch(&WatchParams::default().timeout(5), "1")
+        .await
+        .expect("the watch opens");
+    futures_util::pin_mut!(stream);
+    match stream.try_next().await.unwrap() {
+        Some(WatchEvent::Error(status)) => {
+            assert_eq!(status.code, 410, "{status:?}");
+            assert_eq!(status.reason, "Expired", "{status:?}");
+        }
+        other => panic!("expected an ERROR event, got {other:?}"),
+    }
+    assert!(
+        stream.try_next().await.unwrap().is_none(),
+        "the stream ends"
+    );
+
+    // The watcher as the controller runs it: a list, then the two CSRs, then changes.
+    let events = watcher(csrs, watcher::Config::default());
+    futures_util::pin_mut!(events);
+    let mut names = Vec::new();
+    while let Some(ev) = tokio::time::timeout(Duration::from_secs(10), events.try_next())
+        .await
+        .expect("an event within 10 s")
+        .unwrap()
+    {
+        match ev {
+            watcher::Event::InitApply(o) => names.push(o.metadata.name.unwrap()),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    names.sort();
+    assert_eq!(names, ["exp-1", "exp-2"]);
+}

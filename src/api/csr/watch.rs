@@ -1,5 +1,5 @@
 //! Watch: newline-delimited JSON events (reference §6.5), from a resourceVersion (replayed from
-//! the store's event window, or 410 Expired when too old) or from now (current objects as
+//! the store's event window, or one ERROR event 410 Expired when too old, as kube-apiserver) or from now (current objects as
 //! ADDED), bookmarks when asked, closed after a bounded timeout. The watch-list form that
 //! client-go ≥ 1.35 uses by default (`sendInitialEvents=true&resourceVersionMatch=NotOlderThan`,
 //! reference §4.3) sends the current objects as ADDED, then a BOOKMARK annotated
@@ -174,7 +174,7 @@ async fn run(
                     w.change(&e)
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    let _ = tx.send(line(&json!({"type": "ERROR", "object": ApiError::Expired.status_json()}))).await;
+                    let _ = tx.send(expired_event()).await;
                     return;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -253,7 +253,18 @@ impl Api {
         let store = self.inner.store.clone();
         let (initial, live, last_rv) = match from {
             Some(rv) => {
-                let sub = blocking(move || store.watch_from(rv)).await??;
+                let sub = match blocking(move || store.watch_from(rv)).await? {
+                    Ok(sub) => sub,
+                    // As kube-apiserver: a watch from a version out of the window opens and
+                    // ends with one ERROR event (410 Expired), not an error answer; clients
+                    // (client-go's reflector, kube-rs's watcher) then list again.
+                    Err(crate::store::StoreError::Expired { .. }) => {
+                        let (tx, rx) = mpsc::channel::<Bytes>(1);
+                        let _ = tx.try_send(expired_event());
+                        return Ok(watch_response(WatchBody(rx)));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let initial: Vec<Bytes> = sub.replay.iter().filter_map(|e| w.change(e)).collect();
                 let last = sub.replay.last().map_or(rv, |e| e.resource_version);
                 (initial, sub.live, last)
@@ -269,14 +280,23 @@ impl Api {
             }
         };
         let (tx, rx) = mpsc::channel::<Bytes>(WATCH_BUFFER);
-        let body = WatchBody(rx);
         tokio::spawn(run(w, initial, live, last_rv, timeout, tx));
-        let mut resp = Response::new(body.boxed());
-        *resp.status_mut() = StatusCode::OK;
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("application/json"),
-        );
-        Ok(resp)
+        Ok(watch_response(WatchBody(rx)))
     }
+}
+
+/// The 200 answer that carries a watch stream.
+fn watch_response(body: WatchBody) -> Response<ResponseBody> {
+    let mut resp = Response::new(body.boxed());
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// The ERROR event that ends a watch whose resourceVersion is out of the window (410 Expired).
+fn expired_event() -> Bytes {
+    line(&json!({"type": "ERROR", "object": ApiError::Expired.status_json()}))
 }
