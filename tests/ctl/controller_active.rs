@@ -250,17 +250,59 @@ fn local_counts(r: &Replica, names: &HashSet<String>) -> (usize, usize, usize) {
     c
 }
 
-/// [`local_counts`] once every signature a live replica has spent has its outcome: a signature
-/// still in flight when the storm's last certificate lands (one the replica made for a CSR
-/// another replica wrote first) is recorded written or discarded a moment later. Gives the
-/// last counts after `timeout`, so a signature that never gets an outcome still fails.
-fn settled_counts(r: &Replica, names: &HashSet<String>) -> (usize, usize, usize) {
-    let mut last = local_counts(r, names);
-    crate::support::tools::poll(Duration::from_secs(30), || {
-        last = local_counts(r, names);
-        last.0 == last.1 + last.2
+/// The controller's bound on signatures in flight (`controller::reconcile::MAX_IN_FLIGHT`).
+const MAX_IN_FLIGHT: usize = 16;
+
+/// How many of a live replica's signatures may have no outcome: the in-flight bound for each
+/// time it left the signing group (its tasks are aborted there, as at a kill; seen when a
+/// starved replica misses a renewal) and one for each CSR whose handling failed on the wire
+/// (unknown whether the write landed). 0 when neither happened.
+fn allowed_open(r: &Replica) -> usize {
+    let log = r.log();
+    MAX_IN_FLIGHT * log.matches("left the signing group").count()
+        + log.matches("csr not handled; retrying").count()
+}
+
+/// A live replica's (spent, written, discarded) and [`allowed_open`], read once its signatures
+/// in flight have their outcome: one still in flight when the storm's last certificate lands
+/// (made for a CSR another replica wrote first) is recorded a moment later. Gives the last
+/// counts after 30 s, so a signature that never gets an outcome still fails the check, and
+/// prints what the replica warned about then.
+fn settled_counts(r: &Replica, names: &HashSet<String>) -> ((usize, usize, usize), usize) {
+    let settled =
+        |c: (usize, usize, usize), allowed: usize| c.0 >= c.1 + c.2 && c.0 - c.1 - c.2 <= allowed;
+    let mut last = (local_counts(r, names), allowed_open(r));
+    let ok = crate::support::tools::poll(Duration::from_secs(30), || {
+        last = (local_counts(r, names), allowed_open(r));
+        settled(last.0, last.1)
     });
+    if !ok {
+        let log = r.log();
+        let said: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect();
+        eprintln!(
+            "{}: not settled; its warnings and errors (last 40 of {}):\n{}",
+            r.identity,
+            said.len(),
+            said[said.len().saturating_sub(40)..].join("\n")
+        );
+    }
     last
+}
+
+/// Every signature of a live replica is written or discarded, but for [`allowed_open`].
+fn assert_accounted(
+    r: &Replica,
+    (spent, written, discarded): (usize, usize, usize),
+    allowed: usize,
+) {
+    assert!(
+        spent >= written + discarded && spent - written - discarded <= allowed,
+        "{}: spent {spent}, written {written}, discarded {discarded}; {allowed} may be open",
+        r.identity
+    );
 }
 
 /// The cluster's `certificate_written` records per CSR name.
@@ -314,24 +356,26 @@ async fn storm_of_3000_is_signed_once_each_by_three_replicas_body() {
         for n in &names {
             assert_eq!(in_cluster.get(n), Some(&1), "{n}");
         }
-        let mut total_written = 0;
+        let (mut total_written, mut total_open) = (0, 0);
         for r in &rs {
-            let (spent, written, discarded) = settled_counts(r, &set);
+            let (counts, allowed) = settled_counts(r, &set);
+            let (spent, written, discarded) = counts;
             let claims = r.metric("kubesigner_controller_claims_total{result=\"won\"}");
             eprintln!(
                 "{}: spent {spent}, written {written}, discarded {discarded}, claims won {claims:?}",
                 r.identity
             );
-            assert_eq!(
-                spent,
-                written + discarded,
-                "{}: every signature accounted",
-                r.identity
-            );
+            assert_accounted(r, counts, allowed);
             assert!(written > STORM / 10, "{} shared the work", r.identity);
             total_written += written;
+            total_open += allowed;
         }
-        assert_eq!(total_written, STORM);
+        // Every certificate is recorded by the replica that wrote it, but for writes whose
+        // outcome was lost (counted in `allowed_open`; 0 in an undisturbed run).
+        assert!(
+            total_written <= STORM && STORM - total_written <= total_open,
+            "{total_written} written records for {STORM} certificates, {total_open} may be open"
+        );
     });
 }
 
@@ -420,30 +464,33 @@ async fn replica_killed_mid_storm_its_csrs_move_and_none_is_signed_twice_body() 
             let (s, w, d) = if r.identity == "replica-b" {
                 local_counts(r, &set)
             } else {
-                settled_counts(r, &set)
+                let (counts, allowed) = settled_counts(r, &set);
+                assert_accounted(r, counts, allowed);
+                counts
             };
             eprintln!("{}: spent {s}, written {w}, discarded {d}", r.identity);
-            if r.identity != "replica-b" {
-                assert_eq!(s, w + d, "{}", r.identity);
-            } else {
+            if r.identity == "replica-b" {
                 // Killed: signatures in flight at the kill end with no outcome (at most the
                 // in-flight bound), never as a second certificate.
-                assert!(s >= w + d && s - w - d <= 16, "replica-b: {s} {w} {d}");
+                assert!(
+                    s >= w + d && s - w - d <= MAX_IN_FLIGHT,
+                    "replica-b: {s} {w} {d}"
+                );
             }
             written += w;
             discarded += d;
-            if r.identity == "replica-b" {
-                unrecorded = s - w - d;
-            }
+            unrecorded += s - w - d;
         }
         eprintln!(
-            "signatures discarded in the fail-over: {discarded}; replica-b's signatures with no \
-             local outcome (killed in flight; each either written once or never): {unrecorded}"
+            "signatures discarded in the fail-over: {discarded}; signatures with no local \
+             outcome (replica-b's killed in flight, a live replica's lost as allowed_open says; \
+             each either written once or never): {unrecorded}"
         );
-        // A write that landed just before the kill may lack its local `status_written`.
+        // A write that landed just before the kill (or a leave) may lack its local
+        // `status_written`.
         assert!(
             written <= STORM && written + unrecorded >= STORM,
-            "{written}"
+            "{written} written records, {unrecorded} without an outcome, {STORM} certificates"
         );
     });
 }
